@@ -1,0 +1,39 @@
+# Two commands do all the set-up on a fresh machine (Python 3.11, pip, the PyPI registry):
+#   make demo   - virtual environment, install, build the demo twin, print its summary
+#   make test   - the same set-up, then the whole test suite
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+TWIN_DIR ?= twins/cevennes
+STAMP   = $(VENV)/.installed
+
+.PHONY: setup demo test lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e ".[web,test,dev]"
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+demo: setup
+	$(BIN)/twin build data/cevennes/basin.yml -o $(TWIN_DIR) --overwrite
+	$(BIN)/twin info $(TWIN_DIR) --summary
+
+test: setup
+	$(BIN)/ruff check twin web tests benchmarks
+	$(BIN)/python -m pytest -q
+
+lint: setup
+	$(BIN)/ruff check twin web tests benchmarks
+	$(BIN)/mypy
+
+bench: setup
+	$(BIN)/pip install --quiet ".[bench]"
+	$(BIN)/python benchmarks/build.py
+
+clean:
+	rm -rf $(VENV) twins .pytest_cache

@@ -1,0 +1,51 @@
+"""``twin``: the command line over the library (a thin click group).
+
+Each command lives in its own small module and imports what it needs inside the
+command. Data (JSON, GeoJSON) goes to stdout, logs and progress to stderr. A
+:class:`twin.TwinError` becomes one line on stderr and exit status 1.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import click
+
+from ..errors import TwinError
+
+
+class TwinGroup(click.Group):
+    """A click group that turns a TwinError into one line and exit status 1."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except TwinError as err:
+            click.echo(f"twin: error: {err}", err=True)
+            ctx.exit(1)
+
+
+@click.group(cls=TwinGroup)
+@click.option("-v", "--verbose", count=True, help="More log output on stderr (-v info, -vv debug).")
+@click.version_option(package_name="basin-twin")
+def cli(verbose: int) -> None:
+    """basin twin: a GIS digital twin of a river basin."""
+    logging.basicConfig(level=logging.WARNING - 10 * min(verbose, 2), stream=sys.stderr,
+                        format="%(levelname)s %(name)s: %(message)s")
+
+
+def _register() -> None:
+    from . import build, info, navigate
+
+    cli.add_command(build.build)
+    cli.add_command(info.info)
+    cli.add_command(navigate.catchment)
+    cli.add_command(navigate.downstream)
+
+
+_register()
+
+
+def main() -> None:
+    cli(prog_name="twin")

@@ -1,0 +1,53 @@
+"""``twin catchment`` and ``twin downstream``: GeoJSON (WGS 84) on stdout."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+lon_opt = click.option("--lon", type=float, required=True, help="Longitude (WGS 84) of the point.")
+lat_opt = click.option("--lat", type=float, required=True, help="Latitude (WGS 84) of the point.")
+
+
+def _features(gdf, kind: str) -> list[dict]:
+    if gdf.empty:
+        return []
+    fc = json.loads(gdf.to_crs("EPSG:4326").to_json(na="null", drop_id=True))
+    for f in fc["features"]:
+        f["properties"] = {"kind": kind, **f["properties"]}
+    return fc["features"]
+
+
+@click.command()
+@click.argument("twin_dir", type=click.Path(file_okay=False))
+@lon_opt
+@lat_opt
+@click.option("--no-snap", is_flag=True, help="Use the point's own cell instead of snapping it to its river.")
+def catchment(twin_dir: str, lon: float, lat: float, no_snap: bool) -> None:
+    """The catchment of a point, as a GeoJSON Feature."""
+    from ..basin import BasinTwin
+
+    basin = BasinTwin.open(twin_dir)
+    gdf = basin.catchment(lon, lat, snap=not no_snap)
+    click.echo(json.dumps(_features(gdf, "catchment")[0], ensure_ascii=False))
+
+
+@click.command()
+@click.argument("twin_dir", type=click.Path(file_okay=False))
+@lon_opt
+@lat_opt
+@click.option("--max-km", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Stop after this many km along the river.")
+def downstream(twin_dir: str, lon: float, lat: float, max_km: float | None) -> None:
+    """The downstream path of a point: reach pieces, cross-boundary sections and sites, as GeoJSON."""
+    from ..basin import BasinTwin
+
+    basin = BasinTwin.open(twin_dir)
+    path, sections, sites = basin.downstream(lon, lat, max_km=max_km)
+    features = _features(path, "reach") + _features(sections, "section") + _features(sites, "site")
+    length = float(path["to_km"].max()) if len(path) else 0.0
+    out = {"type": "FeatureCollection", "features": features,
+           "properties": {"start": [lon, lat], "length_km": round(length, 3),
+                          "sections": len(sections), "sites": len(sites)}}
+    click.echo(json.dumps(out, ensure_ascii=False))

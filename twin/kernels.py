@@ -1,0 +1,490 @@
+"""Drainage kernels: plain numba functions on flat numpy arrays.
+
+The heart of the twin's speed. One priority-flood pass (Barnes, Lehman & Mulla
+2014, "Priority-Flood", Computers & Geosciences 62, with the plain queue for
+depression and flat cells) fills depressions *and* yields an ordering of the
+cells in which every cell comes after the cell it drains to. Every later step
+(D8 by steepest descent, upstream area, Strahler order, reach ids, sub-basins,
+catchments) is then one linear sweep of that order, with no sorting and no
+recursion.
+
+Why the order is topological: cells leave the queue in non-decreasing filled
+elevation, so a neighbour with a strictly lower filled elevation left earlier;
+a cell with no lower neighbour drains to the neighbour that flooded it, which
+also left earlier.
+
+D8 codes are ESRI's, as pyflwdir uses them (1 E, 2 SE, 4 S, 8 SW, 16 W, 32 NW,
+64 N, 128 NE); 0 marks an outlet and 247 a nodata cell, so a twin's D8 raster
+can be handed to ``pyflwdir.from_array(d8, ftype="d8")``.
+"""
+
+from __future__ import annotations
+
+import numba as nb
+import numpy as np
+
+D8_OUTLET = np.uint8(0)
+D8_NODATA = np.uint8(247)
+# neighbour k: row offset, column offset, and the D8 code of the move *to* it
+DROW = np.array([0, 1, 1, 1, 0, -1, -1, -1], dtype=np.int64)
+DCOL = np.array([1, 1, 0, -1, -1, -1, 0, 1], dtype=np.int64)
+CODES = np.array([1, 2, 4, 8, 16, 32, 64, 128], dtype=np.uint8)
+DIST = np.array([1.0, 2**0.5, 1.0, 2**0.5, 1.0, 2**0.5, 1.0, 2**0.5])
+
+
+@nb.njit(cache=True)
+def _code_to_k() -> np.ndarray:
+    lut = np.full(256, -1, dtype=np.int8)
+    for k in range(8):
+        lut[CODES[k]] = k
+    return lut
+
+
+@nb.njit(cache=True)
+def _heap_push(keys, vals, size, key, val):
+    if size == keys.shape[0]:
+        nk = np.empty(keys.shape[0] * 2, dtype=keys.dtype)
+        nv = np.empty(vals.shape[0] * 2, dtype=vals.dtype)
+        nk[:size] = keys[:size]
+        nv[:size] = vals[:size]
+        keys, vals = nk, nv
+    i = size
+    while i > 0:
+        parent = (i - 1) >> 1
+        if keys[parent] <= key:
+            break
+        keys[i] = keys[parent]
+        vals[i] = vals[parent]
+        i = parent
+    keys[i] = key
+    vals[i] = val
+    return keys, vals, size + 1
+
+
+@nb.njit(cache=True)
+def _heap_pop(keys, vals, size):
+    top = vals[0]
+    size -= 1
+    key = keys[size]
+    val = vals[size]
+    i = 0
+    while True:
+        child = 2 * i + 1
+        if child >= size:
+            break
+        if child + 1 < size and keys[child + 1] < keys[child]:
+            child += 1
+        if keys[child] >= key:
+            break
+        keys[i] = keys[child]
+        vals[i] = vals[child]
+        i = child
+    if size > 0:
+        keys[i] = key
+        vals[i] = val
+    return top, size
+
+
+@nb.njit(cache=True)
+def flood(dem: np.ndarray, filled: np.ndarray, d8: np.ndarray, order: np.ndarray) -> int:
+    """Fill depressions, route every cell, and order cells downstream-first.
+
+    Parameters
+    ----------
+    dem:
+        2-D float32 elevation, NaN for nodata.
+    filled, d8, order:
+        Outputs: filled elevation (2-D float32), D8 codes (2-D uint8) and the flat
+        indices of valid cells in processing order (1-D int32, length ≥ valid cells).
+
+    Returns
+    -------
+    int
+        Number of valid cells written to ``order``.
+
+    Cells on the grid edge or next to nodata are outlets when no neighbour lies lower.
+    """
+    nrow, ncol = dem.shape
+    n = nrow * ncol
+    demf = dem.ravel()
+    fil = filled.ravel()
+    dd = d8.ravel()
+    visited = np.zeros(n, dtype=np.uint8)
+    cap = max(1024, 4 * (nrow + ncol))
+    keys = np.empty(cap, dtype=np.float32)
+    vals = np.empty(cap, dtype=np.int32)
+    hsize = 0
+    pit = np.empty(max(1024, n // 8), dtype=np.int32)
+    phead = 0
+    ptail = 0
+    # seeds: valid cells on the edge or beside nodata
+    for r in range(nrow):
+        for c in range(ncol):
+            i = r * ncol + c
+            z = demf[i]
+            if np.isnan(z):
+                dd[i] = D8_NODATA
+                fil[i] = np.nan
+                visited[i] = 1
+                continue
+            edge = r == 0 or c == 0 or r == nrow - 1 or c == ncol - 1
+            if not edge:
+                for k in range(8):
+                    if np.isnan(demf[(r + DROW[k]) * ncol + c + DCOL[k]]):
+                        edge = True
+                        break
+            if edge:
+                visited[i] = 1
+                fil[i] = z
+                dd[i] = D8_OUTLET
+                keys, vals, hsize = _heap_push(keys, vals, hsize, z, i)
+    count = 0
+    while hsize > 0 or phead != ptail:
+        if phead != ptail:
+            i = pit[phead]
+            phead += 1
+            if phead == pit.shape[0]:
+                phead = 0
+        else:
+            i, hsize = _heap_pop(keys, vals, hsize)
+        order[count] = i
+        count += 1
+        z = fil[i]
+        r = i // ncol
+        c = i - r * ncol
+        for k in range(8):
+            rr = r + DROW[k]
+            cc = c + DCOL[k]
+            if rr < 0 or cc < 0 or rr >= nrow or cc >= ncol:
+                continue
+            j = rr * ncol + cc
+            if visited[j]:
+                continue
+            visited[j] = 1
+            dd[j] = CODES[(k + 4) % 8]  # provisional: towards the cell that flooded it
+            zj = demf[j]
+            if zj <= z:
+                fil[j] = z
+                # ring buffer, grown when full
+                nxt = ptail + 1
+                if nxt == pit.shape[0]:
+                    nxt = 0
+                if nxt == phead:
+                    m = pit.shape[0]
+                    grown = np.empty(m * 2, dtype=np.int32)
+                    t = 0
+                    h = phead
+                    while h != ptail:
+                        grown[t] = pit[h]
+                        t += 1
+                        h += 1
+                        if h == m:
+                            h = 0
+                    pit = grown
+                    phead = 0
+                    ptail = t
+                    nxt = t + 1
+                pit[ptail] = j
+                ptail = nxt
+            else:
+                fil[j] = zj
+                keys, vals, hsize = _heap_push(keys, vals, hsize, zj, j)
+    # steepest descent where a strictly lower neighbour exists
+    for r in range(nrow):
+        for c in range(ncol):
+            i = r * ncol + c
+            z = fil[i]
+            if np.isnan(z):
+                continue
+            best = 0.0
+            bestk = -1
+            for k in range(8):
+                rr = r + DROW[k]
+                cc = c + DCOL[k]
+                if rr < 0 or cc < 0 or rr >= nrow or cc >= ncol:
+                    continue
+                zj = fil[rr * ncol + cc]
+                if zj < z:  # NaN compares false
+                    s = (z - zj) / DIST[k]
+                    if s > best:
+                        best = s
+                        bestk = k
+            if bestk >= 0:
+                dd[i] = CODES[bestk]
+    return count
+
+
+@nb.njit(cache=True)
+def downstream_index(d8: np.ndarray, ncol: int) -> np.ndarray:
+    """Flat index of each cell's downstream cell (-1 for outlets and nodata)."""
+    lut = _code_to_k()
+    n = d8.size
+    out = np.empty(n, dtype=np.int32)
+    for i in range(n):
+        k = lut[d8[i]]
+        if k < 0:
+            out[i] = -1
+        else:
+            out[i] = i + DROW[k] * ncol + DCOL[k]
+    return out
+
+
+@nb.njit(cache=True)
+def _down(i, d8, lut, ncol):
+    k = lut[d8[i]]
+    if k < 0:
+        return -1
+    return i + DROW[k] * ncol + DCOL[k]
+
+
+@nb.njit(cache=True)
+def accumulate(d8: np.ndarray, order: np.ndarray, ncol: int) -> np.ndarray:
+    """Upstream cell count (the cell itself included), int32; 0 on nodata."""
+    lut = _code_to_k()
+    acc = np.zeros(d8.size, dtype=np.int32)
+    for t in range(order.shape[0]):
+        acc[order[t]] = 1
+    for t in range(order.shape[0] - 1, -1, -1):
+        i = order[t]
+        j = _down(i, d8, lut, ncol)
+        if j >= 0:
+            acc[j] += acc[i]
+    return acc
+
+
+@nb.njit(cache=True)
+def streams(d8: np.ndarray, order: np.ndarray, acc: np.ndarray, threshold: int, ncol: int):
+    """Strahler order and reach ids of river cells (acc ≥ threshold).
+
+    A reach runs from a head or a confluence down to the next confluence or
+    outlet. Returns ``(strahler uint8, reach int32)``; reach ids start at 1,
+    numbered upstream-first, and both are 0 off the rivers.
+    """
+    lut = _code_to_k()
+    n = d8.size
+    strahler = np.zeros(n, dtype=np.uint8)
+    reach = np.zeros(n, dtype=np.int32)
+    max_in = np.zeros(n, dtype=np.uint8)
+    cnt_max = np.zeros(n, dtype=np.uint8)
+    n_in = np.zeros(n, dtype=np.uint8)
+    last_in = np.zeros(n, dtype=np.int32)
+    nreach = 0
+    for t in range(order.shape[0] - 1, -1, -1):
+        i = order[t]
+        if acc[i] < threshold:
+            continue
+        m = max_in[i]
+        if m == 0:
+            o = 1
+        elif cnt_max[i] >= 2:
+            o = m + 1
+        else:
+            o = m
+        strahler[i] = o
+        if n_in[i] == 1:
+            reach[i] = last_in[i]
+        else:
+            nreach += 1
+            reach[i] = nreach
+        j = _down(i, d8, lut, ncol)
+        if j >= 0:
+            if o > max_in[j]:
+                max_in[j] = o
+                cnt_max[j] = 1
+            elif o == max_in[j] and cnt_max[j] < 255:
+                cnt_max[j] += 1
+            if n_in[j] < 255:
+                n_in[j] += 1
+            last_in[j] = reach[i]
+    return strahler, reach
+
+
+@nb.njit(cache=True)
+def label_subbasins(d8: np.ndarray, order: np.ndarray, reach: np.ndarray, ncol: int) -> np.ndarray:
+    """Each cell's sub-basin: the reach it first drains into (0 where it reaches no river)."""
+    lut = _code_to_k()
+    sub = np.zeros(d8.size, dtype=np.int32)
+    for t in range(order.shape[0]):
+        i = order[t]
+        if reach[i] > 0:
+            sub[i] = reach[i]
+        else:
+            j = _down(i, d8, lut, ncol)
+            if j >= 0:
+                sub[i] = sub[j]
+    return sub
+
+
+@nb.njit(cache=True)
+def catchment_mask(d8: np.ndarray, order: np.ndarray, targets: np.ndarray, ncol: int) -> np.ndarray:
+    """Cells draining to any of the target cells (targets included), as uint8."""
+    lut = _code_to_k()
+    inside = np.zeros(d8.size, dtype=np.uint8)
+    for t in range(targets.shape[0]):
+        inside[targets[t]] = 1
+    for t in range(order.shape[0]):
+        i = order[t]
+        if inside[i]:
+            continue
+        j = _down(i, d8, lut, ncol)
+        if j >= 0 and inside[j]:
+            inside[i] = 1
+    return inside
+
+
+@nb.njit(cache=True)
+def flow_path(d8: np.ndarray, start: int, ncol: int, max_steps: int) -> np.ndarray:
+    """Flat indices from ``start`` down to its outlet (at most ``max_steps`` cells)."""
+    lut = _code_to_k()
+    out = np.empty(max_steps, dtype=np.int64)
+    i = start
+    m = 0
+    while i >= 0 and m < max_steps:
+        out[m] = i
+        m += 1
+        i = _down(i, d8, lut, ncol)
+    return out[:m]
+
+
+@nb.njit(cache=True)
+def fill_slivers(units: np.ndarray, rows: np.ndarray, cols: np.ndarray, radius: int) -> None:
+    """Give river cells outside every unit (-1) the nearest unit within ``radius`` cells, in place."""
+    nrow, ncol = units.shape
+    for t in range(rows.shape[0]):
+        r = rows[t]
+        c = cols[t]
+        if units[r, c] >= 0:
+            continue
+        best = -1
+        bestd = radius * radius + 1
+        for dr in range(-radius, radius + 1):
+            for dc in range(-radius, radius + 1):
+                rr = r + dr
+                cc = c + dc
+                if rr < 0 or cc < 0 or rr >= nrow or cc >= ncol:
+                    continue
+                u = units[rr, cc]
+                d = dr * dr + dc * dc
+                if u >= 0 and d < bestd:
+                    bestd = d
+                    best = u
+        if best >= 0:
+            units[r, c] = best
+
+
+@nb.njit(cache=True)
+def topological_order(d8: np.ndarray, ncol: int) -> np.ndarray:
+    """Valid cells ordered downstream-first (outlets, then what drains to them...).
+
+    Used when a twin is reopened: the order is rebuilt from the D8 raster
+    rather than stored, by a breadth-first walk up from the outlets.
+    """
+    n = d8.size
+    nrow = n // ncol
+    nvalid = 0
+    for i in range(n):
+        if d8[i] != D8_NODATA:
+            nvalid += 1
+    order = np.empty(nvalid, dtype=np.int32)
+    tail = 0
+    for i in range(n):
+        if d8[i] == D8_OUTLET:
+            order[tail] = i
+            tail += 1
+    head = 0
+    while head < tail:
+        i = order[head]
+        head += 1
+        r = i // ncol
+        c = i - r * ncol
+        for k in range(8):
+            rr = r + DROW[k]
+            cc = c + DCOL[k]
+            if rr < 0 or cc < 0 or rr >= nrow or cc >= ncol:
+                continue
+            j = rr * ncol + cc
+            if d8[j] == CODES[(k + 4) % 8]:
+                order[tail] = j
+                tail += 1
+    return order[:tail]
+
+
+@nb.njit(cache=True)
+def debounce_units(units: np.ndarray, starts: np.ndarray, main_up: np.ndarray, next_down: np.ndarray,
+                   body_end: np.ndarray, min_run: int):
+    """Where rivers really change unit: runs shorter than ``min_run`` points are ignored.
+
+    A river that follows a boundary crosses it back and forth every few cells on
+    a raster; counting each of those as a hand-over would bury the real ones.
+    Walking each reach's points downstream (reaches in id order, which is
+    upstream-first), the *effective* unit changes only once the river has stayed
+    ``min_run`` points in the new unit; the section is put at the first point of
+    that run. A reach starts from the state its main upstream reach (the one with
+    the largest upstream area) ended in; a tributary whose effective unit differs
+    from the main river's at the confluence gets a section at its connector point.
+
+    Parameters
+    ----------
+    units:
+        Unit index of every chain point (-1 outside every unit).
+    starts:
+        Chain start of each reach (reach k = points ``starts[k-1]:starts[k]``).
+    main_up, next_down:
+        Main upstream reach and downstream reach of each reach (0 for none), indexed by reach id.
+    body_end:
+        End (exclusive) of each reach's own points (its connector excluded), per reach index.
+
+    Returns
+    -------
+    from_unit, to_unit
+        For each chain point where a section lies: the units before and after; -2 elsewhere.
+    """
+    nreach = starts.shape[0] - 1
+    from_u = np.full(units.shape[0], -2, dtype=np.int64)
+    to_u = np.full(units.shape[0], -2, dtype=np.int64)
+    end_eff = np.empty(nreach + 1, dtype=np.int64)
+    end_cand = np.empty(nreach + 1, dtype=np.int64)
+    end_run = np.zeros(nreach + 1, dtype=np.int64)
+    end_runstart = np.zeros(nreach + 1, dtype=np.int64)
+    for r in range(1, nreach + 1):
+        a = starts[r - 1]
+        b = body_end[r - 1]
+        m = main_up[r]
+        if m > 0:
+            eff = end_eff[m]
+            cand = end_cand[m]
+            run = end_run[m]
+            runstart = end_runstart[m]
+        else:
+            eff = units[a]
+            cand = units[a]
+            run = 0
+            runstart = a
+        for p in range(a, b):
+            u = units[p]
+            if u == eff:
+                run = 0
+                cand = u
+                continue
+            if u == cand and run > 0:
+                run += 1
+            else:
+                cand = u
+                run = 1
+                runstart = p
+            if run >= min_run:
+                from_u[runstart] = eff
+                to_u[runstart] = u
+                eff = u
+                run = 0
+        end_eff[r] = eff
+        end_cand[r] = cand
+        end_run[r] = run
+        end_runstart[r] = runstart
+    for r in range(1, nreach + 1):
+        d = next_down[r]
+        if d > 0 and main_up[d] != r and end_eff[r] != end_eff[main_up[d]]:
+            conn = starts[r] - 1
+            from_u[conn] = end_eff[r]
+            to_u[conn] = end_eff[main_up[d]]
+    return from_u, to_u
