@@ -35,6 +35,18 @@ def build(catalog: str) -> BasinTwin:
 
 
 __all__ = [
-    "BasinTwin", "Catalog", "load_catalog", "open", "build", "TwinError", "CatalogError", "CRSError",
-    "OutputExistsError", "OutsideBasinError", "SnapError", "SourceError", "TwinFolderError", "UnknownReachError",
+    "BasinTwin",
+    "Catalog",
+    "load_catalog",
+    "open",
+    "build",
+    "TwinError",
+    "CatalogError",
+    "CRSError",
+    "OutputExistsError",
+    "OutsideBasinError",
+    "SnapError",
+    "SourceError",
+    "TwinFolderError",
+    "UnknownReachError",
 ]

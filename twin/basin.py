@@ -45,8 +45,9 @@ def _clip_to_boundary(elev: Elevation, boundary: gpd.GeoDataFrame) -> Elevation:
     from .loaders import Grid
 
     shape = shapely.union_all(boundary.to_crs(elev.grid.crs).geometry.values)
-    inside = rasterio.features.geometry_mask([shape], out_shape=elev.grid.shape, transform=elev.grid.transform,
-                                             invert=True)
+    inside = rasterio.features.geometry_mask(
+        [shape], out_shape=elev.grid.shape, transform=elev.grid.transform, invert=True
+    )
     if not inside.any():
         raise OutsideBasinError("the boundary polygon does not overlap the DEM; check the boundary's CRS and extent")
     rows, cols = np.nonzero(inside)
@@ -99,12 +100,19 @@ class BasinTwin:
 
         step("load terrain")
         dem_name, dem_src = cat.dem_source()
-        elev = load_dem(files[dem_name], declared_crs=dem_src.crs, nodata=dem_src.nodata, target_crs=cat.crs,
-                        resolution=params.resolution_m, what=f"DEM '{dem_name}'")
+        elev = load_dem(
+            files[dem_name],
+            declared_crs=dem_src.crs,
+            nodata=dem_src.nodata,
+            target_crs=cat.crs,
+            resolution=params.resolution_m,
+            what=f"DEM '{dem_name}'",
+        )
         bsrc = cat.boundary_source()
         if bsrc is not None:
-            boundary = load_vectors([cat.resolve(f) for f in bsrc.files], declared_crs=bsrc.crs, layer=bsrc.layer,
-                                    what="boundary")
+            boundary = load_vectors(
+                [cat.resolve(f) for f in bsrc.files], declared_crs=bsrc.crs, layer=bsrc.layer, what="boundary"
+            )
             elev = _clip_to_boundary(elev, boundary)
 
         step("condition and route")
@@ -115,8 +123,9 @@ class BasinTwin:
         drainage = Drainage.route(terrain.grid, d8, order, params.stream_threshold_km2)
 
         step("reach table")
-        reaches = build_reaches(terrain, drainage, runoff_mm_per_year=params.runoff_mm_per_year,
-                                min_slope=params.min_slope)
+        reaches = build_reaches(
+            terrain, drainage, runoff_mm_per_year=params.runoff_mm_per_year, min_slope=params.min_slope
+        )
 
         step("jurisdictions")
         units = load_units(cat, terrain.grid)
@@ -128,19 +137,39 @@ class BasinTwin:
         step("sites")
         site_frames = []
         for name, src in cat.site_sources().items():
-            site_frames.append(load_sites(files[name], fmt=src.format, declared_crs=src.crs, id_field=src.id_field,
-                                          name_field=src.name_field, x_field=src.x_field, y_field=src.y_field,
-                                          layer=src.layer, what=f"sites '{name}'"))
-        all_sites = (gpd.GeoDataFrame(pd.concat(site_frames, ignore_index=True), crs="EPSG:4326") if site_frames
-                     else gpd.GeoDataFrame(geometry=[], crs="EPSG:4326"))
+            site_frames.append(
+                load_sites(
+                    files[name],
+                    fmt=src.format,
+                    declared_crs=src.crs,
+                    id_field=src.id_field,
+                    name_field=src.name_field,
+                    x_field=src.x_field,
+                    y_field=src.y_field,
+                    layer=src.layer,
+                    what=f"sites '{name}'",
+                )
+            )
+        all_sites = (
+            gpd.GeoDataFrame(pd.concat(site_frames, ignore_index=True), crs="EPSG:4326")
+            if site_frames
+            else gpd.GeoDataFrame(geometry=[], crs="EPSG:4326")
+        )
         codes = {lv: units.loc[units["level"] == lv, "code"].to_numpy(dtype=object) for lv in levels}
         sites = place_sites(all_sites, drainage, network, rasters, codes, params.snap_max_m)
         del rasters
 
-        sources = [{"name": n, "role": cat.sources[n].role,
-                    "files": [{"path": f, "sha256": sha256_file(p), "bytes": p.stat().st_size}
-                              for f, p in zip(cat.sources[n].files, ps)]}
-                   for n, ps in files.items()]
+        sources = [
+            {
+                "name": n,
+                "role": cat.sources[n].role,
+                "files": [
+                    {"path": f, "sha256": sha256_file(p), "bytes": p.stat().st_size}
+                    for f, p in zip(cat.sources[n].files, ps)
+                ],
+            }
+            for n, ps in files.items()
+        ]
         return cls(cat.name, cat, terrain, drainage, network, juris, sites, sources)
 
     @classmethod
@@ -175,11 +204,21 @@ class BasinTwin:
         tx, ty = t.transform(x, y)
         return float(tx), float(ty)
 
-    def locate(self, x: float, y: float, crs: str = "EPSG:4326", max_distance_m: float | None = None) -> Location:
-        """Linear referencing: snap a point to the river and give (reach id, measure)."""
+    def locate(
+        self,
+        x: float,
+        y: float,
+        crs: str = "EPSG:4326",
+        max_distance_m: float | None = None,
+        min_upstream_km2: float = 0.0,
+    ) -> Location:
+        """Linear referencing: snap a point to the river and give (reach id, measure).
+
+        ``min_upstream_km2`` restricts the snap to rivers at least that large.
+        """
         tx, ty = self.to_twin_xy(x, y, crs)
         limit = self.catalog.parameters.snap_max_m if max_distance_m is None else max_distance_m
-        s = self.drainage.snap(tx, ty, limit)
+        s = self.drainage.snap(tx, ty, limit, min_upstream_km2=min_upstream_km2)
         return self.network.locate_cell(s.x, s.y, int(self.drainage.reach.ravel()[s.cell]), s.distance_m)
 
     def catchment(self, x: float, y: float, crs: str = "EPSG:4326", snap: bool = True) -> gpd.GeoDataFrame:
@@ -202,14 +241,14 @@ class BasinTwin:
         area = float(mask.sum()) * self.terrain.grid.cell_area / 1e6
         reach = int(self.drainage.reach.ravel()[cell])
         units = self.jurisdictions.at(ox, oy)
-        props = {"area_km2": area, "cells": int(mask.sum()), "outlet_x": ox, "outlet_y": oy,
-                 "reach_id": reach or None}
+        props = {"area_km2": area, "cells": int(mask.sum()), "outlet_x": ox, "outlet_y": oy, "reach_id": reach or None}
         for lv, u in units.items():
             props[lv] = u["code"] if u else None
         return gpd.GeoDataFrame([props], geometry=[geom], crs=self.crs)
 
-    def downstream(self, x: float, y: float, crs: str = "EPSG:4326", max_km: float | None = None
-                   ) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame, gpd.GeoDataFrame]:
+    def downstream(
+        self, x: float, y: float, crs: str = "EPSG:4326", max_km: float | None = None
+    ) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame, gpd.GeoDataFrame]:
         """The downstream path from a point: reach pieces, the sections crossed, the sites passed.
 
         Returns
@@ -267,16 +306,32 @@ class BasinTwin:
             "stream_length_km": round(self.network.total_length_km, 1),
             "outlets": int((self.network.reaches["next_down"] == 0).sum()),
             "max_strahler": int(self.network.reaches["strahler"].max()) if len(self.network) else 0,
-            "jurisdictions_crossed": {lv: [f"{c} {self.jurisdictions.name_of(c)}" for c in codes]
-                                      for lv, codes in crossed.items()},
+            "jurisdictions_crossed": {
+                lv: [f"{c} {self.jurisdictions.name_of(c)}" for c in codes] for lv, codes in crossed.items()
+            },
             "cross_boundary_sections": {lv: int((sec["level"] == lv).sum()) for lv in self.jurisdictions.levels},
             "top_level_sections": [
-                {"section_id": int(r.section_id), "reach_id": int(r.reach_id), "from": _label(r.from_code, r.from_name),
-                 "to": _label(r.to_code, r.to_name), "upstream_area_km2": round(float(r.upstream_area_km2), 1)}
-                for r in sec[sec["level"] == top].itertuples()] if top else [],
-            "sites": [{"id": s.id, "name": s.name, "kind": s.kind, "reach_id": int(s.reach_id),
-                       "upstream_area_km2": round(float(s.upstream_area_km2), 1)}
-                      for s in self.sites.itertuples()],
+                {
+                    "section_id": int(r.section_id),
+                    "reach_id": int(r.reach_id),
+                    "from": _label(r.from_code, r.from_name),
+                    "to": _label(r.to_code, r.to_name),
+                    "upstream_area_km2": round(float(r.upstream_area_km2), 1),
+                }
+                for r in sec[sec["level"] == top].itertuples()
+            ]
+            if top
+            else [],
+            "sites": [
+                {
+                    "id": s.id,
+                    "name": s.name,
+                    "kind": s.kind,
+                    "reach_id": int(s.reach_id),
+                    "upstream_area_km2": round(float(s.upstream_area_km2), 1),
+                }
+                for s in self.sites.itertuples()
+            ],
         }
 
 

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -107,9 +107,7 @@ class BoundarySource(_FileSource):
     layer: str | None = None
 
 
-Source = Annotated[
-    Union[DemSource, JurisdictionSource, SiteSource, BoundarySource], Field(discriminator="role")
-]
+Source = Annotated[DemSource | JurisdictionSource | SiteSource | BoundarySource, Field(discriminator="role")]
 
 
 class Parameters(_Strict):
@@ -166,7 +164,9 @@ class Catalog(_Strict):
             raise ValueError(f"jurisdiction levels must be unique, found {levels}")
         for s in self.jurisdiction_sources():
             if s.parent_level is not None and s.parent_level not in levels:
-                raise ValueError(f"jurisdiction level '{s.level}' names parent_level '{s.parent_level}', which no source declares; levels: {levels}")
+                raise ValueError(
+                    f"jurisdiction level '{s.level}' names parent_level '{s.parent_level}', which no source declares; levels: {levels}"
+                )
         return self
 
     # -- access ---------------------------------------------------------------
@@ -204,7 +204,9 @@ class Catalog(_Strict):
             files = [self.resolve(f) for f in src.files]
             for f in files:
                 if not f.is_file():
-                    raise SourceError(f"source '{name}' file '{f}' does not exist; fix its path in the catalog (paths are relative to {self.root})")
+                    raise SourceError(
+                        f"source '{name}' file '{f}' does not exist; fix its path in the catalog (paths are relative to {self.root})"
+                    )
             out[name] = files
         return out
 
@@ -226,7 +228,9 @@ def _describe(err: ValidationError, where: str) -> str:
 def parse_catalog(data: dict[str, Any], root: Path | str = ".", where: str = "<dict>") -> Catalog:
     """Validate a catalog given as a mapping (what ``yaml.safe_load`` returns)."""
     if not isinstance(data, dict):
-        raise CatalogError(f"catalog '{where}' must be a mapping of keys (name, sources, ...), got {type(data).__name__}")
+        raise CatalogError(
+            f"catalog '{where}' must be a mapping of keys (name, sources, ...), got {type(data).__name__}"
+        )
     try:
         return Catalog.model_validate({**data, "root": Path(root)})
     except ValidationError as err:
@@ -249,7 +253,9 @@ def load_catalog(path: str | Path) -> Catalog:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (yaml.YAMLError, UnicodeDecodeError) as err:
-        raise CatalogError(f"catalog '{path}' is not valid YAML ({err.__class__.__name__}: {str(err).splitlines()[0]}); fix the file") from None
+        raise CatalogError(
+            f"catalog '{path}' is not valid YAML ({err.__class__.__name__}: {str(err).splitlines()[0]}); fix the file"
+        ) from None
     return parse_catalog(data, root=path.resolve().parent, where=str(path))
 
 

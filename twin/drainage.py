@@ -77,12 +77,28 @@ class Drainage:
         strahler, reach = kernels.streams(flat, order, acc, threshold, ncol)
         sub = kernels.label_subbasins(flat, order, reach, ncol)
         shape = grid.shape
-        return cls(grid, d8, order, acc.reshape(shape), strahler.reshape(shape), reach.reshape(shape),
-                   sub.reshape(shape), threshold)
+        return cls(
+            grid,
+            d8,
+            order,
+            acc.reshape(shape),
+            strahler.reshape(shape),
+            reach.reshape(shape),
+            sub.reshape(shape),
+            threshold,
+        )
 
     @classmethod
-    def from_arrays(cls, grid: Grid, d8: np.ndarray, upstream_cells: np.ndarray, strahler: np.ndarray,
-                    reach: np.ndarray, subbasin: np.ndarray, threshold_cells: int) -> Drainage:
+    def from_arrays(
+        cls,
+        grid: Grid,
+        d8: np.ndarray,
+        upstream_cells: np.ndarray,
+        strahler: np.ndarray,
+        reach: np.ndarray,
+        subbasin: np.ndarray,
+        threshold_cells: int,
+    ) -> Drainage:
         """Rebuild from stored rasters; the cell order is recomputed from D8."""
         order = kernels.topological_order(np.ascontiguousarray(d8).ravel(), grid.shape[1])
         return cls(grid, d8, order, upstream_cells, strahler, reach, subbasin, threshold_cells)
@@ -90,8 +106,9 @@ class Drainage:
     # -- views ----------------------------------------------------------------
     @property
     def flow_direction(self) -> xr.DataArray:
-        return to_dataarray(self.d8, self.grid, "d8", "1", int(kernels.D8_NODATA),
-                            "D8 flow direction (ESRI codes, 0 outlet)")
+        return to_dataarray(
+            self.d8, self.grid, "d8", "1", int(kernels.D8_NODATA), "D8 flow direction (ESRI codes, 0 outlet)"
+        )
 
     @property
     def upstream_area(self) -> xr.DataArray:
@@ -132,19 +149,26 @@ class Drainage:
             b = self.grid.bounds
             raise OutsideBasinError(
                 f"{what} ({x:.1f}, {y:.1f}) lies outside the basin grid "
-                f"(x {b[0]:.0f}–{b[2]:.0f}, y {b[1]:.0f}–{b[3]:.0f} in {self.grid.crs.to_string()}); check its coordinates and CRS")
+                f"(x {b[0]:.0f}–{b[2]:.0f}, y {b[1]:.0f}–{b[3]:.0f} in {self.grid.crs.to_string()}); check its coordinates and CRS"
+            )
         i = row * ncol + col
         if self.d8.ravel()[i] == kernels.D8_NODATA:
-            raise OutsideBasinError(f"{what} ({x:.1f}, {y:.1f}) falls on a nodata cell of the basin; pick a point inside the basin")
+            raise OutsideBasinError(
+                f"{what} ({x:.1f}, {y:.1f}) falls on a nodata cell of the basin; pick a point inside the basin"
+            )
         return i
 
-    def snap(self, x: float, y: float, max_distance_m: float, what: str = "point") -> Snap:
+    def snap(
+        self, x: float, y: float, max_distance_m: float, what: str = "point", min_upstream_km2: float = 0.0
+    ) -> Snap:
         """Snap a point to a river cell.
 
         First follows the flow path from the point's cell down to the first river
         cell (the river it really drains to); if that is farther than
         ``max_distance_m`` along the path, takes the nearest river cell within
-        ``max_distance_m`` instead.
+        ``max_distance_m`` instead. With ``min_upstream_km2``, only river cells
+        with at least that upstream area count (to reach the main river from a
+        point beside it rather than a side stream).
 
         Raises
         ------
@@ -154,12 +178,13 @@ class Drainage:
             No river cell within ``max_distance_m``.
         """
         start = self.cell_of(x, y, what)
-        reach = self.reach.ravel()
         ncol = self.grid.shape[1]
         cell = float(abs(self.grid.transform.a))
+        min_cells = max(1, int(np.ceil(min_upstream_km2 * 1e6 / self.grid.cell_area))) if min_upstream_km2 else 1
+        river = (self.reach > 0) & (self.upstream_cells >= min_cells) if min_upstream_km2 else self.reach > 0
         steps = int(max_distance_m / cell) + 2
         path = kernels.flow_path(self.d8.ravel(), start, ncol, steps)
-        on_river = np.flatnonzero(reach[path] > 0)
+        on_river = np.flatnonzero(river.ravel()[path])
         if on_river.size:
             i = int(path[on_river[0]])
             cx, cy = self.grid.xy(i // ncol, i % ncol)
@@ -170,7 +195,7 @@ class Drainage:
         rad = int(np.ceil(max_distance_m / cell))
         nrow = self.grid.shape[0]
         rs, cs = slice(max(0, r0 - rad), min(nrow, r0 + rad + 1)), slice(max(0, c0 - rad), min(ncol, c0 + rad + 1))
-        rr, cc = np.nonzero(self.reach[rs, cs] > 0)
+        rr, cc = np.nonzero(river[rs, cs])
         if rr.size:
             rr, cc = rr + rs.start, cc + cs.start
             xs, ys = self.grid.xy(rr, cc)
@@ -178,14 +203,20 @@ class Drainage:
             k = int(np.argmin(dist))
             if dist[k] <= max_distance_m:
                 return Snap(int(rr[k] * ncol + cc[k]), float(xs[k]), float(ys[k]), float(dist[k]), "nearest river")
-        raise SnapError(f"{what} ({x:.1f}, {y:.1f}) is more than {max_distance_m:.0f} m from any river; "
-                        "move it onto a river or raise parameters.snap_max_m")
+        bigger = f" with {min_upstream_km2:g} km2 upstream" if min_upstream_km2 else ""
+        raise SnapError(
+            f"{what} ({x:.1f}, {y:.1f}) is more than {max_distance_m:.0f} m from any river{bigger}; "
+            "move it onto a river or raise parameters.snap_max_m"
+        )
 
     def catchment_mask(self, cells: list[int] | np.ndarray) -> np.ndarray:
         """Boolean 2-D mask of the cells draining to any of ``cells`` (flat indices)."""
         targets = np.asarray(cells, dtype=np.int64)
-        return kernels.catchment_mask(self.d8.ravel(), self.order, targets, self.grid.shape[1]).reshape(
-            self.grid.shape).astype(bool)
+        return (
+            kernels.catchment_mask(self.d8.ravel(), self.order, targets, self.grid.shape[1])
+            .reshape(self.grid.shape)
+            .astype(bool)
+        )
 
     def polygonize(self, mask: np.ndarray) -> shapely.Geometry:
         """The cells of a boolean mask as one (multi)polygon in the twin CRS."""

@@ -23,7 +23,7 @@ import shutil
 import tempfile
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import geopandas as gpd
 import numpy as np
@@ -75,9 +75,19 @@ def _version(pkg: str) -> str:
 
 def _write_raster(path: Path, values: np.ndarray, grid: Grid, dtype: str, nodata: float | int | None) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    profile = {"driver": "COG", "width": grid.shape[1], "height": grid.shape[0], "count": 1, "dtype": dtype,
-               "crs": grid.crs.to_wkt(), "transform": grid.transform, "compress": "deflate",
-               "predictor": 3 if dtype.startswith("float") else 2, "nodata": nodata, "BIGTIFF": "IF_SAFER"}
+    profile = {
+        "driver": "COG",
+        "width": grid.shape[1],
+        "height": grid.shape[0],
+        "count": 1,
+        "dtype": dtype,
+        "crs": grid.crs.to_wkt(),
+        "transform": grid.transform,
+        "compress": "deflate",
+        "predictor": 3 if dtype.startswith("float") else 2,
+        "nodata": nodata,
+        "BIGTIFF": "IF_SAFER",
+    }
     if nodata is None:
         profile.pop("nodata")
     with rasterio.open(path, "w", **profile) as dst:
@@ -89,17 +99,23 @@ def write_twin(basin: BasinTwin, path: Path, overwrite: bool = False, progress: 
     step = progress or (lambda s: None)
     path = path.absolute()
     if path.exists() and not overwrite:
-        raise OutputExistsError(f"output folder '{path}' exists; choose another path or remove it (or pass --overwrite)")
+        raise OutputExistsError(
+            f"output folder '{path}' exists; choose another path or remove it (or pass --overwrite)"
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.partial-", dir=path.parent))
     try:
         step("write rasters")
         t, d = basin.terrain, basin.drainage
         arrays = {
-            "terrain/elevation.tif": t.dem, "terrain/conditioned.tif": t.conditioned,
-            "terrain/conditioning_change.tif": t.conditioned - t.dem, "drainage/d8.tif": d.d8,
-            "drainage/upstream_cells.tif": d.upstream_cells, "drainage/strahler.tif": d.strahler,
-            "drainage/reach.tif": d.reach, "drainage/subbasins.tif": d.subbasin,
+            "terrain/elevation.tif": t.dem,
+            "terrain/conditioned.tif": t.conditioned,
+            "terrain/conditioning_change.tif": t.conditioned - t.dem,
+            "drainage/d8.tif": d.d8,
+            "drainage/upstream_cells.tif": d.upstream_cells,
+            "drainage/strahler.tif": d.strahler,
+            "drainage/reach.tif": d.reach,
+            "drainage/subbasins.tif": d.subbasin,
         }
         for rel, (dtype, nodata) in RASTERS.items():
             _write_raster(tmp / rel, arrays[rel], t.grid, dtype, nodata)
@@ -130,7 +146,7 @@ def write_twin(basin: BasinTwin, path: Path, overwrite: bool = False, progress: 
             "format_version": FORMAT_VERSION,
             "name": basin.name,
             "title": basin.catalog.title,
-            "built_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "built_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "crs": grid.crs.to_wkt(),
             "crs_name": grid.crs.to_string(),
             "shape": list(grid.shape),
@@ -141,8 +157,10 @@ def write_twin(basin: BasinTwin, path: Path, overwrite: bool = False, progress: 
             "levels": j.levels,
             "catalog": basin.catalog.model_dump(mode="json", exclude={"root"}),
             "sources": basin.sources,
-            "outputs": [{"path": p.relative_to(tmp).as_posix(), "sha256": sha256_file(p), "bytes": p.stat().st_size}
-                        for p in outputs],
+            "outputs": [
+                {"path": p.relative_to(tmp).as_posix(), "sha256": sha256_file(p), "bytes": p.stat().st_size}
+                for p in outputs
+            ],
             "software": software_versions(),
             "summary": basin.info(),
         }
@@ -173,23 +191,33 @@ def read_twin(path: Path) -> BasinTwin:
 
     mf = path / "twin.json"
     if not mf.is_file():
-        raise TwinFolderError(f"'{path}' is not a twin folder (no twin.json); build one with `twin build CATALOG -o {path}`")
+        raise TwinFolderError(
+            f"'{path}' is not a twin folder (no twin.json); build one with `twin build CATALOG -o {path}`"
+        )
     try:
         manifest = json.loads(mf.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise TwinFolderError(f"'{mf}' is not valid JSON ({err}); rebuild the twin") from None
     if manifest.get("format") != FORMAT or manifest.get("format_version") != FORMAT_VERSION:
-        raise TwinFolderError(f"'{path}' is a twin folder of format {manifest.get('format')!r} "
-                              f"v{manifest.get('format_version')}; this version reads {FORMAT} v{FORMAT_VERSION}: rebuild it")
+        raise TwinFolderError(
+            f"'{path}' is a twin folder of format {manifest.get('format')!r} "
+            f"v{manifest.get('format_version')}; this version reads {FORMAT} v{FORMAT_VERSION}: rebuild it"
+        )
     missing = [o["path"] for o in manifest["outputs"] if not (path / o["path"]).is_file()]
     if missing:
         raise TwinFolderError(f"twin folder '{path}' is incomplete: {missing[:3]} missing; rebuild it")
     grid = Grid(tuple(manifest["shape"]), Affine(*manifest["transform"]), CRS.from_wkt(manifest["crs"]))
     r = {rel: _read_raster(path / rel) for rel in RASTERS}
     terrain = Terrain(grid, r["terrain/elevation.tif"], r["terrain/conditioned.tif"])
-    drainage = Drainage.from_arrays(grid, r["drainage/d8.tif"], r["drainage/upstream_cells.tif"],
-                                    r["drainage/strahler.tif"], r["drainage/reach.tif"], r["drainage/subbasins.tif"],
-                                    int(manifest["threshold_cells"]))
+    drainage = Drainage.from_arrays(
+        grid,
+        r["drainage/d8.tif"],
+        r["drainage/upstream_cells.tif"],
+        r["drainage/strahler.tif"],
+        r["drainage/reach.tif"],
+        r["drainage/subbasins.tif"],
+        int(manifest["threshold_cells"]),
+    )
     gpkg = path / "vectors.gpkg"
 
     def layer(name: str) -> gpd.GeoDataFrame:
@@ -201,20 +229,37 @@ def read_twin(path: Path) -> BasinTwin:
     reaches = layer("reaches").set_index("reach_id", drop=False)
     units = layer("jurisdictions")
     units["parent_code"] = units["parent_code"].astype(object).where(units["parent_code"].notna(), None)
-    juris = Jurisdictions(units=units, levels=list(manifest["levels"]), reach_units=table("reach_jurisdictions"),
-                          sections=layer("sections"), shares=table("reach_shares"))
+    juris = Jurisdictions(
+        units=units,
+        levels=list(manifest["levels"]),
+        reach_units=table("reach_jurisdictions"),
+        sections=layer("sections"),
+        shares=table("reach_shares"),
+    )
     cat_dict = dict(manifest["catalog"])
     try:
         catalog = parse_catalog(cat_dict, root=path, where=str(mf))
     except TwinError:
         catalog = load_catalog(mf)  # pragma: no cover - manifest written by this version always parses
-    return BasinTwin(name=manifest["name"], catalog=catalog, terrain=terrain, drainage=drainage,
-                     network=Network(reaches), jurisdictions=juris, sites=layer("sites"),
-                     sources=manifest["sources"], path=path, manifest=manifest)
+    return BasinTwin(
+        name=manifest["name"],
+        catalog=catalog,
+        terrain=terrain,
+        drainage=drainage,
+        network=Network(reaches),
+        jurisdictions=juris,
+        sites=layer("sites"),
+        sources=manifest["sources"],
+        path=path,
+        manifest=manifest,
+    )
 
 
 def verify(path: Path) -> list[str]:
     """Re-hash every output of a twin folder; returns the paths whose hash differs."""
     manifest = json.loads((path / "twin.json").read_text(encoding="utf-8"))
-    return [o["path"] for o in manifest["outputs"]
-            if not (path / o["path"]).is_file() or sha256_file(path / o["path"]) != o["sha256"]]
+    return [
+        o["path"]
+        for o in manifest["outputs"]
+        if not (path / o["path"]).is_file() or sha256_file(path / o["path"]) != o["sha256"]
+    ]

@@ -54,13 +54,18 @@ def load_units(catalog: Catalog, grid: Grid) -> gpd.GeoDataFrame:
         df = load_vectors([catalog.resolve(f) for f in src.files], declared_crs=src.crs, layer=src.layer, what=what)
         for col in (src.code_field, src.name_field):
             if col not in df.columns:
-                raise SourceError(f"{what}: no field '{col}'; fields are {[c for c in df.columns if c != 'geometry']} "
-                                  "(set code_field/name_field in the catalog)")
+                raise SourceError(
+                    f"{what}: no field '{col}'; fields are {[c for c in df.columns if c != 'geometry']} "
+                    "(set code_field/name_field in the catalog)"
+                )
         if not df.geom_type.isin(["Polygon", "MultiPolygon"]).all():
             raise SourceError(f"{what}: units must be polygons; found {sorted(set(df.geom_type))}")
         df = df.to_crs(grid.crs)
-        df = gpd.GeoDataFrame({"code": df[src.code_field].astype(str), "name": df[src.name_field].astype(str),
-                               "level": src.level}, geometry=shapely.make_valid(df.geometry.values), crs=grid.crs)
+        df = gpd.GeoDataFrame(
+            {"code": df[src.code_field].astype(str), "name": df[src.name_field].astype(str), "level": src.level},
+            geometry=shapely.make_valid(df.geometry.values),
+            crs=grid.crs,
+        )
         df = df[df.intersects(box)].reset_index(drop=True)
         if df.empty:
             raise SourceError(f"{what}: no unit overlaps the basin grid; check the layer's CRS and extent")
@@ -135,12 +140,20 @@ class Jurisdictions:
     @property
     def crossed(self) -> dict[str, list[str]]:
         """The codes of the units the rivers run through, per level."""
-        return {lv: sorted(self.reach_units.loc[self.reach_units["level"] == lv, "code"].unique().tolist())
-                for lv in self.levels}
+        return {
+            lv: sorted(self.reach_units.loc[self.reach_units["level"] == lv, "code"].unique().tolist())
+            for lv in self.levels
+        }
 
 
-def analyse(units: gpd.GeoDataFrame, levels: list[str], drainage: Drainage, reaches: gpd.GeoDataFrame,
-            sliver_cells: int, section_min_run_m: float) -> tuple[Jurisdictions, dict[str, np.ndarray]]:
+def analyse(
+    units: gpd.GeoDataFrame,
+    levels: list[str],
+    drainage: Drainage,
+    reaches: gpd.GeoDataFrame,
+    sliver_cells: int,
+    section_min_run_m: float,
+) -> tuple[Jurisdictions, dict[str, np.ndarray]]:
     """Reach units, cross-boundary sections and upstream-area shares at every level.
 
     Returns the :class:`Jurisdictions` and the per-level unit rasters (for site lookup).
@@ -182,18 +195,32 @@ def analyse(units: gpd.GeoDataFrame, levels: list[str], drainage: Drainage, reac
         body[body_end[next_down > 0]] = False
         pairs = pd.DataFrame({"reach_id": ids[body], "u": u[body]})
         pairs = pairs[pairs["u"] >= 0].drop_duplicates()
-        ru.append(pd.DataFrame({"reach_id": pairs["reach_id"].to_numpy(), "level": level,
-                                "code": codes[pairs["u"].to_numpy()]}))
+        ru.append(
+            pd.DataFrame(
+                {"reach_id": pairs["reach_id"].to_numpy(), "level": level, "code": codes[pairs["u"].to_numpy()]}
+            )
+        )
         # sections: where the effective unit changes along the flow (see kernels.debounce_units)
         fu, tu = kernels.debounce_units(u, starts.astype(np.int64), main_up, nd_by_id, body_end, min_run)
         k = np.flatnonzero(fu > -2)
         if k.size:
             a, b = fu[k], tu[k]
-            secs.append(gpd.GeoDataFrame({
-                "reach_id": ids[k], "measure_m": measure[k], "level": level,
-                "from_code": codes[a], "from_name": names[a], "to_code": codes[b], "to_name": names[b],
-                "upstream_area_km2": area_cells[chain[k]] * cell_km2,
-            }, geometry=shapely.points(xs[k], ys[k]), crs=grid.crs))
+            secs.append(
+                gpd.GeoDataFrame(
+                    {
+                        "reach_id": ids[k],
+                        "measure_m": measure[k],
+                        "level": level,
+                        "from_code": codes[a],
+                        "from_name": names[a],
+                        "to_code": codes[b],
+                        "to_name": names[b],
+                        "upstream_area_km2": area_cells[chain[k]] * cell_km2,
+                    },
+                    geometry=shapely.points(xs[k], ys[k]),
+                    crs=grid.crs,
+                )
+            )
         # shares of upstream area: local counts per (reach, unit), accumulated downstream
         K = len(lu)
         flat = ras.ravel()
@@ -206,18 +233,46 @@ def analyse(units: gpd.GeoDataFrame, levels: list[str], drainage: Drainage, reac
                 local[d] += local[r]
         rr, kk = np.nonzero(local[1:] > 0)
         total = reaches["upstream_area_km2"].to_numpy()
-        shares.append(pd.DataFrame({"reach_id": rr + 1, "level": level, "code": codes[kk],
-                                    "area_km2": local[rr + 1, kk] * cell_km2,
-                                    "share": local[rr + 1, kk] * cell_km2 / total[rr]}))
-    sections = (gpd.GeoDataFrame(pd.concat(secs, ignore_index=True), crs=grid.crs) if secs else
-                gpd.GeoDataFrame({c: [] for c in ["reach_id", "measure_m", "level", "from_code", "from_name",
-                                                  "to_code", "to_name", "upstream_area_km2"]},
-                                 geometry=[], crs=grid.crs))
+        shares.append(
+            pd.DataFrame(
+                {
+                    "reach_id": rr + 1,
+                    "level": level,
+                    "code": codes[kk],
+                    "area_km2": local[rr + 1, kk] * cell_km2,
+                    "share": local[rr + 1, kk] * cell_km2 / total[rr],
+                }
+            )
+        )
+    sections = (
+        gpd.GeoDataFrame(pd.concat(secs, ignore_index=True), crs=grid.crs)
+        if secs
+        else gpd.GeoDataFrame(
+            {
+                c: []
+                for c in [
+                    "reach_id",
+                    "measure_m",
+                    "level",
+                    "from_code",
+                    "from_name",
+                    "to_code",
+                    "to_name",
+                    "upstream_area_km2",
+                ]
+            },
+            geometry=[],
+            crs=grid.crs,
+        )
+    )
     sections = sections.sort_values(["reach_id", "measure_m", "level"]).reset_index(drop=True)
     sections.insert(0, "section_id", np.arange(1, len(sections) + 1))
     empty = pd.DataFrame({"reach_id": [], "level": [], "code": []})
-    j = Jurisdictions(units=units, levels=list(levels),
-                      reach_units=pd.concat(ru, ignore_index=True) if ru else empty,
-                      sections=sections,
-                      shares=pd.concat(shares, ignore_index=True) if shares else empty.assign(area_km2=[], share=[]))
+    j = Jurisdictions(
+        units=units,
+        levels=list(levels),
+        reach_units=pd.concat(ru, ignore_index=True) if ru else empty,
+        sections=sections,
+        shares=pd.concat(shares, ignore_index=True) if shares else empty.assign(area_km2=[], share=[]),
+    )
     return j, rasters

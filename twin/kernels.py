@@ -410,8 +410,14 @@ def topological_order(d8: np.ndarray, ncol: int) -> np.ndarray:
 
 
 @nb.njit(cache=True)
-def debounce_units(units: np.ndarray, starts: np.ndarray, main_up: np.ndarray, next_down: np.ndarray,
-                   body_end: np.ndarray, min_run: int):
+def debounce_units(
+    units: np.ndarray,
+    starts: np.ndarray,
+    main_up: np.ndarray,
+    next_down: np.ndarray,
+    body_end: np.ndarray,
+    min_run: int,
+):
     """Where rivers really change unit: runs shorter than ``min_run`` points are ignored.
 
     A river that follows a boundary crosses it back and forth every few cells on

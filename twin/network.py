@@ -78,8 +78,9 @@ def reach_chains(drainage: Drainage) -> tuple[np.ndarray, np.ndarray, np.ndarray
     return all_cells, all_ids, measure, np.searchsorted(all_ids, np.arange(1, n + 2))
 
 
-def build_reaches(terrain: Terrain, drainage: Drainage, *, runoff_mm_per_year: float,
-                  min_slope: float) -> gpd.GeoDataFrame:
+def build_reaches(
+    terrain: Terrain, drainage: Drainage, *, runoff_mm_per_year: float, min_slope: float
+) -> gpd.GeoDataFrame:
     """The reach table with geometries, from the routed grid.
 
     Mean annual discharge ``qa_m3s`` = upstream area × mean annual runoff depth
@@ -98,20 +99,32 @@ def build_reaches(terrain: Terrain, drainage: Drainage, *, runoff_mm_per_year: f
     chain, chain_ids, measure, chain_starts = reach_chains(drainage)
     x, y = grid.xy(chain // ncol, chain % ncol)
     length = measure[chain_starts[1:] - 1] if n else np.zeros(0)
-    # a single-cell reach at an outlet has no step: give it one cell's length
+    # A one-cell reach at an outlet (a confluence right at the grid's edge) has a one-point
+    # chain: draw it as a half-cell stub from its centre, continuing the flow of its largest
+    # upstream reach (eastwards if it has none), so that the lines still connect.
     cell = abs(grid.transform.a)
     single = length <= 0
-    length = np.where(single, cell, length)
     geoms = np.empty(n, dtype=object)
     ok = ~single
     if ok.any():
         keep = ok[chain_ids - 1]
         _, inv = np.unique(chain_ids[keep], return_inverse=True)
         geoms[ok] = shapely.linestrings(np.column_stack([x[keep], y[keep]]), indices=inv)
-    for k in np.flatnonzero(single):  # a one-point chain is not a valid line: a cell-long stub
-        c = cells[starts[k]]
-        cx, cy = grid.xy(c // ncol, c % ncol)
-        geoms[k] = shapely.LineString([(cx - cell / 2, cy), (cx + cell / 2, cy)])
+    if single.any():
+        acc = drainage.upstream_cells.ravel()
+        for k in np.flatnonzero(single):
+            c = cells[starts[k]]
+            cx, cy = (float(v) for v in grid.xy(c // ncol, c % ncol))
+            ups = np.flatnonzero(next_down == k + 1)
+            dx, dy = 1.0, 0.0
+            if ups.size:
+                u = ups[np.argmax(acc[last[ups]])]
+                p = cells[starts[u + 1] - 1]
+                px, py = (float(v) for v in grid.xy(p // ncol, p % ncol))
+                norm = float(np.hypot(cx - px, cy - py))
+                dx, dy = (cx - px) / norm, (cy - py) / norm
+            geoms[k] = shapely.LineString([(cx, cy), (cx + dx * cell / 2, cy + dy * cell / 2)])
+        length = np.where(single, cell / 2, length)
 
     filled = terrain.conditioned.ravel()
     first = cells[starts[:-1]]

@@ -18,13 +18,30 @@ from .drainage import Drainage
 from .errors import OutsideBasinError
 from .network import Network
 
-SITE_COLUMNS = ["id", "name", "kind", "water_body", "target_class", "lon", "lat", "reach_id", "measure_m",
-                "snap_distance_m", "snap_method", "upstream_area_km2"]
+SITE_COLUMNS = [
+    "id",
+    "name",
+    "kind",
+    "water_body",
+    "target_class",
+    "lon",
+    "lat",
+    "reach_id",
+    "measure_m",
+    "snap_distance_m",
+    "snap_method",
+    "upstream_area_km2",
+]
 
 
-def place_sites(sites: gpd.GeoDataFrame, drainage: Drainage, network: Network,
-                unit_rasters: dict[str, np.ndarray], unit_codes: dict[str, np.ndarray],
-                snap_max_m: float) -> gpd.GeoDataFrame:
+def place_sites(
+    sites: gpd.GeoDataFrame,
+    drainage: Drainage,
+    network: Network,
+    unit_rasters: dict[str, np.ndarray],
+    unit_codes: dict[str, np.ndarray],
+    snap_max_m: float,
+) -> gpd.GeoDataFrame:
     """Snap sites (WGS 84 points) to the network.
 
     Raises
@@ -54,9 +71,15 @@ def place_sites(sites: gpd.GeoDataFrame, drainage: Drainage, network: Network,
             raise OutsideBasinError(f"{err}; remove the site or fix its coordinates") from None
         loc = network.locate_cell(s.x, s.y, int(reach[s.cell]), s.distance_m)
         row = {c: getattr(site, c) for c in sites.columns if c != "geometry"}
-        row.update(lon=lon[k], lat=lat[k], reach_id=loc.reach_id, measure_m=loc.measure_m,
-                   snap_distance_m=s.distance_m, snap_method=s.method,
-                   upstream_area_km2=float(area[s.cell]) * grid.cell_area / 1e6)
+        row.update(
+            lon=lon[k],
+            lat=lat[k],
+            reach_id=loc.reach_id,
+            measure_m=loc.measure_m,
+            snap_distance_m=s.distance_m,
+            snap_method=s.method,
+            upstream_area_km2=float(area[s.cell]) * grid.cell_area / 1e6,
+        )
         r, c = divmod(s.cell, ncol)
         for level, ras in unit_rasters.items():
             u = int(ras[r, c])

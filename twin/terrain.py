@@ -18,15 +18,26 @@ from . import kernels
 from .loaders import Elevation, Grid
 
 
-def to_dataarray(values: np.ndarray, grid: Grid, name: str, units: str, nodata: float | int | None = None,
-                 long_name: str | None = None) -> xr.DataArray:
+def to_dataarray(
+    values: np.ndarray,
+    grid: Grid,
+    name: str,
+    units: str,
+    nodata: float | int | None = None,
+    long_name: str | None = None,
+) -> xr.DataArray:
     """A grid array as an ``xarray.DataArray`` with x/y cell-centre coordinates and CRS."""
     nrow, ncol = grid.shape
     t = grid.transform
     x = t.c + (np.arange(ncol) + 0.5) * t.a
     y = t.f + (np.arange(nrow) + 0.5) * t.e
-    da = xr.DataArray(values, dims=("y", "x"), coords={"y": y, "x": x}, name=name,
-                      attrs={"units": units, "long_name": long_name or name})
+    da = xr.DataArray(
+        values,
+        dims=("y", "x"),
+        coords={"y": y, "x": x},
+        name=name,
+        attrs={"units": units, "long_name": long_name or name},
+    )
     da = da.rio.write_crs(grid.crs.to_wkt())
     da = da.rio.write_transform(grid.transform)
     if nodata is not None:
@@ -59,14 +70,21 @@ class Terrain:
 
     @property
     def conditioned_elevation(self) -> xr.DataArray:
-        return to_dataarray(self.conditioned, self.grid, "conditioned_elevation", "m", np.nan,
-                            "elevation with depressions filled")
+        return to_dataarray(
+            self.conditioned, self.grid, "conditioned_elevation", "m", np.nan, "elevation with depressions filled"
+        )
 
     @property
     def change(self) -> xr.DataArray:
         """Metres added to each cell by conditioning (0 where nothing changed)."""
-        return to_dataarray(self.conditioned - self.dem, self.grid, "conditioning_change", "m", np.nan,
-                            "metres raised by depression filling")
+        return to_dataarray(
+            self.conditioned - self.dem,
+            self.grid,
+            "conditioning_change",
+            "m",
+            np.nan,
+            "metres raised by depression filling",
+        )
 
     @property
     def valid(self) -> np.ndarray:
@@ -75,9 +93,11 @@ class Terrain:
     def conditioning_summary(self) -> dict[str, float | int]:
         diff = self.conditioned - self.dem
         raised = diff > 0
-        return {"cells_raised": int(raised.sum()),
-                "max_raise_m": float(np.nanmax(diff)) if raised.any() else 0.0,
-                "volume_m3": float(np.nansum(diff) * self.grid.cell_area)}
+        return {
+            "cells_raised": int(raised.sum()),
+            "max_raise_m": float(np.nanmax(diff)) if raised.any() else 0.0,
+            "volume_m3": float(np.nansum(diff) * self.grid.cell_area),
+        }
 
 
 def condition(elevation: Elevation) -> tuple[Terrain, np.ndarray, np.ndarray]:

@@ -31,8 +31,9 @@ class TwinGroup(click.Group):
 @click.version_option(package_name="basin-twin")
 def cli(verbose: int) -> None:
     """basin twin: a GIS digital twin of a river basin."""
-    logging.basicConfig(level=logging.WARNING - 10 * min(verbose, 2), stream=sys.stderr,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.WARNING - 10 * min(verbose, 2), stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s"
+    )
 
 
 def _register() -> None:

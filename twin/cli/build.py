@@ -9,8 +9,14 @@ import click
 
 @click.command()
 @click.argument("catalog", type=click.Path(dir_okay=False))
-@click.option("-o", "--output", "output", required=True, type=click.Path(file_okay=False),
-              help="Twin folder to write (must not exist unless --overwrite).")
+@click.option(
+    "-o",
+    "--output",
+    "output",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Twin folder to write (must not exist unless --overwrite).",
+)
 @click.option("--overwrite", is_flag=True, help="Replace an existing twin folder (only once the new one is complete).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def build(catalog: str, output: str, overwrite: bool, quiet: bool) -> None:
@@ -39,5 +45,14 @@ def build(catalog: str, output: str, overwrite: bool, quiet: bool) -> None:
         basin.save(out, overwrite=overwrite, progress=progress)
         bar.update(bar.total - bar.n)
     info = basin.info()
-    click.echo(json.dumps({"twin": str(out), "reaches": info["reaches"], "cells": info["cells"],
-                           "sections": info["cross_boundary_sections"]}, ensure_ascii=False))
+    click.echo(
+        json.dumps(
+            {
+                "twin": str(out),
+                "reaches": info["reaches"],
+                "cells": info["cells"],
+                "sections": info["cross_boundary_sections"],
+            },
+            ensure_ascii=False,
+        )
+    )

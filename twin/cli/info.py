@@ -24,7 +24,9 @@ def info(twin_dir: str, summary: bool, verify: bool) -> None:
     if verify:
         bad = verify_folder(Path(twin_dir))
         if bad:
-            raise TwinFolderError(f"twin folder '{twin_dir}': {len(bad)} output(s) changed since the build: {bad[:3]}; rebuild it")
+            raise TwinFolderError(
+                f"twin folder '{twin_dir}': {len(bad)} output(s) changed since the build: {bad[:3]}; rebuild it"
+            )
         data["verified"] = True
     if not summary:
         click.echo(json.dumps(data, ensure_ascii=False, indent=2))
@@ -39,12 +41,18 @@ def info(twin_dir: str, summary: bool, verify: bool) -> None:
     ]
     for level, units in data["jurisdictions_crossed"].items():
         shown = ", ".join(units[:4]) + (f" and {len(units) - 4} more" if len(units) > 4 else "")
-        lines.append(f"  {level:<11} {len(units)} crossed: {shown}; "
-                     f"{data['cross_boundary_sections'][level]} cross-boundary sections")
+        lines.append(
+            f"  {level:<11} {len(units)} crossed: {shown}; "
+            f"{data['cross_boundary_sections'][level]} cross-boundary sections"
+        )
     for s in data["top_level_sections"]:
-        lines.append(f"    section {s['section_id']}: reach {s['reach_id']} {s['from']} -> {s['to']} "
-                     f"({s['upstream_area_km2']} km2 upstream)")
+        lines.append(
+            f"    section {s['section_id']}: reach {s['reach_id']} {s['from']} -> {s['to']} "
+            f"({s['upstream_area_km2']} km2 upstream)"
+        )
     lines.append(f"  sites       {len(data['sites'])}")
     for s in data["sites"]:
-        lines.append(f"    {s['id']:<10} {s['kind']:<8} {s['name']} (reach {s['reach_id']}, {s['upstream_area_km2']} km2)")
+        lines.append(
+            f"    {s['id']:<10} {s['kind']:<8} {s['name']} (reach {s['reach_id']}, {s['upstream_area_km2']} km2)"
+        )
     click.echo("\n".join(lines))

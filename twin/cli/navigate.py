@@ -37,8 +37,12 @@ def catchment(twin_dir: str, lon: float, lat: float, no_snap: bool) -> None:
 @click.argument("twin_dir", type=click.Path(file_okay=False))
 @lon_opt
 @lat_opt
-@click.option("--max-km", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="Stop after this many km along the river.")
+@click.option(
+    "--max-km",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Stop after this many km along the river.",
+)
 def downstream(twin_dir: str, lon: float, lat: float, max_km: float | None) -> None:
     """The downstream path of a point: reach pieces, cross-boundary sections and sites, as GeoJSON."""
     from ..basin import BasinTwin
@@ -47,7 +51,14 @@ def downstream(twin_dir: str, lon: float, lat: float, max_km: float | None) -> N
     path, sections, sites = basin.downstream(lon, lat, max_km=max_km)
     features = _features(path, "reach") + _features(sections, "section") + _features(sites, "site")
     length = float(path["to_km"].max()) if len(path) else 0.0
-    out = {"type": "FeatureCollection", "features": features,
-           "properties": {"start": [lon, lat], "length_km": round(length, 3),
-                          "sections": len(sections), "sites": len(sites)}}
+    out = {
+        "type": "FeatureCollection",
+        "features": features,
+        "properties": {
+            "start": [lon, lat],
+            "length_km": round(length, 3),
+            "sections": len(sections),
+            "sites": len(sites),
+        },
+    }
     click.echo(json.dumps(out, ensure_ascii=False))

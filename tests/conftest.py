@@ -1,0 +1,109 @@
+"""Shared fixtures: synthetic DEMs and catalogs in temp dirs, and the demo twin (built once)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from . import synthetic
+
+ROOT = Path(__file__).resolve().parent.parent
+DEMO_CATALOG = ROOT / "data" / "cevennes" / "basin.yml"
+
+
+def _square(x0: float, y0: float, x1: float, y1: float) -> dict:
+    return {"type": "Polygon", "coordinates": [[[x0, y0], [x1, y0], [x1, y1], [x0, y1], [x0, y0]]]}
+
+
+@pytest.fixture
+def make_catalog(tmp_path):
+    """Factory: write a DEM and a catalog into a temp dir, return the catalog path.
+
+    ``make_catalog(dem, units="halves", sites=[...], extra={...})``; ``units`` =
+    "halves" splits the grid into a north unit "N" and a south unit "S" at
+    ``split_row``.
+    """
+
+    def make(
+        dem: np.ndarray,
+        *,
+        name: str = "synthetic",
+        units: str | None = "halves",
+        split_row: int | None = None,
+        sites: list[dict] | None = None,
+        parameters: dict | None = None,
+        extra: dict | None = None,
+        dem_crs: str | None = synthetic.CRS,
+    ) -> Path:
+        folder = tmp_path / name
+        folder.mkdir(exist_ok=True)
+        synthetic.write_dem(folder / "dem.tif", dem, crs=dem_crs)
+        cat: dict = {
+            "name": name,
+            "crs": synthetic.CRS,
+            "parameters": {"stream_threshold_km2": 0.02, **(parameters or {})},
+            "sources": {"dem": {"role": "dem", "path": "dem.tif"}},
+        }
+        if units == "halves":
+            nrow, ncol = dem.shape
+            split = nrow // 2 if split_row is None else split_row
+            x0, y0 = synthetic.ORIGIN
+            c = synthetic.CELL
+            ymid = y0 - split * c
+            fc = {
+                "type": "FeatureCollection",
+                "crs": {"type": "name", "properties": {"name": "urn:ogc:def:crs:EPSG::32631"}},
+                "features": [
+                    {
+                        "type": "Feature",
+                        "properties": {"code": "N", "name": "North"},
+                        "geometry": _square(x0 - c, ymid, x0 + (ncol + 1) * c, y0 + c),
+                    },
+                    {
+                        "type": "Feature",
+                        "properties": {"code": "S", "name": "South"},
+                        "geometry": _square(x0 - c, y0 - (nrow + 1) * c, x0 + (ncol + 1) * c, ymid),
+                    },
+                ],
+            }
+            (folder / "units.geojson").write_text(json.dumps(fc))
+            cat["sources"]["regions"] = {
+                "role": "jurisdictions",
+                "level": "region",
+                "path": "units.geojson",
+                "crs": synthetic.CRS,
+            }
+        if sites is not None:
+            lines = ["id,name,kind,lon,lat"] + [
+                f"{s['id']},{s['name']},{s.get('kind', 'station')},{s['lon']},{s['lat']}" for s in sites
+            ]
+            (folder / "sites.csv").write_text("\n".join(lines) + "\n")
+            cat["sources"]["stations"] = {"role": "sites", "path": "sites.csv", "crs": "EPSG:4326"}
+        if extra:
+            cat.update(extra)
+        path = folder / "basin.yml"
+        path.write_text(yaml.safe_dump(cat, allow_unicode=True))
+        return path
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def demo_dir(tmp_path_factory):
+    """The demo twin, built once per test session and saved to a temp folder."""
+    import twin
+
+    out = tmp_path_factory.mktemp("demo") / "cevennes"
+    twin.BasinTwin.build(DEMO_CATALOG).save(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def demo(demo_dir):
+    import twin
+
+    return twin.BasinTwin.open(demo_dir)
