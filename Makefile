@@ -25,11 +25,12 @@ demo: setup
 
 test: setup
 	$(BIN)/ruff check twin web tests benchmarks
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
 
 lint: setup
 	$(BIN)/ruff check twin web tests benchmarks
-	$(BIN)/mypy
+	$(BIN)/ruff format --check twin web tests benchmarks
 
 bench: setup
 	$(BIN)/pip install --quiet ".[bench]"

@@ -177,3 +177,19 @@ def test_library_does_not_load_flask_or_pyvista():
     code = "import sys, twin; print(any(m in sys.modules for m in ('flask', 'pyvista', 'vtk')))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_jobson_velocity_known_value():
+    from twin.transport import max_probable_velocity, peak_velocity
+
+    # Gardon d'Anduze-sized river: 543 km2, 13.8 m3/s mean annual flow, slope 0.002 (worked by hand)
+    vp = float(peak_velocity(543e6, 13.8, 13.8, 0.002))
+    assert vp == pytest.approx(0.47, abs=0.02)
+    assert float(max_probable_velocity(543e6, 13.8, 13.8, 0.002)) > vp
+    # faster at higher flow
+    assert float(peak_velocity(543e6, 13.8, 50.0, 0.002)) > vp
+
+
+def test_reaches_have_velocities(valley):
+    v = valley.network.reaches["velocity_ms"]
+    assert (v > 0.094).all() and (v < 5).all()

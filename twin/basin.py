@@ -241,7 +241,7 @@ class BasinTwin:
         area = float(mask.sum()) * self.terrain.grid.cell_area / 1e6
         reach = int(self.drainage.reach.ravel()[cell])
         units = self.jurisdictions.at(ox, oy)
-        props = {"area_km2": area, "cells": int(mask.sum()), "outlet_x": ox, "outlet_y": oy, "reach_id": reach or None}
+        props: dict[str, Any] = {"area_km2": area, "cells": int(mask.sum()), "outlet_x": ox, "outlet_y": oy, "reach_id": reach or None}
         for lv, u in units.items():
             props[lv] = u["code"] if u else None
         return gpd.GeoDataFrame([props], geometry=[geom], crs=self.crs)
@@ -335,8 +335,8 @@ class BasinTwin:
         }
 
 
-def _label(code: object, name: object) -> str:
-    return "outside the mapped units" if pd.isna(code) else f"{code} {name}"
+def _label(code: Any, name: Any) -> str:
+    return "outside the mapped units" if code is None or pd.isna(code) else f"{code} {name}"
 
 
 def _with_units(reaches: gpd.GeoDataFrame, juris: Jurisdictions) -> gpd.GeoDataFrame:

@@ -142,8 +142,8 @@ class Drainage:
     # -- points ---------------------------------------------------------------
     def cell_of(self, x: float, y: float, what: str = "point") -> int:
         """Flat index of the valid cell holding (x, y) in the twin CRS."""
-        row, col = self.grid.rowcol(x, y)
-        row, col = int(row), int(col)
+        rows, cols = self.grid.rowcol(x, y)
+        row, col = int(rows), int(cols)
         nrow, ncol = self.grid.shape
         if not (0 <= row < nrow and 0 <= col < ncol):
             b = self.grid.bounds

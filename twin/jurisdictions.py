@@ -187,8 +187,8 @@ def analyse(
         ras = rasterize_level(lu, grid)
         kernels.fill_slivers(ras, river_rows.astype(np.int64), river_cols.astype(np.int64), int(sliver_cells))
         rasters[level] = ras
-        codes = np.append(lu["code"].to_numpy(dtype=object), None)  # index -1 → None
-        names = np.append(lu["name"].to_numpy(dtype=object), None)
+        codes = np.array([*lu["code"], None], dtype=object)  # index -1 → None
+        names = np.array([*lu["name"], None], dtype=object)
         u = ras.ravel()[chain].astype(np.int64)
         # units each reach runs through (connector points belong to the reach below)
         body = np.ones(ids.size, dtype=bool)

@@ -30,6 +30,7 @@ import pandas as pd
 import rasterio
 import rasterio.merge
 from affine import Affine
+from pyogrio.errors import CRSError as PyogrioCRSError
 from pyproj import CRS, Transformer
 from pyproj.exceptions import CRSError as PyprojCRSError
 from rasterio.enums import Resampling
@@ -68,7 +69,7 @@ class Grid:
         col, row = ~self.transform * (np.asarray(x, dtype="float64"), np.asarray(y, dtype="float64"))
         return np.floor(row).astype("int64"), np.floor(col).astype("int64")
 
-    def xy(self, row: np.ndarray, col: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def xy(self, row: np.ndarray | int, col: np.ndarray | int) -> tuple[np.ndarray, np.ndarray]:
         """Centre coordinates of cells."""
         x, y = self.transform * (np.asarray(col) + 0.5, np.asarray(row) + 0.5)
         return np.asarray(x), np.asarray(y)
@@ -121,7 +122,9 @@ def _open_raster(path: Path, what: str) -> rasterio.io.DatasetReader:
     try:
         return rasterio.open(path)
     except (RasterioIOError, RasterioError) as err:
-        raise SourceError(f"{what} '{path}' is not a readable raster ({str(err).splitlines()[0]}); check the file") from None
+        raise SourceError(
+            f"{what} '{path}' is not a readable raster ({str(err).splitlines()[0]}); check the file"
+        ) from None
 
 
 def _metric_resolution(src: rasterio.io.DatasetReader, crs: CRS) -> float:
@@ -182,7 +185,9 @@ def load_dem(
             lon, lat = to_ll.transform((b.left + b.right) / 2, (b.bottom + b.top) / 2)
             target = utm_crs_for(lon, lat)
         if not target.is_projected or target.axis_info[0].unit_name not in ("metre", "meter"):
-            raise CRSError(f"working CRS {target.to_string()} is not a projected CRS in metres; set the catalog's crs to one (e.g. a UTM zone)")
+            raise CRSError(
+                f"working CRS {target.to_string()} is not a projected CRS in metres; set the catalog's crs to one (e.g. a UTM zone)"
+            )
 
         same = all(c.equals(target, ignore_axis_order=True) for c in crss)
         nd = [s.nodata if s.nodata is not None else nodata for s in sources]
@@ -200,35 +205,53 @@ def load_dem(
                     continue
                 dst_t, _, _ = calculate_default_transform(c, target, s.width, s.height, *s.bounds, resolution=res)
                 readers.append(
-                    WarpedVRT(s, src_crs=c, crs=target, resampling=Resampling.bilinear,
-                              src_nodata=n, nodata=np.nan, dtype="float32", transform=None)
+                    WarpedVRT(
+                        s,
+                        src_crs=c,
+                        crs=target,
+                        resampling=Resampling.bilinear,
+                        src_nodata=n,
+                        nodata=np.nan,
+                        dtype="float32",
+                        transform=None,
+                    )
                 )
-            arr, transform = rasterio.merge.merge(readers, res=res, nodata=np.nan, dtype="float32",
-                                                  resampling=Resampling.bilinear)
+            arr, transform = rasterio.merge.merge(
+                readers, res=res, nodata=np.nan, dtype="float32", resampling=Resampling.bilinear
+            )
             values = arr[0].astype("float32", copy=False)
             for n, r in zip(nd, readers):
                 if n is not None and not isinstance(r, WarpedVRT):
                     values[values == n] = np.nan
         if transform.b != 0 or transform.d != 0 or transform.e >= 0:
-            raise SourceError(f"{what} '{paths[0]}' is rotated or not north-up; warp it to a north-up grid first (gdalwarp)")
+            raise SourceError(
+                f"{what} '{paths[0]}' is rotated or not north-up; warp it to a north-up grid first (gdalwarp)"
+            )
         if abs(abs(transform.a) - abs(transform.e)) > 1e-6 * abs(transform.a):
-            raise SourceError(f"{what} '{paths[0]}' has non-square cells ({transform.a} x {-transform.e}); set parameters.resolution_m to resample")
+            raise SourceError(
+                f"{what} '{paths[0]}' has non-square cells ({transform.a} x {-transform.e}); set parameters.resolution_m to resample"
+            )
     except RasterioError as err:
-        raise SourceError(f"{what} '{paths[0]}' could not be read ({str(err).splitlines()[0]}); check the file") from None
+        raise SourceError(
+            f"{what} '{paths[0]}' could not be read ({str(err).splitlines()[0]}); check the file"
+        ) from None
     finally:
         for s in sources:
             s.close()
     values[~np.isfinite(values)] = np.nan
     if values.size == 0 or np.isnan(values).all():
-        raise SourceError(f"{what} '{paths[0]}' holds no valid elevation (every cell is nodata); check the nodata value or the file")
+        raise SourceError(
+            f"{what} '{paths[0]}' holds no valid elevation (every cell is nodata); check the nodata value or the file"
+        )
     return Elevation(values=values, grid=Grid(values.shape, transform, CRS.from_user_input(target)))
 
 
 # ---------------------------------------------------------------------------
 # Vectors
 # ---------------------------------------------------------------------------
-def load_vectors(paths: list[Path], *, declared_crs: str | None = None, layer: str | None = None,
-                 what: str = "vectors") -> gpd.GeoDataFrame:
+def load_vectors(
+    paths: list[Path], *, declared_crs: str | None = None, layer: str | None = None, what: str = "vectors"
+) -> gpd.GeoDataFrame:
     """Read one or more vector files (concatenated) with their CRS.
 
     Raises
@@ -246,9 +269,14 @@ def load_vectors(paths: list[Path], *, declared_crs: str | None = None, layer: s
         try:
             df = gpd.read_file(p, layer=layer) if layer else gpd.read_file(p)
         except Exception as err:  # pyogrio raises several unrelated classes for unreadable data
-            if isinstance(err, PyprojCRSError):
-                raise CRSError(f"{what} '{p}' has a CRS that cannot be read ({err}); fix its .prj or declare crs in the catalog") from None
-            raise SourceError(f"{what} '{p}' is not a readable vector file ({str(err).splitlines()[0]}); check the file") from None
+            if isinstance(err, (PyprojCRSError, PyogrioCRSError)):  # pyogrio raises its own class for a bad .prj
+                raise CRSError(
+                    f"{what} '{p}' has a CRS that cannot be read ({str(err).splitlines()[0]}); "
+                    "fix its .prj (or remove it and declare crs in the catalog)"
+                ) from None
+            raise SourceError(
+                f"{what} '{p}' is not a readable vector file ({str(err).splitlines()[0]}); check the file"
+            ) from None
         if len(df) == 0:
             raise SourceError(f"{what} '{p}' holds no features; check the file or its layer")
         file_crs = df.crs
@@ -264,9 +292,18 @@ def load_vectors(paths: list[Path], *, declared_crs: str | None = None, layer: s
     return out
 
 
-def load_sites(paths: list[Path], *, fmt: str | None, declared_crs: str | None, id_field: str = "id",
-               name_field: str = "name", x_field: str = "lon", y_field: str = "lat",
-               layer: str | None = None, what: str = "sites") -> gpd.GeoDataFrame:
+def load_sites(
+    paths: list[Path],
+    *,
+    fmt: str | None,
+    declared_crs: str | None,
+    id_field: str = "id",
+    name_field: str = "name",
+    x_field: str = "lon",
+    y_field: str = "lat",
+    layer: str | None = None,
+    what: str = "sites",
+) -> gpd.GeoDataFrame:
     """Read a site list (CSV with coordinates and a declared CRS, or GeoJSON/GPKG).
 
     Columns kept: ``id``, ``name``, ``kind`` (one of :data:`SITE_KINDS`, default
@@ -279,7 +316,9 @@ def load_sites(paths: list[Path], *, fmt: str | None, declared_crs: str | None, 
         is_csv = (fmt or "").upper() == "CSV" or (fmt is None and p.suffix.lower() == ".csv")
         if is_csv:
             if not declared_crs:
-                raise CRSError(f"{what} '{p}' is a CSV and has no CRS; declare it in the catalog with crs: EPSG:4326 (for lon/lat)")
+                raise CRSError(
+                    f"{what} '{p}' is a CSV and has no CRS; declare it in the catalog with crs: EPSG:4326 (for lon/lat)"
+                )
             crs = parse_crs(declared_crs, f"{what} '{p}'")
             try:
                 df = pd.read_csv(p, dtype={id_field: str}, encoding="utf-8-sig")
@@ -287,7 +326,9 @@ def load_sites(paths: list[Path], *, fmt: str | None, declared_crs: str | None, 
                 raise SourceError(f"{what} '{p}' is not a readable CSV ({err}); check the file") from None
             for col in (x_field, y_field):
                 if col not in df.columns:
-                    raise SourceError(f"{what} '{p}' has no column '{col}'; columns are {list(df.columns)} (set x_field/y_field in the catalog)")
+                    raise SourceError(
+                        f"{what} '{p}' has no column '{col}'; columns are {list(df.columns)} (set x_field/y_field in the catalog)"
+                    )
             xy = df[[x_field, y_field]].apply(pd.to_numeric, errors="coerce")
             if xy.isna().any().any():
                 bad = df.loc[xy.isna().any(axis=1), id_field if id_field in df else x_field].tolist()
@@ -318,6 +359,8 @@ def load_sites(paths: list[Path], *, fmt: str | None, declared_crs: str | None, 
         raise CatalogError(f"{what}: unknown water_body value(s) {bad_wb}; allowed: {list(WATER_BODIES)}")
     tc = df["target_class"]
     if ((tc < 1) | (tc > 5) | (tc != tc.round())).any():
-        raise CatalogError(f"{what}: target_class must be a whole number 1-5 (GB 3838 classes I-V); got {sorted(set(tc))}")
+        raise CatalogError(
+            f"{what}: target_class must be a whole number 1-5 (GB 3838 classes I-V); got {sorted(set(tc))}"
+        )
     df["target_class"] = tc.astype(int)
     return df

@@ -26,6 +26,7 @@ from shapely.ops import substring
 from .drainage import Drainage
 from .errors import UnknownReachError
 from .terrain import Terrain
+from .transport import peak_velocity
 
 
 def reach_cells(drainage: Drainage) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -84,7 +85,8 @@ def build_reaches(
     """The reach table with geometries, from the routed grid.
 
     Mean annual discharge ``qa_m3s`` = upstream area × mean annual runoff depth
-    (a basin parameter, from which a gauge may later depart).
+    (a basin parameter, from which a gauge may later depart); ``velocity_ms`` is
+    Jobson's peak velocity at that discharge (:mod:`twin.transport`).
     """
     grid = drainage.grid
     ncol = grid.shape[1]
@@ -144,6 +146,7 @@ def build_reaches(
             "upstream_area_km2": area_km2,
             "strahler": drainage.strahler.ravel()[last].astype(np.int64),
             "qa_m3s": qa,
+            "velocity_ms": peak_velocity(area_km2 * 1e6, qa, qa, slope),
         },
         geometry=list(geoms),
         crs=grid.crs,
@@ -218,7 +221,7 @@ class Network:
 
     def downstream_ids(self, reach_id: int) -> list[int]:
         """The reach and every reach below it to the outlet, in flow order."""
-        out = [int(self.reach(reach_id).name)]
+        out = [int(self.reach(reach_id)["reach_id"])]
         while self._next[out[-1]]:
             out.append(self._next[out[-1]])
         return out
