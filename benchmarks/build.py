@@ -28,8 +28,11 @@ The DEM and catalog are generated once into the work folder and reused
 while size and seed are the same. Every tool then runs in a fresh Python
 process of its own. That process first imports the tool and runs it once on
 a 64 × 64 version of the terrain (reported as ``compile_s``: numba
-compilation or cache loading, first-call overheads), then runs the timed
-step once. Around the timed step it records
+compilation or cache loading, first-call overheads; ``import_s`` is the
+import itself, which for pysheds compiles too), then runs the timed step
+once. Numba's on-disk caches make the first run on a machine much slower to
+import and warm up than later ones; the timed step is not affected. Around
+the timed step it records
 
 * ``wall_s``: wall-clock time (``time.perf_counter``), and ``cpu_s``: user
   plus system CPU time of the process (the machine may be shared, so a
@@ -47,7 +50,8 @@ cannot be imported gives a line with ``"skipped"`` and the reason, one that
 fails a line with ``"error"``. A last line summarises the speed ratios and
 whether the twin meets its goals: build no slower than richdem's fill and
 accumulation, at least twice as fast as pyflwdir's from_dem, upstream_area
-and streams, and a peak below 60 bytes per cell.
+and streams, and a peak below 60 bytes per cell (``bytes_per_cell``, the
+whole process, of the build and of the save, whichever is larger).
 
 Usage::
 
@@ -70,11 +74,12 @@ import subprocess
 import sys
 import time
 import traceback
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from importlib import metadata
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Any, TypeVar
 
 import terrain
 
@@ -88,6 +93,7 @@ GOAL_BYTES_PER_CELL = 60.0
 GOAL_SPEEDUP_VS_PYFLWDIR = 2.0
 
 log = logging.getLogger("benchmarks.build")
+T = TypeVar("T")
 
 
 # -- inputs -------------------------------------------------------------------
@@ -152,7 +158,11 @@ def _reset_peak_rss() -> bool:
 
 
 def _lifetime_peak_kb() -> int:
-    """Peak RSS of this process since it started (``ru_maxrss`` is in kB on Linux)."""
+    """Peak RSS of this process since it started (``ru_maxrss``, kB on Linux).
+
+    Only a fallback where the high-water mark cannot be reset: once it has
+    been reset, ``ru_maxrss`` follows the reset mark too.
+    """
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
@@ -194,10 +204,11 @@ def stage(stages: dict[str, float], name: str) -> Iterator[None]:
     stages[name] = round(time.perf_counter() - start, 3)
 
 
-def _timed_call(fn: Callable[[], object]) -> float:
+def _timed_call(fn: Callable[[], T]) -> tuple[float, T]:
+    """Call ``fn``; its wall time in seconds and its result."""
     start = time.perf_counter()
-    fn()
-    return round(time.perf_counter() - start, 3)
+    result = fn()
+    return round(time.perf_counter() - start, 3), result
 
 
 def _skipped(tool: str, exc: BaseException) -> dict:
@@ -248,15 +259,8 @@ def bench_twin(main: Inputs, warm: Inputs, out_dir: Path) -> list[dict]:
     import_s = round(time.perf_counter() - start, 3)
     version = getattr(twin, "__version__", None)
 
-    warm_out = out_dir.parent / f"{out_dir.name}-warmup"
-    warm_twin = None
-
-    def warm_build() -> None:
-        nonlocal warm_twin
-        warm_twin = BasinTwin.build(warm.catalog)
-
-    compile_s = _timed_call(warm_build)
-    build = {
+    compile_s, warm_twin = _timed_call(lambda: BasinTwin.build(warm.catalog))
+    build: dict[str, Any] = {
         "tool": "twin",
         "version": version,
         "step": "BasinTwin.build(basin.yml): read DEM and jurisdictions, condition, route, rivers, in memory",
@@ -270,10 +274,11 @@ def bench_twin(main: Inputs, warm: Inputs, out_dir: Path) -> list[dict]:
     if not hasattr(built, "save"):
         return records + [{"tool": "twin+save", "skipped": "BasinTwin has no save()"}]
 
+    warm_out = out_dir.parent / f"{out_dir.name}-warmup"
     shutil.rmtree(warm_out, ignore_errors=True)
-    save_compile_s = _timed_call(lambda: warm_twin.save(warm_out))
+    save_compile_s, _ = _timed_call(lambda: warm_twin.save(warm_out))
     shutil.rmtree(out_dir, ignore_errors=True)
-    save = {
+    save: dict[str, Any] = {
         "tool": "twin+save",
         "version": version,
         "step": f"twin.save({out_dir.name}/)",
@@ -297,9 +302,8 @@ def bench_pyflwdir(main: Inputs, warm: Inputs, out_dir: Path) -> list[dict]:
     import_s = round(time.perf_counter() - start, 3)
 
     def pipeline(inputs: Inputs, threshold_km2: float, stages: dict[str, float]) -> int:
-        with stage(stages, "read"):
-            with rasterio.open(inputs.dem) as src:
-                dem, transform, nodata = src.read(1), src.transform, src.nodata
+        with stage(stages, "read"), rasterio.open(inputs.dem) as src:
+            dem, transform, nodata = src.read(1), src.transform, src.nodata
         with stage(stages, "from_dem"):
             flw = pyflwdir.from_dem(dem, nodata=nodata, transform=transform, latlon=False)
         with stage(stages, "upstream_area"):
@@ -308,9 +312,9 @@ def bench_pyflwdir(main: Inputs, warm: Inputs, out_dir: Path) -> list[dict]:
             streams = flw.streams(mask=upa > threshold_km2)
         return len(streams)
 
-    compile_s = _timed_call(lambda: pipeline(warm, WARMUP_THRESHOLD_KM2, {}))
+    compile_s, _ = _timed_call(lambda: pipeline(warm, WARMUP_THRESHOLD_KM2, {}))
     stages: dict[str, float] = {}
-    record = {
+    record: dict[str, Any] = {
         "tool": "pyflwdir",
         "version": _version("pyflwdir"),
         "step": f"read + from_dem + upstream_area(km2) + streams(upa > {STREAM_THRESHOLD_KM2} km2)",
@@ -331,7 +335,7 @@ def bench_pysheds(main: Inputs, warm: Inputs, out_dir: Path) -> list[dict]:
         import numpy as np
 
         if not hasattr(np, "in1d"):  # pysheds 0.5 still calls np.in1d, removed in numpy 2.4
-            np.in1d = np.isin
+            setattr(np, "in1d", np.isin)  # noqa: B010 (an attribute numpy no longer declares)
         from pysheds.grid import Grid
     except Exception as exc:
         return [_skipped("pysheds", exc)]
@@ -353,9 +357,9 @@ def bench_pysheds(main: Inputs, warm: Inputs, out_dir: Path) -> list[dict]:
         with stage(stages, "accumulation"):
             grid.accumulation(fdir)
 
-    compile_s = _timed_call(lambda: pipeline(warm, {}))
+    compile_s, _ = _timed_call(lambda: pipeline(warm, {}))
     stages: dict[str, float] = {}
-    record = {
+    record: dict[str, Any] = {
         "tool": "pysheds",
         "version": _version("pysheds"),
         "step": "from_raster + fill_pits + fill_depressions + resolve_flats + flowdir + accumulation",
@@ -386,19 +390,18 @@ def bench_richdem(main: Inputs, warm: Inputs, out_dir: Path) -> list[dict]:
     chatter.unlink(missing_ok=True)
 
     def pipeline(inputs: Inputs, stages: dict[str, float]) -> None:
-        with stage(stages, "read"):
-            with rasterio.open(inputs.dem) as src:
-                dem = rd.rdarray(src.read(1), no_data=src.nodata)
-                dem.geotransform = src.transform.to_gdal()
+        with stage(stages, "read"), rasterio.open(inputs.dem) as src:
+            dem = rd.rdarray(src.read(1), no_data=src.nodata)
+            dem.geotransform = src.transform.to_gdal()
         with _output_to(chatter):
             with stage(stages, "fill_depressions"):
                 rd.FillDepressions(dem, epsilon=True, in_place=True)
             with stage(stages, "flow_accumulation"):
                 rd.FlowAccumulation(dem, method="D8")
 
-    compile_s = _timed_call(lambda: pipeline(warm, {}))
+    compile_s, _ = _timed_call(lambda: pipeline(warm, {}))
     stages: dict[str, float] = {}
-    record = {
+    record: dict[str, Any] = {
         "tool": "richdem",
         "version": _version("richdem"),
         "step": "read (rasterio) + FillDepressions(epsilon) + FlowAccumulation(D8)",
@@ -421,8 +424,8 @@ def child_main(args: argparse.Namespace) -> int:
     The lines go to the original stdout; anything else written to stdout
     (by the tool or its libraries) is sent to stderr so it cannot mix in.
     """
-    results = os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1)
     sys.stdout.flush()
+    results = os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1)
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
 
     main = Inputs(Path(args.dem), Path(args.catalog), args.size)
@@ -435,8 +438,6 @@ def child_main(args: argparse.Namespace) -> int:
         records = [{"tool": tool, "error": f"{type(exc).__name__}: {exc}"}]
     for record in records:
         record.setdefault("size", args.size)
-        if "wall_s" in record:
-            record["process_peak_mem_mb"] = round(_lifetime_peak_kb() / 1024, 1)
         print(json.dumps(record), file=results)
     return 0
 
@@ -462,7 +463,9 @@ def run_tool(tool: str, main: Inputs, warm: Inputs, workdir: Path, python: str =
     proc = subprocess.run(command, stdout=subprocess.PIPE, text=True)
     records = [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
     if proc.returncode != 0:  # e.g. -9 when the kernel kills it for memory
-        records.append({"tool": tool, "size": main.size, "error": f"benchmark process exited with status {proc.returncode}"})
+        records.append(
+            {"tool": tool, "size": main.size, "error": f"benchmark process exited with status {proc.returncode}"}
+        )
     return records
 
 
@@ -493,6 +496,8 @@ def summarize(records: list[dict], size: int) -> dict:
         "summary": True,
         "size": size,
         "cells": size * size,
+        "twin_bytes_per_cell": max((r["bytes_per_cell"] for r in twin_lines), default=None),
+        "twin_step_bytes_per_cell": max((r["step_bytes_per_cell"] for r in twin_lines), default=None),
         "twin_speedup_vs_pyflwdir": vs_pyflwdir,
         "twin_speedup_vs_richdem": vs_richdem,
         "twin_speedup_vs_pysheds": speedup("pysheds"),
@@ -512,7 +517,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--size", type=int, default=5000, help="rows and columns of the DEM (default 5000)")
     parser.add_argument("--seed", type=int, default=0, help="terrain seed (default 0)")
-    parser.add_argument("--workdir", type=Path, default=BENCH_DIR / "out", help="where inputs and outputs go (default benchmarks/out)")
+    parser.add_argument(
+        "--workdir", type=Path, default=BENCH_DIR / "out", help="where inputs and outputs go (default benchmarks/out)"
+    )
     parser.add_argument("--tools", default=",".join(TOOLS), help=f"comma-separated subset of {','.join(TOOLS)}")
     parser.add_argument("--regenerate", action="store_true", help="write the DEM and catalog again even if present")
     parser.add_argument(
@@ -545,10 +552,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(
         stream=sys.stderr,
-        level=logging.INFO,
+        level=logging.WARNING,  # the tools' own INFO chatter stays out
         format=f"%(asctime)s {args.child or 'build'}: %(message)s",
         datefmt="%H:%M:%S",
     )
+    log.setLevel(logging.INFO)
     if args.child:
         return child_main(args)
 

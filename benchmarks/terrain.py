@@ -48,7 +48,7 @@ RELIEF_M = 150.0  # standard deviation of the fractal relief on a large grid
 REGIONAL_SLOPE = 0.004  # west-down trend
 TROUGH_SLOPE = 0.002  # rise away from the middle row
 NOISE_M = 0.3  # standard deviation of cell-to-cell measurement noise
-BASE_M = 600.0  # elevation of the west edge on the middle row, before relief
+BASE_M = 600.0  # about the elevation of the west edge, before relief (keeps the grid above 0)
 
 
 def fractal_relief(n: int, rng: np.random.Generator, cell: float = 30.0) -> np.ndarray:
@@ -336,8 +336,16 @@ def make_catalog(
     middle = (left + right) / 2
 
     regions = [
-        {"type": "Feature", "properties": {"code": "W", "name": "West"}, "geometry": _rectangle(left, bottom, middle, top)},
-        {"type": "Feature", "properties": {"code": "E", "name": "East"}, "geometry": _rectangle(middle, bottom, right, top)},
+        {
+            "type": "Feature",
+            "properties": {"code": "W", "name": "West"},
+            "geometry": _rectangle(left, bottom, middle, top),
+        },
+        {
+            "type": "Feature",
+            "properties": {"code": "E", "name": "East"},
+            "geometry": _rectangle(middle, bottom, right, top),
+        },
     ]
     xs = np.linspace(left, right, side + 1)
     ys = np.linspace(top, bottom, side + 1)

@@ -29,7 +29,9 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pyogrio
+import pyogrio.errors
 import rasterio
+import rasterio.errors
 from affine import Affine
 from pyproj import CRS
 
@@ -180,9 +182,16 @@ def write_twin(basin: BasinTwin, path: Path, overwrite: bool = False, progress: 
     return path
 
 
+def _unreadable(path: Path, err: Exception) -> TwinFolderError:
+    return TwinFolderError(f"twin output '{path}' cannot be read ({str(err).splitlines()[0]}); rebuild the twin")
+
+
 def _read_raster(path: Path) -> np.ndarray:
-    with rasterio.open(path) as src:
-        return src.read(1)
+    try:
+        with rasterio.open(path) as src:
+            return src.read(1)
+    except rasterio.errors.RasterioError as err:
+        raise _unreadable(path, err) from None
 
 
 def read_twin(path: Path) -> BasinTwin:
@@ -221,10 +230,16 @@ def read_twin(path: Path) -> BasinTwin:
     gpkg = path / "vectors.gpkg"
 
     def layer(name: str) -> gpd.GeoDataFrame:
-        return gpd.read_file(gpkg, layer=name, engine="pyogrio")
+        try:
+            return gpd.read_file(gpkg, layer=name, engine="pyogrio")
+        except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError) as err:
+            raise _unreadable(gpkg, err) from None
 
     def table(name: str) -> pd.DataFrame:
-        return pyogrio.read_dataframe(gpkg, layer=name, read_geometry=False)
+        try:
+            return pyogrio.read_dataframe(gpkg, layer=name, read_geometry=False)
+        except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError) as err:
+            raise _unreadable(gpkg, err) from None
 
     reaches = layer("reaches").set_index("reach_id", drop=False)
     units = layer("jurisdictions")

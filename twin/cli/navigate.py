@@ -15,7 +15,10 @@ def _features(gdf, kind: str) -> list[dict]:
         return []
     fc = json.loads(gdf.to_crs("EPSG:4326").to_json(na="null", drop_id=True))
     for f in fc["features"]:
-        f["properties"] = {"kind": kind, **f["properties"]}
+        props = f["properties"]
+        if "kind" in props:  # a site's own kind (station, intake...) must not hide the feature's kind
+            props[f"{kind}_kind"] = props.pop("kind")
+        f["properties"] = {"kind": kind, **props}
     return fc["features"]
 
 
