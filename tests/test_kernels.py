@@ -136,7 +136,7 @@ def test_properties_on_random_terrain(dem, holes, seed):
     assert (filled[valid] >= dem[valid]).all()
     # every valid cell is ordered exactly once
     assert sorted(order.tolist()) == np.flatnonzero(valid.ravel()).tolist()
-    down = kernels.downstream_index(d8.ravel(), ncol)
+    down = kernels.downstream_of(d8.ravel(), np.arange(d8.size), ncol)
     # every cell drains to an outlet, never uphill on the conditioned DEM
     f = filled.ravel()
     for i in np.flatnonzero(valid.ravel()):
@@ -163,3 +163,24 @@ def test_debounce_ignores_short_excursions_and_places_the_section_at_the_run_sta
     )
     assert np.flatnonzero(fu > -2).tolist() == [5]
     assert (fu[5], tu[5]) == (0, 1)
+
+
+def test_drainage_in_a_filled_depression_follows_its_lowest_ground():
+    # a slope to the south dammed at row 20 (spillway at column 25): the water behind the dam
+    # is filled to the spillway's level; a channel runs down column 5 inside the pond
+    nrow, ncol = 30, 30
+    rows, cols = np.mgrid[0:nrow, 0:ncol]
+    dem = (nrow - rows) * 0.2 + 100.0
+    dem[20, :] += 10.0
+    dem[:21, 0] += 10.0  # valley sides: the pond's only way out is the spillway
+    dem[:21, -1] += 10.0
+    dem[0, :] += 10.0
+    dem[20, 25] = 104.0  # the spillway: rows 10-19 behind the dam are under water
+    dem[1:20, 5] -= 1.0
+    dem = dem.astype("float32")
+    filled, d8, _ = route(dem)
+    assert (filled[11:20, 1:-1] == 104.0).all()  # the pond is filled to the spillway's level
+    # in the pond the channel still drains down its own bed to the dam, then along the dam
+    # to the spillway, not straight across the pond (as a breadth-first flood would have it)
+    assert (d8[11:18, 5] == 4).all()
+    assert (d8[19, 6:24] == 1).all()

@@ -241,7 +241,13 @@ class BasinTwin:
         area = float(mask.sum()) * self.terrain.grid.cell_area / 1e6
         reach = int(self.drainage.reach.ravel()[cell])
         units = self.jurisdictions.at(ox, oy)
-        props: dict[str, Any] = {"area_km2": area, "cells": int(mask.sum()), "outlet_x": ox, "outlet_y": oy, "reach_id": reach or None}
+        props: dict[str, Any] = {
+            "area_km2": area,
+            "cells": int(mask.sum()),
+            "outlet_x": ox,
+            "outlet_y": oy,
+            "reach_id": reach or None,
+        }
         for lv, u in units.items():
             props[lv] = u["code"] if u else None
         return gpd.GeoDataFrame([props], geometry=[geom], crs=self.crs)

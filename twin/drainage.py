@@ -64,7 +64,7 @@ class Drainage:
     reach: np.ndarray
     subbasin: np.ndarray
     threshold_cells: int
-    _down: np.ndarray | None = field(default=None, repr=False, compare=False)
+    _memo: dict = field(default_factory=dict, repr=False, compare=False)  # derived arrays, computed once
 
     # -- construction -------------------------------------------------------
     @classmethod
@@ -125,13 +125,9 @@ class Drainage:
     def subbasins(self) -> xr.DataArray:
         return to_dataarray(self.subbasin, self.grid, "subbasin", "1", 0, "reach each cell drains into")
 
-    @property
-    def down(self) -> np.ndarray:
-        """Flat index of every cell's downstream cell (-1 at outlets and nodata)."""
-        if self._down is None:
-            object.__setattr__(self, "_down", kernels.downstream_index(self.d8.ravel(), self.grid.shape[1]))
-        assert self._down is not None
-        return self._down
+    def down_of(self, cells: np.ndarray) -> np.ndarray:
+        """Flat index of the downstream cell of each of ``cells`` (-1 at outlets and nodata)."""
+        return kernels.downstream_of(self.d8.ravel(), np.asarray(cells, dtype=np.int64), self.grid.shape[1])
 
     def to_pyflwdir(self):
         """The same routing as a ``pyflwdir.FlwdirRaster``, for pyflwdir's own methods."""

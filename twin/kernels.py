@@ -1,12 +1,11 @@
 """Drainage kernels: plain numba functions on flat numpy arrays.
 
-The heart of the twin's speed. One priority-flood pass (Barnes, Lehman & Mulla
-2014, "Priority-Flood", Computers & Geosciences 62, with the plain queue for
-depression and flat cells) fills depressions *and* yields an ordering of the
-cells in which every cell comes after the cell it drains to. Every later step
-(D8 by steepest descent, upstream area, Strahler order, reach ids, sub-basins,
-catchments) is then one linear sweep of that order, with no sorting and no
-recursion.
+The heart of the twin's speed. One priority-flood pass (:func:`flood`) fills depressions, gives every cell a
+direction *and* yields an ordering of the cells in which every cell comes after
+the cell it drains to. Every later step (upstream area, Strahler order, reach
+ids, sub-basins, catchments) is then one linear sweep of that order, with no
+sorting and no recursion. A reopened twin rebuilds the order from its D8
+raster (:func:`topological_order`).
 
 Why the order is topological: cells leave the queue in non-decreasing filled
 elevation, so a neighbour with a strictly lower filled elevation left earlier;
@@ -40,17 +39,68 @@ def _code_to_k() -> np.ndarray:
     return lut
 
 
+@nb.njit(cache=True, inline="always")
+def _heap_key(z, i):
+    """One uint64 whose order is (elevation, cell): the float's bits made monotone, then the index."""
+    b = np.float32(z).view(np.uint32)
+    b = ~b if b & np.uint32(0x80000000) else b | np.uint32(0x80000000)  # negatives reversed, below positives
+    return (np.uint64(b) << np.uint64(32)) | np.uint64(i)
+
+
 @nb.njit(cache=True)
-def _heap_push(keys, vals, size, key, val):
-    if size == keys.shape[0]:
-        nk = np.empty(keys.shape[0] * 2, dtype=keys.dtype)
-        nv = np.empty(vals.shape[0] * 2, dtype=vals.dtype)
-        nk[:size] = keys[:size]
-        nv[:size] = vals[:size]
-        keys, vals = nk, nv
+def _heap_push(h, size, key):
+    """Push onto a 4-ary min-heap of uint64 keys (grown when full); returns (heap, size)."""
+    if size == h.shape[0]:
+        grown = np.empty(h.shape[0] * 2, dtype=h.dtype)
+        grown[:size] = h[:size]
+        h = grown
     i = size
     while i > 0:
-        parent = (i - 1) >> 1
+        parent = (i - 1) >> 2
+        if h[parent] <= key:
+            break
+        h[i] = h[parent]
+        i = parent
+    h[i] = key
+    return h, size + 1
+
+
+@nb.njit(cache=True)
+def _heap_pop(h, size):
+    """Pop the smallest key of a 4-ary min-heap; returns (key, size)."""
+    top = h[0]
+    size -= 1
+    key = h[size]
+    i = 0
+    while True:
+        first = 4 * i + 1
+        if first >= size:
+            break
+        best = first
+        for k in range(first + 1, min(first + 4, size)):
+            if h[k] < h[best]:
+                best = k
+        if h[best] >= key:
+            break
+        h[i] = h[best]
+        i = best
+    if size > 0:
+        h[i] = key
+    return top, size
+
+
+@nb.njit(cache=True)
+def _pheap_push(keys, vals, size, key, val):
+    """Push onto a 4-ary min-heap of uint64 keys carrying int64 values; returns (keys, vals, size)."""
+    if size == keys.shape[0]:
+        gk = np.empty(keys.shape[0] * 2, dtype=keys.dtype)
+        gv = np.empty(vals.shape[0] * 2, dtype=vals.dtype)
+        gk[:size] = keys[:size]
+        gv[:size] = vals[:size]
+        keys, vals = gk, gv
+    i = size
+    while i > 0:
+        parent = (i - 1) >> 2
         if keys[parent] <= key:
             break
         keys[i] = keys[parent]
@@ -62,23 +112,26 @@ def _heap_push(keys, vals, size, key, val):
 
 
 @nb.njit(cache=True)
-def _heap_pop(keys, vals, size):
+def _pheap_pop(keys, vals, size):
+    """Pop the value with the smallest key; returns (value, size)."""
     top = vals[0]
     size -= 1
     key = keys[size]
     val = vals[size]
     i = 0
     while True:
-        child = 2 * i + 1
-        if child >= size:
+        first = 4 * i + 1
+        if first >= size:
             break
-        if child + 1 < size and keys[child + 1] < keys[child]:
-            child += 1
-        if keys[child] >= key:
+        best = first
+        for k in range(first + 1, min(first + 4, size)):
+            if keys[k] < keys[best]:
+                best = k
+        if keys[best] >= key:
             break
-        keys[i] = keys[child]
-        vals[i] = vals[child]
-        i = child
+        keys[i] = keys[best]
+        vals[i] = vals[best]
+        i = best
     if size > 0:
         keys[i] = key
         vals[i] = val
@@ -95,14 +148,22 @@ def flood(dem: np.ndarray, filled: np.ndarray, d8: np.ndarray, order: np.ndarray
         2-D float32 elevation, NaN for nodata.
     filled, d8, order:
         Outputs: filled elevation (2-D float32), D8 codes (2-D uint8) and the flat
-        indices of valid cells in processing order (1-D int32, length ≥ valid cells).
+        indices of valid cells ordered downstream-first (1-D int32, length ≥ valid cells).
 
     Returns
     -------
     int
         Number of valid cells written to ``order``.
 
-    Cells on the grid edge or next to nodata are outlets when no neighbour lies lower.
+    Cells on the grid edge or next to nodata are outlets when no neighbour lies
+    lower. The filling is Priority-Flood (Barnes, Lehman & Mulla 2014); cells
+    below the current level are taken lowest measured ground first (a second
+    heap), so that in filled depressions the drainage follows the real channel
+    rather than an arbitrary breadth-first tree. The main priority queue is a 4-ary
+    heap of single uint64 keys (elevation bits made monotone, then the cell), a
+    third faster here than a binary heap over two arrays (benchmarks/build.py).
+    D8 is then steepest descent on the filled DEM, or on flats the direction
+    towards the cell that flooded it.
     """
     nrow, ncol = dem.shape
     n = nrow * ncol
@@ -110,13 +171,17 @@ def flood(dem: np.ndarray, filled: np.ndarray, d8: np.ndarray, order: np.ndarray
     fil = filled.ravel()
     dd = d8.ravel()
     visited = np.zeros(n, dtype=np.uint8)
-    cap = max(1024, 4 * (nrow + ncol))
-    keys = np.empty(cap, dtype=np.float32)
-    vals = np.empty(cap, dtype=np.int32)
+    heap = np.empty(max(1024, 4 * (nrow + ncol)), dtype=np.uint64)
     hsize = 0
-    pit = np.empty(max(1024, n // 8), dtype=np.int32)
-    phead = 0
-    ptail = 0
+    low32 = np.uint64(0xFFFFFFFF)
+    # cells below the current level (depressions, flats) wait in a second heap ordered by
+    # their *measured* elevation, then by arrival: the flood spreads through a depression
+    # along its lowest ground first, so the drainage it leaves behind follows the real
+    # channel (and on a true flat spreads breadth-first)
+    pkeys = np.empty(1024, dtype=np.uint64)
+    pcells = np.empty(1024, dtype=np.int64)
+    psize = 0
+    arrivals = np.uint64(0)
     # seeds: valid cells on the edge or beside nodata
     for r in range(nrow):
         for c in range(ncol):
@@ -137,16 +202,14 @@ def flood(dem: np.ndarray, filled: np.ndarray, d8: np.ndarray, order: np.ndarray
                 visited[i] = 1
                 fil[i] = z
                 dd[i] = D8_OUTLET
-                keys, vals, hsize = _heap_push(keys, vals, hsize, z, i)
+                heap, hsize = _heap_push(heap, hsize, _heap_key(z, i))
     count = 0
-    while hsize > 0 or phead != ptail:
-        if phead != ptail:
-            i = pit[phead]
-            phead += 1
-            if phead == pit.shape[0]:
-                phead = 0
+    while hsize > 0 or psize > 0:
+        if psize > 0:
+            i, psize = _pheap_pop(pkeys, pcells, psize)
         else:
-            i, hsize = _heap_pop(keys, vals, hsize)
+            top, hsize = _heap_pop(heap, hsize)
+            i = np.int64(top & low32)
         order[count] = i
         count += 1
         z = fil[i]
@@ -163,32 +226,14 @@ def flood(dem: np.ndarray, filled: np.ndarray, d8: np.ndarray, order: np.ndarray
             visited[j] = 1
             dd[j] = CODES[(k + 4) % 8]  # provisional: towards the cell that flooded it
             zj = demf[j]
-            if zj <= z:
+            if zj <= z:  # in a depression or on a flat: raised to this level
                 fil[j] = z
-                # ring buffer, grown when full
-                nxt = ptail + 1
-                if nxt == pit.shape[0]:
-                    nxt = 0
-                if nxt == phead:
-                    m = pit.shape[0]
-                    grown = np.empty(m * 2, dtype=np.int32)
-                    t = 0
-                    h = phead
-                    while h != ptail:
-                        grown[t] = pit[h]
-                        t += 1
-                        h += 1
-                        if h == m:
-                            h = 0
-                    pit = grown
-                    phead = 0
-                    ptail = t
-                    nxt = t + 1
-                pit[ptail] = j
-                ptail = nxt
-            else:
-                fil[j] = zj
-                keys, vals, hsize = _heap_push(keys, vals, hsize, zj, j)
+                key = (_heap_key(zj, 0) & ~low32) | (arrivals & low32)
+                arrivals += np.uint64(1)
+                pkeys, pcells, psize = _pheap_push(pkeys, pcells, psize, key, j)
+                continue
+            fil[j] = zj
+            heap, hsize = _heap_push(heap, hsize, _heap_key(zj, j))
     # steepest descent where a strictly lower neighbour exists
     for r in range(nrow):
         for c in range(ncol):
@@ -215,17 +260,14 @@ def flood(dem: np.ndarray, filled: np.ndarray, d8: np.ndarray, order: np.ndarray
 
 
 @nb.njit(cache=True)
-def downstream_index(d8: np.ndarray, ncol: int) -> np.ndarray:
-    """Flat index of each cell's downstream cell (-1 for outlets and nodata)."""
+def downstream_of(d8: np.ndarray, cells: np.ndarray, ncol: int) -> np.ndarray:
+    """Flat index of the downstream cell of each of ``cells`` (-1 for outlets and nodata)."""
     lut = _code_to_k()
-    n = d8.size
-    out = np.empty(n, dtype=np.int32)
-    for i in range(n):
+    out = np.empty(cells.shape[0], dtype=np.int64)
+    for t in range(cells.shape[0]):
+        i = cells[t]
         k = lut[d8[i]]
-        if k < 0:
-            out[i] = -1
-        else:
-            out[i] = i + DROW[k] * ncol + DCOL[k]
+        out[t] = -1 if k < 0 else i + DROW[k] * ncol + DCOL[k]
     return out
 
 

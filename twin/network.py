@@ -38,6 +38,8 @@ def reach_cells(drainage: Drainage) -> tuple[np.ndarray, np.ndarray, np.ndarray]
         Flat indices, their reach ids, and where each reach's run starts in ``cells``
         (reach ``k`` = ``cells[starts[k-1]:starts[k]]`` with ``starts[0] = 0``, ids 1..R).
     """
+    if "reach_cells" in drainage._memo:
+        return drainage._memo["reach_cells"]
     reach = drainage.reach.ravel()
     up_first = drainage.order[::-1]
     cells = up_first[reach[up_first] > 0].astype(np.int64)
@@ -46,6 +48,7 @@ def reach_cells(drainage: Drainage) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     cells, ids = cells[srt], ids[srt]
     n = int(ids.max()) if ids.size else 0
     starts = np.searchsorted(ids, np.arange(1, n + 2))
+    drainage._memo["reach_cells"] = (cells, ids, starts)
     return cells, ids, starts
 
 
@@ -59,11 +62,13 @@ def reach_chains(drainage: Drainage) -> tuple[np.ndarray, np.ndarray, np.ndarray
         ``measure`` is the distance (m) of each point from its reach's upstream end;
         ``starts`` as in :func:`reach_cells`.
     """
+    if "reach_chains" in drainage._memo:
+        return drainage._memo["reach_chains"]
     grid = drainage.grid
     ncol = grid.shape[1]
     cells, ids, starts = reach_cells(drainage)
     n = len(starts) - 1
-    connector = drainage.down[cells[starts[1:] - 1]].astype(np.int64)
+    connector = drainage.down_of(cells[starts[1:] - 1])
     has_conn = connector >= 0
     all_cells = np.concatenate([cells, connector[has_conn]])
     all_ids = np.concatenate([ids, np.arange(1, n + 1)[has_conn]])
@@ -76,7 +81,9 @@ def reach_chains(drainage: Drainage) -> tuple[np.ndarray, np.ndarray, np.ndarray
     measure = np.cumsum(step)
     firsts = np.searchsorted(all_ids, all_ids)  # index of each point's reach start
     measure -= measure[firsts]
-    return all_cells, all_ids, measure, np.searchsorted(all_ids, np.arange(1, n + 2))
+    out = (all_cells, all_ids, measure, np.searchsorted(all_ids, np.arange(1, n + 2)))
+    drainage._memo["reach_chains"] = out
+    return out
 
 
 def build_reaches(
@@ -93,7 +100,7 @@ def build_reaches(
     cells, ids, starts = reach_cells(drainage)
     n = len(starts) - 1
     last = cells[starts[1:] - 1]
-    connector = drainage.down[last].astype(np.int64)
+    connector = drainage.down_of(last)
     has_conn = connector >= 0
     reach = drainage.reach.ravel()
     next_down = np.where(has_conn, reach[np.maximum(connector, 0)], 0)
