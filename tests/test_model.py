@@ -193,3 +193,30 @@ def test_jobson_velocity_known_value():
 def test_reaches_have_velocities(valley):
     v = valley.network.reaches["velocity_ms"]
     assert (v > 0.094).all() and (v < 5).all()
+
+
+def test_outlet_keeps_only_its_catchment(make_catalog):
+    # two V-valleys side by side ("W"), each draining south to its own outlet
+    left = synthetic.v_valley(41, 31)
+    dem = np.concatenate([left, left], axis=1)
+    lon, lat = lonlat(40, 15)  # the left valley's outlet
+    basin = twin.BasinTwin.build(make_catalog(dem, units=None, extra={"outlet": {"lon": lon, "lat": lat}}))
+    assert basin.info()["valid_cells"] == 41 * 31
+    assert basin.terrain.grid.shape[1] <= 32
+    assert basin.drainage.upstream_cells.max() == 41 * 31
+    assert (basin.network.reaches["next_down"] == 0).sum() == 1
+
+
+def test_outlet_and_boundary_together_are_refused(make_catalog, tmp_path):
+    bad = make_catalog(
+        synthetic.v_valley(),
+        units=None,
+        extra={"outlet": {"lon": 3.0, "lat": 44.2}},
+    )
+    import yaml
+
+    cat = yaml.safe_load(bad.read_text())
+    cat["sources"]["edge"] = {"role": "boundary", "path": "dem.tif"}
+    bad.write_text(yaml.safe_dump(cat))
+    with pytest.raises(twin.CatalogError, match="either an 'outlet' or a source with role 'boundary'"):
+        twin.load_catalog(bad)

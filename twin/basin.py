@@ -22,7 +22,7 @@ import pandas as pd
 import shapely
 from pyproj import Transformer
 
-from .catalog import Catalog, load_catalog, sha256_file
+from .catalog import Catalog, Outlet, Parameters, load_catalog, sha256_file
 from .drainage import Drainage
 from .errors import OutsideBasinError
 from .jurisdictions import Jurisdictions, analyse, load_units
@@ -40,9 +40,6 @@ BUILD_STEPS = ("load terrain", "condition and route", "derive rivers", "reach ta
 def _clip_to_boundary(elev: Elevation, boundary: gpd.GeoDataFrame) -> Elevation:
     """Cells outside the boundary polygon become nodata; the grid is cropped to it."""
     import rasterio.features
-    from affine import Affine
-
-    from .loaders import Grid
 
     shape = shapely.union_all(boundary.to_crs(elev.grid.crs).geometry.values)
     inside = rasterio.features.geometry_mask(
@@ -50,6 +47,24 @@ def _clip_to_boundary(elev: Elevation, boundary: gpd.GeoDataFrame) -> Elevation:
     )
     if not inside.any():
         raise OutsideBasinError("the boundary polygon does not overlap the DEM; check the boundary's CRS and extent")
+    return _crop(elev, inside)
+
+
+def _clip_to_outlet(elev: Elevation, outlet: Outlet, params: Parameters) -> Elevation:
+    """Keep the catchment of the outlet (routed on the whole grid first), cropped to it."""
+    terrain, d8, order = condition(elev)
+    drainage = Drainage.route(terrain.grid, d8, order, params.stream_threshold_km2)
+    x, y = Transformer.from_crs(outlet.crs, terrain.grid.crs, always_xy=True).transform(outlet.lon, outlet.lat)
+    s = drainage.snap(float(x), float(y), params.snap_max_m, what=f"catalog outlet ({outlet.lon}, {outlet.lat})")
+    return _crop(elev, drainage.catchment_mask([s.cell]))
+
+
+def _crop(elev: Elevation, inside: np.ndarray) -> Elevation:
+    """Cells outside ``inside`` become nodata; the grid shrinks to the bounding box of the rest."""
+    from affine import Affine
+
+    from .loaders import Grid
+
     rows, cols = np.nonzero(inside)
     r0, r1, c0, c1 = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
     values = np.where(inside, elev.values, np.nan)[r0:r1, c0:c1].astype("float32")
@@ -114,6 +129,8 @@ class BasinTwin:
                 [cat.resolve(f) for f in bsrc.files], declared_crs=bsrc.crs, layer=bsrc.layer, what="boundary"
             )
             elev = _clip_to_boundary(elev, boundary)
+        elif cat.outlet is not None:
+            elev = _clip_to_outlet(elev, cat.outlet, params)
 
         step("condition and route")
         terrain, d8, order = condition(elev)

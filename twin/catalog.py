@@ -23,7 +23,9 @@ Example
 
 Roles: exactly one ``dem``; any number of ``jurisdictions`` layers (one per
 level, each naming its ``parent_level``); any number of ``sites`` lists;
-at most one ``boundary`` (a polygon to clip the basin to).
+at most one ``boundary`` (a polygon to clip the basin to). Instead of a
+boundary, ``outlet: {lon: .., lat: ..}`` keeps only the catchment of that
+point (snapped to its river), e.g. one river's basin out of an SRTM tile.
 """
 
 from __future__ import annotations
@@ -141,12 +143,21 @@ class Parameters(_Strict):
     resolution_m: float | None = Field(None, gt=0)
 
 
+class Outlet(_Strict):
+    """The basin's outlet: the twin keeps only the catchment of this point (snapped to its river)."""
+
+    lon: float
+    lat: float
+    crs: str = "EPSG:4326"
+
+
 class Catalog(_Strict):
     """A parsed and validated ``basin.yml``."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     title: str | None = None
     crs: str | None = None
+    outlet: Outlet | None = None
     parameters: Parameters = Parameters()
     sources: dict[str, Source]
     root: Path = Field(Path("."), exclude=True)
@@ -159,6 +170,8 @@ class Catalog(_Strict):
         boundaries = [k for k, s in self.sources.items() if s.role == "boundary"]
         if len(boundaries) > 1:
             raise ValueError(f"at most one source with role 'boundary', found {boundaries}")
+        if boundaries and self.outlet is not None:
+            raise ValueError("give either an 'outlet' or a source with role 'boundary' to clip the basin to, not both")
         levels = [s.level for s in self.jurisdiction_sources()]
         if len(set(levels)) != len(levels):
             raise ValueError(f"jurisdiction levels must be unique, found {levels}")
