@@ -223,10 +223,7 @@ def analyse(
             )
         # shares of upstream area: local counts per (reach, unit), accumulated downstream
         K = len(lu)
-        flat = ras.ravel()
-        m = (sub > 0) & (flat >= 0)
-        key = sub[m].astype(np.int64) * K + flat[m]
-        local = np.bincount(key, minlength=(n + 1) * K).reshape(n + 1, K).astype(np.float64)
+        local = kernels.count_pairs(sub, ras.ravel(), n + 1, K).astype(np.float64)
         for r in range(1, n + 1):  # ids are upstream-first
             d = next_down[r - 1]
             if d:

@@ -48,12 +48,19 @@ def _heap_key(z, i):
 
 
 @nb.njit(cache=True)
+def _grown(a):
+    """The array doubled in length, its content kept."""
+    out = np.empty(a.shape[0] * 2, dtype=a.dtype)
+    out[: a.shape[0]] = a
+    return out
+
+
+@nb.njit(cache=True, inline="always")
 def _heap_push(h, size, key):
-    """Push onto a 4-ary min-heap of uint64 keys (grown when full); returns (heap, size)."""
-    if size == h.shape[0]:
-        grown = np.empty(h.shape[0] * 2, dtype=h.dtype)
-        grown[:size] = h[:size]
-        h = grown
+    """Push onto a 4-ary min-heap of uint64 keys with room for one more; returns the new size.
+
+    (Callers grow the array: returning arrays from hot helpers costs reference counting.)
+    """
     i = size
     while i > 0:
         parent = (i - 1) >> 2
@@ -62,10 +69,10 @@ def _heap_push(h, size, key):
         h[i] = h[parent]
         i = parent
     h[i] = key
-    return h, size + 1
+    return size + 1
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, inline="always")
 def _heap_pop(h, size):
     """Pop the smallest key of a 4-ary min-heap; returns (key, size)."""
     top = h[0]
@@ -89,15 +96,9 @@ def _heap_pop(h, size):
     return top, size
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, inline="always")
 def _pheap_push(keys, vals, size, key, val):
-    """Push onto a 4-ary min-heap of uint64 keys carrying int64 values; returns (keys, vals, size)."""
-    if size == keys.shape[0]:
-        gk = np.empty(keys.shape[0] * 2, dtype=keys.dtype)
-        gv = np.empty(vals.shape[0] * 2, dtype=vals.dtype)
-        gk[:size] = keys[:size]
-        gv[:size] = vals[:size]
-        keys, vals = gk, gv
+    """Push onto a 4-ary min-heap of uint64 keys carrying int64 values (room for one more); returns the size."""
     i = size
     while i > 0:
         parent = (i - 1) >> 2
@@ -108,10 +109,10 @@ def _pheap_push(keys, vals, size, key, val):
         i = parent
     keys[i] = key
     vals[i] = val
-    return keys, vals, size + 1
+    return size + 1
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, inline="always")
 def _pheap_pop(keys, vals, size):
     """Pop the value with the smallest key; returns (value, size)."""
     top = vals[0]
@@ -136,6 +137,31 @@ def _pheap_pop(keys, vals, size):
         keys[i] = key
         vals[i] = val
     return top, size
+
+
+@nb.njit(cache=True)
+def _fifo_push(buf, head, tail, val):
+    """Append to a ring buffer, doubling it when full; returns (buf, head, tail)."""
+    nxt = tail + 1
+    if nxt == buf.shape[0]:
+        nxt = 0
+    if nxt == head:
+        m = buf.shape[0]
+        grown = np.empty(m * 2, dtype=buf.dtype)
+        t = 0
+        h = head
+        while h != tail:
+            grown[t] = buf[h]
+            t += 1
+            h += 1
+            if h == m:
+                h = 0
+        buf = grown
+        head = 0
+        tail = t
+        nxt = t + 1
+    buf[tail] = val
+    return buf, head, nxt
 
 
 @nb.njit(cache=True)
@@ -174,14 +200,17 @@ def flood(dem: np.ndarray, filled: np.ndarray, d8: np.ndarray, order: np.ndarray
     heap = np.empty(max(1024, 4 * (nrow + ncol)), dtype=np.uint64)
     hsize = 0
     low32 = np.uint64(0xFFFFFFFF)
-    # cells below the current level (depressions, flats) wait in a second heap ordered by
-    # their *measured* elevation, then by arrival: the flood spreads through a depression
-    # along its lowest ground first, so the drainage it leaves behind follows the real
-    # channel (and on a true flat spreads breadth-first)
+    # cells below the current level wait in a second heap ordered by their *measured*
+    # elevation, then by arrival: the flood spreads through a depression along its lowest
+    # ground first, so the drainage it leaves behind follows the real channel. Cells exactly
+    # at the level (a true flat) come after them, breadth-first, from a plain queue.
     pkeys = np.empty(1024, dtype=np.uint64)
     pcells = np.empty(1024, dtype=np.int64)
     psize = 0
     arrivals = np.uint64(0)
+    flat = np.empty(1024, dtype=np.int64)
+    fhead = 0
+    ftail = 0
     # seeds: valid cells on the edge or beside nodata
     for r in range(nrow):
         for c in range(ncol):
@@ -202,11 +231,18 @@ def flood(dem: np.ndarray, filled: np.ndarray, d8: np.ndarray, order: np.ndarray
                 visited[i] = 1
                 fil[i] = z
                 dd[i] = D8_OUTLET
-                heap, hsize = _heap_push(heap, hsize, _heap_key(z, i))
+                if hsize == heap.shape[0]:
+                    heap = _grown(heap)
+                hsize = _heap_push(heap, hsize, _heap_key(z, i))
     count = 0
-    while hsize > 0 or psize > 0:
+    while hsize > 0 or psize > 0 or fhead != ftail:
         if psize > 0:
             i, psize = _pheap_pop(pkeys, pcells, psize)
+        elif fhead != ftail:
+            i = flat[fhead]
+            fhead += 1
+            if fhead == flat.shape[0]:
+                fhead = 0
         else:
             top, hsize = _heap_pop(heap, hsize)
             i = np.int64(top & low32)
@@ -226,14 +262,23 @@ def flood(dem: np.ndarray, filled: np.ndarray, d8: np.ndarray, order: np.ndarray
             visited[j] = 1
             dd[j] = CODES[(k + 4) % 8]  # provisional: towards the cell that flooded it
             zj = demf[j]
-            if zj <= z:  # in a depression or on a flat: raised to this level
+            if zj < z:  # in a depression: raised to this level
                 fil[j] = z
                 key = (_heap_key(zj, 0) & ~low32) | (arrivals & low32)
                 arrivals += np.uint64(1)
-                pkeys, pcells, psize = _pheap_push(pkeys, pcells, psize, key, j)
+                if psize == pkeys.shape[0]:
+                    pkeys = _grown(pkeys)
+                    pcells = _grown(pcells)
+                psize = _pheap_push(pkeys, pcells, psize, key, j)
+                continue
+            if zj == z:  # on a flat
+                fil[j] = z
+                flat, fhead, ftail = _fifo_push(flat, fhead, ftail, j)
                 continue
             fil[j] = zj
-            heap, hsize = _heap_push(heap, hsize, _heap_key(zj, j))
+            if hsize == heap.shape[0]:
+                heap = _grown(heap)
+            hsize = _heap_push(heap, hsize, _heap_key(zj, j))
     # steepest descent where a strictly lower neighbour exists
     for r in range(nrow):
         for c in range(ncol):
@@ -536,3 +581,18 @@ def debounce_units(
             from_u[conn] = end_eff[r]
             to_u[conn] = end_eff[main_up[d]]
     return from_u, to_u
+
+
+@nb.njit(cache=True)
+def count_pairs(a: np.ndarray, b: np.ndarray, na: int, nb_: int) -> np.ndarray:
+    """Cells per (a, b) pair, for a in 1..na-1 and b in 0..nb_-1 (others skipped), as an (na, nb_) table.
+
+    One pass, no temporaries: used for the cells of each sub-basin in each unit.
+    """
+    out = np.zeros((na, nb_), dtype=np.int64)
+    for t in range(a.shape[0]):
+        x = a[t]
+        y = b[t]
+        if x > 0 and y >= 0:
+            out[x, y] += 1
+    return out
