@@ -89,6 +89,7 @@ def _write_raster(path: Path, values: np.ndarray, grid: Grid, dtype: str, nodata
         "predictor": 3 if dtype.startswith("float") else 2,
         "nodata": nodata,
         "BIGTIFF": "IF_SAFER",
+        "NUM_THREADS": "ALL_CPUS",
     }
     if nodata is None:
         profile.pop("nodata")

@@ -18,7 +18,7 @@ import click
     help="Twin folder to write (must not exist unless --overwrite).",
 )
 @click.option("--overwrite", is_flag=True, help="Replace an existing twin folder (only once the new one is complete).")
-@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--quiet", is_flag=True, help="No progress bar (there is none either when stderr is not a terminal).")
 def build(catalog: str, output: str, overwrite: bool, quiet: bool) -> None:
     """Build a twin from a basin catalog (basin.yml) into a twin folder."""
     from pathlib import Path
@@ -32,7 +32,7 @@ def build(catalog: str, output: str, overwrite: bool, quiet: bool) -> None:
     if out.exists() and not overwrite:  # fail before minutes of work, not after
         raise OutputExistsError(f"output folder '{out}' exists; choose another path, remove it, or pass --overwrite")
     steps = list(BUILD_STEPS) + ["write rasters", "write vectors", "write manifest"]
-    with tqdm(total=len(steps), desc="build", unit="step", disable=quiet, leave=False) as bar:
+    with tqdm(total=len(steps), desc="build", unit="step", disable=True if quiet else None, leave=False) as bar:
         started: list[str] = []
 
         def progress(step: str) -> None:

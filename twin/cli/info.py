@@ -53,6 +53,6 @@ def info(twin_dir: str, summary: bool, verify: bool) -> None:
     lines.append(f"  sites       {len(data['sites'])}")
     for s in data["sites"]:
         lines.append(
-            f"    {s['id']:<10} {s['kind']:<8} {s['name']} (reach {s['reach_id']}, {s['upstream_area_km2']} km2)"
+            f"    {s['id']:<14} {s['kind']:<8} {s['name']} (reach {s['reach_id']}, {s['upstream_area_km2']} km2)"
         )
     click.echo("\n".join(lines))

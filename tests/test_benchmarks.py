@@ -1,0 +1,38 @@
+"""The benchmark scripts still run (on a tiny grid) and print what they promise."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_build_benchmark_prints_one_json_line_per_tool(tmp_path):
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "build.py"),
+            "--size",
+            "200",
+            "--tools",
+            "twin,pyflwdir",
+            "--workdir",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    )
+    lines = [json.loads(line) for line in out.stdout.splitlines()]
+    by_tool = {rec.get("tool"): rec for rec in lines if "tool" in rec}
+    assert {"twin", "twin+save", "pyflwdir"} <= set(by_tool)
+    for rec in by_tool.values():
+        assert rec["cells"] == 200 * 200
+        assert rec["wall_s"] > 0 and rec["peak_mem_mb"] > 0
+    summary = lines[-1]
+    assert summary["summary"] is True
+    assert summary["twin_speedup_vs_pyflwdir"] > 0
