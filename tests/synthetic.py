@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import rasterio
 from affine import Affine
+from pyproj import Transformer
 
 CELL = 30.0
 ORIGIN = (500000.0, 4900000.0)
@@ -82,3 +83,18 @@ def write_dem(
     with rasterio.open(path, "w", **profile) as dst:
         dst.write(values, 1)
     return path
+
+
+TO_LONLAT = Transformer.from_crs(CRS, "EPSG:4326", always_xy=True)
+
+
+def cell_xy(row: float, col: float) -> tuple[float, float]:
+    """Centre of a cell of the synthetic grid, in its CRS."""
+    x, y = TRANSFORM * (col + 0.5, row + 0.5)
+    return float(x), float(y)
+
+
+def cell_lonlat(row: float, col: float) -> tuple[float, float]:
+    """Centre of a cell of the synthetic grid, as WGS 84 lon/lat."""
+    lon, lat = TO_LONLAT.transform(*cell_xy(row, col))
+    return float(lon), float(lat)

@@ -23,22 +23,12 @@ import twin
 from twin.cli import cli
 
 from . import synthetic
+from .synthetic import cell_lonlat, cell_xy
 
 NROW, NCOL, MID, SPLIT = 41, 31, 15, 20
 CELL_KM2 = synthetic.CELL**2 / 1e6
-TO_LONLAT = Transformer.from_crs(synthetic.CRS, "EPSG:4326", always_xy=True)
 TO_UTM = Transformer.from_crs("EPSG:4326", synthetic.CRS, always_xy=True)
 INTAKE_ROW = 30
-
-
-def cell_xy(row: float, col: float) -> tuple[float, float]:
-    x, y = synthetic.TRANSFORM * (col + 0.5, row + 0.5)
-    return float(x), float(y)
-
-
-def cell_lonlat(row: float, col: float) -> tuple[float, float]:
-    lon, lat = TO_LONLAT.transform(*cell_xy(row, col))
-    return float(lon), float(lat)
 
 
 def to_utm(geojson_geometry: dict):
@@ -220,8 +210,8 @@ def _catchment(twin_dir, row, col, *extra):
 
 
 def _in_wgs84_near_the_grid(coords: np.ndarray) -> None:
-    lon0, lat0 = TO_LONLAT.transform(synthetic.ORIGIN[0], synthetic.ORIGIN[1] - NROW * 30)
-    lon1, lat1 = TO_LONLAT.transform(synthetic.ORIGIN[0] + NCOL * 30, synthetic.ORIGIN[1])
+    lon0, lat0 = synthetic.TO_LONLAT.transform(synthetic.ORIGIN[0], synthetic.ORIGIN[1] - NROW * 30)
+    lon1, lat1 = synthetic.TO_LONLAT.transform(synthetic.ORIGIN[0] + NCOL * 30, synthetic.ORIGIN[1])
     assert (coords[:, 0] >= lon0 - 1e-6).all() and (coords[:, 0] <= lon1 + 1e-6).all()
     assert (coords[:, 1] >= lat0 - 1e-6).all() and (coords[:, 1] <= lat1 + 1e-6).all()
     assert coords[:, 0].min() > 2.99 and coords[:, 0].max() < 3.02  # lon, not easting

@@ -22,7 +22,6 @@ import numpy as np
 import pytest
 import yaml
 from click.testing import CliRunner
-from pyproj import Transformer
 
 import twin
 from twin.cli import cli
@@ -37,8 +36,8 @@ from twin.errors import (
 )
 
 from . import synthetic
+from .synthetic import cell_lonlat
 
-TO_LONLAT = Transformer.from_crs(synthetic.CRS, "EPSG:4326", always_xy=True)
 FAR = {"lon": 4.5, "lat": 45.0}  # ~150 km north-east of the synthetic grid
 
 
@@ -64,12 +63,6 @@ def units_as_shapefile(catalog: Path) -> Path:
 
     edit_catalog(catalog, change)
     return folder / "units.prj"
-
-
-def cell_lonlat(row: float, col: float) -> tuple[float, float]:
-    x, y = synthetic.TRANSFORM * (col + 0.5, row + 0.5)
-    lon, lat = TO_LONLAT.transform(x, y)
-    return float(lon), float(lat)
 
 
 def run(*args: str):

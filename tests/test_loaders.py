@@ -24,8 +24,8 @@ from twin.errors import CatalogError, CRSError, SourceError
 from twin.loaders import load_dem, load_sites, load_vectors
 
 from . import synthetic
+from .synthetic import cell_lonlat, cell_xy
 
-TO_LONLAT = Transformer.from_crs(synthetic.CRS, "EPSG:4326", always_xy=True)
 GEOD = Geod(ellps="WGS84")
 
 
@@ -34,16 +34,6 @@ def edit_catalog(path: Path, change) -> Path:
     change(data)
     path.write_text(yaml.safe_dump(data))
     return path
-
-
-def cell_xy(row: float, col: float) -> tuple[float, float]:
-    x, y = synthetic.TRANSFORM * (col + 0.5, row + 0.5)
-    return float(x), float(y)
-
-
-def cell_lonlat(row: float, col: float) -> tuple[float, float]:
-    lon, lat = TO_LONLAT.transform(*cell_xy(row, col))
-    return float(lon), float(lat)
 
 
 def assert_same_drainage(a: twin.BasinTwin, b: twin.BasinTwin) -> None:

@@ -5,26 +5,18 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from pyproj import Transformer
 
 import twin
 
 from . import synthetic
-
-TO_LL = Transformer.from_crs(synthetic.CRS, "EPSG:4326", always_xy=True)
-
-
-def lonlat(row: float, col: float) -> tuple[float, float]:
-    x = synthetic.ORIGIN[0] + (col + 0.5) * synthetic.CELL
-    y = synthetic.ORIGIN[1] - (row + 0.5) * synthetic.CELL
-    return TO_LL.transform(x, y)
+from .synthetic import cell_lonlat
 
 
 @pytest.fixture
 def valley(make_catalog):
     """The V-valley (41 x 31) with units North (rows < 20) and South, and two sites on the floor."""
-    n_lon, n_lat = lonlat(10, 15)
-    s_lon, s_lat = lonlat(35, 15)
+    n_lon, n_lat = cell_lonlat(10, 15)
+    s_lon, s_lat = cell_lonlat(35, 15)
     cat = make_catalog(
         synthetic.v_valley(41, 31),
         split_row=20,
@@ -68,7 +60,7 @@ def test_reach_table_is_consistent(valley):
 
 
 def test_downstream_from_north_enters_south_with_a_section(valley):
-    lon, lat = lonlat(6, 15)
+    lon, lat = cell_lonlat(6, 15)
     path, sections, sites = valley.downstream(lon, lat)
     assert path["from_km"].is_monotonic_increasing
     # row 6 to the outlet cell (row 40), plus the outlet reach's half-cell stub
@@ -85,7 +77,7 @@ def test_downstream_from_north_enters_south_with_a_section(valley):
 
 
 def test_upstream_navigation_and_linear_referencing(valley):
-    lon, lat = lonlat(30, 15)
+    lon, lat = cell_lonlat(30, 15)
     loc = valley.locate(lon, lat)
     main = valley.network.reach(loc.reach_id)
     # the point is 30 rows below the top of the floor reach: measure ≈ distance from the reach start
@@ -98,12 +90,12 @@ def test_upstream_navigation_and_linear_referencing(valley):
 
 
 def test_catchment_of_the_outlet_is_the_whole_basin(valley):
-    lon, lat = lonlat(40, 15)
+    lon, lat = cell_lonlat(40, 15)
     c = valley.catchment(lon, lat)
     assert c["cells"].iloc[0] == 41 * 31
     assert c.geometry.iloc[0].area == pytest.approx(41 * 31 * 900)
     # a point on a slope, unsnapped, has a tiny catchment; snapped, the river's
-    lon2, lat2 = lonlat(10, 3)
+    lon2, lat2 = cell_lonlat(10, 3)
     own = valley.catchment(lon2, lat2, snap=False)
     snapped = valley.catchment(lon2, lat2)
     assert own["cells"].iloc[0] < snapped["cells"].iloc[0]
@@ -144,7 +136,7 @@ def test_saved_and_reopened_twin_is_the_same_model(valley, tmp_path):
     )
     assert again.network.reaches.geometry.geom_equals_exact(valley.network.reaches.geometry, 1e-6).all()
     assert again.info() == valley.info()
-    lon, lat = lonlat(2, 15)
+    lon, lat = cell_lonlat(2, 15)
     a, b = again.downstream(lon, lat), valley.downstream(lon, lat)
     assert a[0]["reach_id"].tolist() == b[0]["reach_id"].tolist()
     assert a[1]["to_code"].tolist() == b[1]["to_code"].tolist()
@@ -199,7 +191,7 @@ def test_outlet_keeps_only_its_catchment(make_catalog):
     # two V-valleys side by side ("W"), each draining south to its own outlet
     left = synthetic.v_valley(41, 31)
     dem = np.concatenate([left, left], axis=1)
-    lon, lat = lonlat(40, 15)  # the left valley's outlet
+    lon, lat = cell_lonlat(40, 15)  # the left valley's outlet
     basin = twin.BasinTwin.build(make_catalog(dem, units=None, extra={"outlet": {"lon": lon, "lat": lat}}))
     assert basin.info()["valid_cells"] == 41 * 31
     assert basin.terrain.grid.shape[1] <= 32

@@ -110,18 +110,18 @@ def write_twin(basin: BasinTwin, path: Path, overwrite: bool = False, progress: 
     try:
         step("write rasters")
         t, d = basin.terrain, basin.drainage
-        arrays = {
-            "terrain/elevation.tif": t.dem,
-            "terrain/conditioned.tif": t.conditioned,
-            "terrain/conditioning_change.tif": t.conditioned - t.dem,
-            "drainage/d8.tif": d.d8,
-            "drainage/upstream_cells.tif": d.upstream_cells,
-            "drainage/strahler.tif": d.strahler,
-            "drainage/reach.tif": d.reach,
-            "drainage/subbasins.tif": d.subbasin,
+        arrays = {  # made one at a time: the change raster exists only while it is written
+            "terrain/elevation.tif": lambda: t.dem,
+            "terrain/conditioned.tif": lambda: t.conditioned,
+            "terrain/conditioning_change.tif": lambda: t.conditioned - t.dem,
+            "drainage/d8.tif": lambda: d.d8,
+            "drainage/upstream_cells.tif": lambda: d.upstream_cells,
+            "drainage/strahler.tif": lambda: d.strahler,
+            "drainage/reach.tif": lambda: d.reach,
+            "drainage/subbasins.tif": lambda: d.subbasin,
         }
         for rel, (dtype, nodata) in RASTERS.items():
-            _write_raster(tmp / rel, arrays[rel], t.grid, dtype, nodata)
+            _write_raster(tmp / rel, arrays[rel](), t.grid, dtype, nodata)
         step("write vectors")
         gpkg = tmp / "vectors.gpkg"
         j = basin.jurisdictions
