@@ -203,7 +203,7 @@ def load_dem(
                 if c.equals(target, ignore_axis_order=True) and resolution in (None, abs(s.transform.a)):
                     readers.append(s)
                     continue
-                dst_t, _, _ = calculate_default_transform(c, target, s.width, s.height, *s.bounds, resolution=res)
+                dst_t, w, h = calculate_default_transform(c, target, s.width, s.height, *s.bounds, resolution=res)
                 readers.append(
                     WarpedVRT(
                         s,
@@ -213,7 +213,9 @@ def load_dem(
                         src_nodata=n,
                         nodata=np.nan,
                         dtype="float32",
-                        transform=None,
+                        transform=dst_t,
+                        width=w,
+                        height=h,
                     )
                 )
             arr, transform = rasterio.merge.merge(
