@@ -109,7 +109,12 @@ class BasinTwin:
             A subclass naming the source or value at fault.
         """
         cat = catalog if isinstance(catalog, Catalog) else load_catalog(catalog)
-        step = progress or (lambda s: None)
+
+        def step(name: str) -> None:
+            log.info("build %s: %s", cat.name, name)
+            if progress is not None:
+                progress(name)
+
         files = cat.source_files()
         params = cat.parameters
 
@@ -135,6 +140,9 @@ class BasinTwin:
         step("condition and route")
         terrain, d8, order = condition(elev)
         del elev
+        log.info(
+            "conditioning raised %(cells_raised)d cells, at most %(max_raise_m).1f m", terrain.conditioning_summary()
+        )
 
         step("derive rivers")
         drainage = Drainage.route(terrain.grid, d8, order, params.stream_threshold_km2)

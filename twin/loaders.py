@@ -241,6 +241,7 @@ def load_dem(
         for s in sources:
             s.close()
     values[~np.isfinite(values)] = np.nan
+    log.info("%s: %d x %d cells in %s", what, values.shape[0], values.shape[1], target.to_string())
     if values.size == 0 or np.isnan(values).all():
         raise SourceError(
             f"{what} '{paths[0]}' holds no valid elevation (every cell is nodata); check the nodata value or the file"
