@@ -236,7 +236,10 @@ BUILD_CASES = {
         _missing_file, SourceError, OSError, ("nope.tif", "does not exist", "fix its path in the catalog")
     ),
     "catalog-unknown-key": Case(
-        _unknown_key, CatalogError, ValueError, ("basin.yml", "unknown key 'colour'", "catalog reference")
+        _unknown_key,
+        CatalogError,
+        ValueError,
+        ("basin.yml", "at 'sources.dem': unknown key 'colour'", "catalog reference"),
     ),
     "catalog-unknown-top-key": Case(
         _unknown_top_level_key, CatalogError, ValueError, ("basin.yml", "unknown key 'resolution'", "catalog reference")

@@ -39,6 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from .errors import CatalogError, SourceError
 
+ROLES = ("dem", "jurisdictions", "sites", "boundary")
 DEM_FORMATS = ("GTiff", "SRTMHGT", "AAIGrid")
 VECTOR_FORMATS = ("GeoJSON", "GPKG", "ESRI Shapefile")
 SITE_FORMATS = ("CSV", "GeoJSON", "GPKG")
@@ -226,11 +227,14 @@ class Catalog(_Strict):
 
 def _describe(err: ValidationError, where: str) -> str:
     first = err.errors()[0]
-    loc = ".".join(str(p) for p in first["loc"] if not str(p).startswith(("function-after", "tagged-union")))
+    parts = [str(p) for p in first["loc"] if not str(p).startswith(("function-after", "tagged-union"))]
+    if len(parts) >= 3 and parts[0] == "sources" and parts[2] in ROLES:
+        del parts[2]  # pydantic repeats the source's role (the union's tag) after its name
+    loc = ".".join(parts)
     msg = first["msg"]
     if first["type"] == "extra_forbidden":
-        msg = f"unknown key '{first['loc'][-1]}'"
-        loc = ".".join(str(p) for p in first["loc"][:-1])
+        msg = f"unknown key '{parts[-1]}'"
+        loc = ".".join(parts[:-1])
     elif first["type"] == "union_tag_invalid" or first["type"] == "union_tag_not_found":
         msg = "'role' must be one of dem, jurisdictions, sites, boundary"
     more = f" (and {len(err.errors()) - 1} more problem(s))" if len(err.errors()) > 1 else ""

@@ -361,9 +361,11 @@ def load_sites(
     if bad_wb:
         raise CatalogError(f"{what}: unknown water_body value(s) {bad_wb}; allowed: {list(WATER_BODIES)}")
     tc = df["target_class"]
-    if ((tc < 1) | (tc > 5) | (tc != tc.round())).any():
+    bad_tc = (tc < 1) | (tc > 5) | (tc != tc.round())
+    if bad_tc.any():
         raise CatalogError(
-            f"{what}: target_class must be a whole number 1-5 (GB 3838 classes I-V); got {sorted(set(tc))}"
+            f"{what} '{paths[0]}': target_class must be a whole number 1-5 (GB 3838 classes I-V); "
+            f"sites {df.loc[bad_tc, 'id'].tolist()} have {tc[bad_tc].tolist()}"
         )
     df["target_class"] = tc.astype(int)
     return df
