@@ -212,3 +212,8 @@ def test_outlet_and_boundary_together_are_refused(make_catalog, tmp_path):
     bad.write_text(yaml.safe_dump(cat))
     with pytest.raises(twin.CatalogError, match="either an 'outlet' or a source with role 'boundary'"):
         twin.load_catalog(bad)
+
+
+def test_drainage_hands_over_to_pyflwdir(valley):
+    flw = valley.drainage.to_pyflwdir()
+    np.testing.assert_allclose(flw.upstream_area("km2"), valley.drainage.upstream_area.values, rtol=1e-5)

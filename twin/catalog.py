@@ -40,9 +40,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from .errors import CatalogError, SourceError
 
 ROLES = ("dem", "jurisdictions", "sites", "boundary")
-DEM_FORMATS = ("GTiff", "SRTMHGT", "AAIGrid")
-VECTOR_FORMATS = ("GeoJSON", "GPKG", "ESRI Shapefile")
-SITE_FORMATS = ("CSV", "GeoJSON", "GPKG")
 
 
 class _Strict(BaseModel):
