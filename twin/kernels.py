@@ -47,20 +47,9 @@ def _heap_key(z, i):
     return (np.uint64(b) << np.uint64(32)) | np.uint64(i)
 
 
-@nb.njit(cache=True)
-def _grown(a):
-    """The array doubled in length, its content kept."""
-    out = np.empty(a.shape[0] * 2, dtype=a.dtype)
-    out[: a.shape[0]] = a
-    return out
-
-
 @nb.njit(cache=True, inline="always")
 def _heap_push(h, size, key):
-    """Push onto a 4-ary min-heap of uint64 keys with room for one more; returns the new size.
-
-    (Callers grow the array: returning arrays from hot helpers costs reference counting.)
-    """
+    """Push onto a 4-ary min-heap of uint64 keys with room for one more; returns the new size."""
     i = size
     while i > 0:
         parent = (i - 1) >> 2
@@ -140,31 +129,6 @@ def _pheap_pop(keys, vals, size):
 
 
 @nb.njit(cache=True)
-def _fifo_push(buf, head, tail, val):
-    """Append to a ring buffer, doubling it when full; returns (buf, head, tail)."""
-    nxt = tail + 1
-    if nxt == buf.shape[0]:
-        nxt = 0
-    if nxt == head:
-        m = buf.shape[0]
-        grown = np.empty(m * 2, dtype=buf.dtype)
-        t = 0
-        h = head
-        while h != tail:
-            grown[t] = buf[h]
-            t += 1
-            h += 1
-            if h == m:
-                h = 0
-        buf = grown
-        head = 0
-        tail = t
-        nxt = t + 1
-    buf[tail] = val
-    return buf, head, nxt
-
-
-@nb.njit(cache=True)
 def flood(dem: np.ndarray, filled: np.ndarray, d8: np.ndarray, order: np.ndarray) -> int:
     """Fill depressions, route every cell, and order cells downstream-first.
 
@@ -197,18 +161,23 @@ def flood(dem: np.ndarray, filled: np.ndarray, d8: np.ndarray, order: np.ndarray
     fil = filled.ravel()
     dd = d8.ravel()
     visited = np.zeros(n, dtype=np.uint8)
-    heap = np.empty(max(1024, 4 * (nrow + ncol)), dtype=np.uint64)
+    # Every cell enters a queue once, so queues of n entries never overflow. They cost
+    # address space only: pages are committed as the queues grow (np.empty).
+    heap = np.empty(n, dtype=np.uint64)
     hsize = 0
     low32 = np.uint64(0xFFFFFFFF)
+    offset = np.empty(8, dtype=np.int64)
+    for k in range(8):
+        offset[k] = DROW[k] * ncol + DCOL[k]
     # cells below the current level wait in a second heap ordered by their *measured*
     # elevation, then by arrival: the flood spreads through a depression along its lowest
     # ground first, so the drainage it leaves behind follows the real channel. Cells exactly
     # at the level (a true flat) come after them, breadth-first, from a plain queue.
-    pkeys = np.empty(1024, dtype=np.uint64)
-    pcells = np.empty(1024, dtype=np.int64)
+    pkeys = np.empty(n, dtype=np.uint64)
+    pcells = np.empty(n, dtype=np.int32)
     psize = 0
     arrivals = np.uint64(0)
-    flat = np.empty(1024, dtype=np.int64)
+    flat = np.empty(n, dtype=np.int32)
     fhead = 0
     ftail = 0
     # seeds: valid cells on the edge or beside nodata
@@ -231,18 +200,14 @@ def flood(dem: np.ndarray, filled: np.ndarray, d8: np.ndarray, order: np.ndarray
                 visited[i] = 1
                 fil[i] = z
                 dd[i] = D8_OUTLET
-                if hsize == heap.shape[0]:
-                    heap = _grown(heap)
                 hsize = _heap_push(heap, hsize, _heap_key(z, i))
     count = 0
     while hsize > 0 or psize > 0 or fhead != ftail:
         if psize > 0:
             i, psize = _pheap_pop(pkeys, pcells, psize)
         elif fhead != ftail:
-            i = flat[fhead]
+            i = np.int64(flat[fhead])
             fhead += 1
-            if fhead == flat.shape[0]:
-                fhead = 0
         else:
             top, hsize = _heap_pop(heap, hsize)
             i = np.int64(top & low32)
@@ -251,12 +216,14 @@ def flood(dem: np.ndarray, filled: np.ndarray, d8: np.ndarray, order: np.ndarray
         z = fil[i]
         r = i // ncol
         c = i - r * ncol
+        inner = 0 < r < nrow - 1 and 0 < c < ncol - 1
         for k in range(8):
-            rr = r + DROW[k]
-            cc = c + DCOL[k]
-            if rr < 0 or cc < 0 or rr >= nrow or cc >= ncol:
-                continue
-            j = rr * ncol + cc
+            if not inner:
+                rr = r + DROW[k]
+                cc = c + DCOL[k]
+                if rr < 0 or cc < 0 or rr >= nrow or cc >= ncol:
+                    continue
+            j = i + offset[k]
             if visited[j]:
                 continue
             visited[j] = 1
@@ -266,18 +233,14 @@ def flood(dem: np.ndarray, filled: np.ndarray, d8: np.ndarray, order: np.ndarray
                 fil[j] = z
                 key = (_heap_key(zj, 0) & ~low32) | (arrivals & low32)
                 arrivals += np.uint64(1)
-                if psize == pkeys.shape[0]:
-                    pkeys = _grown(pkeys)
-                    pcells = _grown(pcells)
                 psize = _pheap_push(pkeys, pcells, psize, key, j)
                 continue
             if zj == z:  # on a flat
                 fil[j] = z
-                flat, fhead, ftail = _fifo_push(flat, fhead, ftail, j)
+                flat[ftail] = j
+                ftail += 1
                 continue
             fil[j] = zj
-            if hsize == heap.shape[0]:
-                heap = _grown(heap)
             hsize = _heap_push(heap, hsize, _heap_key(zj, j))
     # steepest descent where a strictly lower neighbour exists
     for r in range(nrow):
