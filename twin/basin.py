@@ -117,6 +117,18 @@ class BasinTwin:
 
         files = cat.source_files()
         params = cat.parameters
+        # hashed before they are read, so the manifest names the bytes the model came from
+        sources = [
+            {
+                "name": n,
+                "role": cat.sources[n].role,
+                "files": [
+                    {"path": f, "sha256": sha256_file(p), "bytes": p.stat().st_size}
+                    for f, p in zip(cat.sources[n].files, ps)
+                ],
+            }
+            for n, ps in files.items()
+        ]
 
         step("load terrain")
         dem_name, dem_src = cat.dem_source()
@@ -184,17 +196,6 @@ class BasinTwin:
         sites = place_sites(all_sites, drainage, network, rasters, codes, params.snap_max_m)
         del rasters
 
-        sources = [
-            {
-                "name": n,
-                "role": cat.sources[n].role,
-                "files": [
-                    {"path": f, "sha256": sha256_file(p), "bytes": p.stat().st_size}
-                    for f, p in zip(cat.sources[n].files, ps)
-                ],
-            }
-            for n, ps in files.items()
-        ]
         return cls(cat.name, cat, terrain, drainage, network, juris, sites, sources)
 
     @classmethod
