@@ -24,7 +24,7 @@ from pyproj import Transformer
 
 from .catalog import Catalog, Outlet, Parameters, load_catalog, sha256_file
 from .drainage import Drainage
-from .errors import OutsideBasinError
+from .errors import OutsideBasinError, TwinFolderError
 from .jurisdictions import Jurisdictions, analyse, load_units
 from .loaders import Elevation, load_dem, load_sites, load_vectors
 from .network import Location, Network, build_reaches
@@ -218,6 +218,38 @@ class BasinTwin:
         out = write_twin(self, Path(path), overwrite=overwrite, progress=progress)
         self.path = out
         return out
+
+    # -- operations -------------------------------------------------------------
+    @property
+    def store(self):
+        """The operations store (SQLAlchemy engine), opened and migrated on first use.
+
+        ``TWIN_DATABASE_URL`` selects a shared database (PostgreSQL); otherwise it is
+        ``ops.sqlite`` in the twin folder. The twin's sites are (re)registered as stations.
+        """
+        if "_store" not in self.__dict__:
+            from . import store as ops
+            from .readings import Readings
+            from .settings import Settings
+
+            url = Settings.from_env().database_url
+            if not url:
+                if self.path is None:
+                    raise TwinFolderError(
+                        "this twin has no folder yet: save it (twin.save(path)) before storing readings"
+                    )
+                url = ops.sqlite_url(self.path)
+            engine = ops.connect(url)
+            Readings(engine).register_stations(pd.DataFrame(self.sites.drop(columns="geometry")))
+            self.__dict__["_store"] = engine
+        return self.__dict__["_store"]
+
+    @property
+    def readings(self):
+        """Ingest and views of the readings (:class:`twin.readings.Readings`)."""
+        from .readings import Readings
+
+        return Readings(self.store)
 
     # -- questions ------------------------------------------------------------
     @property

@@ -37,8 +37,11 @@ def cli(verbose: int) -> None:
 
 
 def _register() -> None:
-    from . import build, info, navigate
+    from . import build, info, navigate, readings
 
+    cli.add_command(readings.ingest)
+    cli.add_command(readings.readings)
+    cli.add_command(readings.stations)
     cli.add_command(build.build)
     cli.add_command(info.info)
     cli.add_command(navigate.catchment)

@@ -1,0 +1,243 @@
+"""Readings: idempotent ingest with every rejected row kept, versions, and the xarray view."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from contextlib import closing
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+import xarray as xr
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import twin
+
+from . import synthetic
+from .synthetic import cell_lonlat
+
+ROOT = Path(__file__).resolve().parent.parent
+CNEMC_SAMPLE = ROOT / "data" / "cnemc" / "cnemc_sample_20260709_20260711.csv"
+HEADER = "station,time,parameter,value,unit,flag\n"
+
+
+@pytest.fixture
+def basin(make_catalog, tmp_path):
+    up, low = cell_lonlat(10, 15), cell_lonlat(35, 15)
+    cat = make_catalog(
+        synthetic.v_valley(41, 31),
+        split_row=20,
+        sites=[
+            {"id": "UP", "name": "Upper", "lon": up[0], "lat": up[1]},
+            {"id": "LOW", "name": "Lower", "kind": "intake", "lon": low[0], "lat": low[1]},
+        ],
+    )
+    b = twin.BasinTwin.build(cat)
+    b.save(tmp_path / "twin")
+    return b
+
+
+def write(tmp_path: Path, name: str, text: str) -> Path:
+    p = tmp_path / name
+    p.write_text(text, encoding="utf-8")
+    return p
+
+
+def test_tidy_rows_are_stored_and_each_bad_row_is_kept_with_its_reason(basin, tmp_path):
+    path = write(
+        tmp_path,
+        "r.csv",
+        HEADER
+        + "\n".join(
+            [
+                "UP,2026-07-10T08:00:00+08:00,NH3-N,0.40,mg/L,N",
+                "UP,2026-07-10T08:00:00+08:00,TP,45,µg/L,N",
+                "NOPE,2026-07-10T08:00:00+08:00,NH3-N,0.5,mg/L,N",
+                "UP,2026-07-10T12:00:00,NH3-N,0.5,mg/L,N",
+                "UP,2026-07-10T16:00:00Z,NH3-N,-0.1,mg/L,N",
+                "UP,2026-07-10T16:00:00Z,pH,14.5,1,N",
+                "UP,2026-07-10T16:00:00Z,NH3-N,abc,mg/L,N",
+                "UP,2026-07-10T16:00:00Z,NH3-N,1,ppm,N",
+                "LOW,2026-07-10T16:00:00Z,pH,7.2,,N",
+                "LOW,2026-07-10T20:00:00Z,NH3-N",  # the file was cut here
+            ]
+        ),
+    )
+    report = basin.readings.ingest(path)
+    assert report.stored == 3
+    assert report.rejected_by_reason() == {
+        "unknown station": 1,
+        "time without zone": 1,
+        "negative value": 1,
+        "pH outside 0-14": 1,
+        "not a number": 1,
+        "unit not convertible": 1,
+        "incomplete row": 1,
+    }
+    rej = basin.readings.rejected(report.batch_id).set_index("line_no")
+    assert "NOPE" in rej.loc[4, "reason"] and rej.loc[4, "raw"].startswith("NOPE,")
+    assert "ppm" in rej.loc[9, "reason"]
+    got = basin.readings.query().set_index(["station", "parameter"])
+    assert got.loc[("UP", "TP"), "value"] == pytest.approx(0.045)  # µg/L → mg/L
+    assert got.loc[("UP", "NH3-N"), "time"] == pd.Timestamp("2026-07-10T00:00Z")
+
+
+def test_the_same_file_twice_is_stored_once_and_a_correction_is_a_new_version(basin, tmp_path):
+    first = write(
+        tmp_path,
+        "a.csv",
+        HEADER + "UP,2026-07-10T00:00:00Z,NH3-N,0.40,mg/L,N\nUP,2026-07-10T04:00:00Z,NH3-N,0.60,mg/L,N\n",
+    )
+    assert basin.readings.ingest(first).stored == 2
+    again = basin.readings.ingest(first)
+    assert (again.stored, again.duplicates, again.corrections) == (0, 2, 0)
+    fixed = write(tmp_path, "b.csv", HEADER + "UP,2026-07-10T04:00:00Z,NH3-N,0.65,mg/L,N\n")
+    corr = basin.readings.ingest(fixed)
+    assert (corr.stored, corr.corrections) == (1, 1)
+    # the view shows the correction; the store keeps both versions
+    assert basin.readings.query()["value"].tolist() == [0.40, 0.65]
+    with basin.store.connect() as conn:
+        versions = conn.exec_driver_sql("SELECT value, version FROM readings ORDER BY time, version").all()
+    assert versions == [(0.40, 1), (0.60, 1), (0.65, 2)]
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(values=st.lists(st.floats(0, 100, allow_nan=False), min_size=1, max_size=20))
+def test_ingesting_twice_stores_once(basin, tmp_path_factory, values):
+    folder = tmp_path_factory.mktemp("twice")
+    lines = [f"LOW,2026-01-01T{k:02d}:00:00Z,COD,{v!r},mg/L,N" for k, v in enumerate(values)]
+    path = write(folder, "t.csv", HEADER + "\n".join(lines) + "\n")
+    before = len(basin.readings.query(["LOW"], ["COD"]))
+    basin.readings.ingest(path)
+    second = basin.readings.ingest(path)
+    assert second.stored == 0
+    assert len(basin.readings.query(["LOW"], ["COD"])) == max(before, len(values))
+
+
+def test_xarray_view_round_trips_the_values(basin, tmp_path):
+    rng = np.random.default_rng(3)
+    times = pd.date_range("2026-07-01", periods=12, freq="4h", tz="UTC")
+    rows = []
+    for st_id in ("UP", "LOW"):
+        for p, unit in (("NH3-N", "mg/L"), ("DO", "mg/L"), ("water_temperature", "°C")):
+            for t in times:
+                rows.append((st_id, t.strftime("%Y-%m-%dT%H:%M:%SZ"), p, round(float(rng.uniform(0, 10)), 4), unit))
+    df = pd.DataFrame(rows, columns=["station", "time", "parameter", "value", "unit"]).assign(flag="N")
+    path = tmp_path / "year.csv"
+    df.to_csv(path, index=False)
+    basin.readings.ingest(path)
+    ds = basin.readings.to_xarray()
+    assert set(ds.data_vars) == {"NH3-N", "DO", "water_temperature"}
+    assert ds.sizes == {"station": 2, "time": 12}
+    assert ds["NH3-N"].attrs["units"] == "mg/L" and ds["water_temperature"].attrs["units"] == "°C"
+    assert ds["DO"].attrs["long_name"] == "dissolved oxygen"
+    assert "reach_id" in ds.coords and "lon" in ds.coords
+    back = ds.to_dataframe().reset_index()
+    for r in df.sample(10, random_state=1).itertuples():
+        t = pd.Timestamp(r.time).tz_localize(None)
+        assert float(ds[r.parameter].sel(station=r.station, time=t)) == r.value
+    assert len(back) == 24
+    sub = basin.readings.to_xarray(
+        stations=["UP"], parameters=["DO"], start="2026-07-01T08:00Z", end="2026-07-01T16:00Z"
+    )
+    assert list(sub.data_vars) == ["DO"] and sub.sizes == {"station": 1, "time": 3}
+    last = basin.readings.latest(at="2026-07-01T09:00Z").set_index(["station", "parameter"])
+    assert last.loc[("LOW", "DO"), "time"] == pd.Timestamp("2026-07-01T08:00Z")
+
+
+def test_times_in_queries_need_a_zone(basin):
+    with pytest.raises(twin.TwinError, match="has no zone"):
+        basin.readings.query(start="2026-07-01T08:00")
+
+
+def test_cnemc_sample_is_ingested_with_station_names_mapped(basin, tmp_path):
+    stations = pd.read_csv(ROOT / "data" / "cnemc" / "stations.csv")
+    basin.readings.register_stations(stations.drop(columns=["id"]).assign(id=stations["id"]).iloc[:-1])  # not 鲢鱼溪
+    report = basin.readings.ingest(CNEMC_SAMPLE)
+    assert report.format == "cnemc"
+    # 鲢鱼溪 is not registered: its 4 rows are reported, the rest stored
+    assert report.rejected_by_reason() == {"unknown station": 4}
+    assert "鲢鱼溪" in report.rejected["reason"].iloc[0]
+    raw = pd.read_csv(CNEMC_SAMPLE, encoding="utf-8-sig", dtype=str, keep_default_na=False)
+    kept = raw[raw["断面名称"] != "鲢鱼溪"]
+    measured = sum((kept[c].str.strip() != "").sum() for c in twin.parameters.CNEMC_HEADERS if c in kept)
+    assert report.stored == measured
+    got = basin.readings.query(["CN-GZ-MAOTAI"], ["DO"]).iloc[0]
+    assert got["time"] == pd.Timestamp("2026-07-09T13:00Z")  # 21:00 Beijing time
+    assert got["value"] == 8.06
+    assert basin.readings.ingest(CNEMC_SAMPLE).stored == 0
+
+
+def test_netcdf_cf_time_series_round_trip(basin, tmp_path):
+    times = pd.date_range("2026-07-10", periods=6, freq="4h")
+    ds = xr.Dataset(
+        {
+            "NH3-N": (("station", "time"), np.array([[0.1, 0.2, 0.3, 0.4, 0.5, np.nan], [1, 2, 3, 4, 5, 6]])),
+            "TP": (("station", "time"), np.full((2, 6), 30.0)),
+        },
+        coords={"time": times, "station_id": ("station", ["UP", "LOW"])},
+        attrs={"featureType": "timeSeries", "Conventions": "CF-1.8"},
+    )
+    ds["station_id"].attrs["cf_role"] = "timeseries_id"
+    ds["NH3-N"].attrs["units"] = "mg/L"
+    ds["TP"].attrs["units"] = "ug/L"
+    path = tmp_path / "ts.nc"
+    ds.to_netcdf(path)
+    report = basin.readings.ingest(path)
+    assert (report.format, report.stored) == ("netcdf", 11 + 12)
+    view = basin.readings.to_xarray()
+    np.testing.assert_allclose(view["NH3-N"].sel(station="LOW").values, [1, 2, 3, 4, 5, 6])
+    np.testing.assert_allclose(view["TP"].values, 0.03)
+
+
+def test_netcdf_of_another_feature_type_is_refused(basin, tmp_path):
+    path = tmp_path / "grid.nc"
+    xr.Dataset({"x": ("t", [1.0])}, attrs={"featureType": "trajectory"}).to_netcdf(path)
+    with pytest.raises(twin.TwinError, match="only timeSeries"):
+        basin.readings.ingest(path)
+
+
+def test_a_killed_ingest_leaves_the_store_consistent(basin, tmp_path):
+    first = write(tmp_path, "first.csv", HEADER + "UP,2026-01-01T00:00:00Z,COD,12,mg/L,N\n")
+    assert basin.readings.ingest(first).stored == 1
+    n = 300_000
+    big = pd.DataFrame(
+        {
+            "station": "LOW",
+            "time": pd.date_range("2020-01-01", periods=n, freq="min", tz="UTC").strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "parameter": "COD",
+            "value": 10.0,
+            "unit": "mg/L",
+            "flag": "N",
+        }
+    )
+    big.to_csv(tmp_path / "big.csv", index=False)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "twin.cli", "ingest", str(basin.path), str(tmp_path / "big.csv")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    db = basin.path / "ops.sqlite"
+    wal = Path(str(db) + "-wal")
+    # wait until the ingest is writing its batch (the write-ahead log grows), then kill it
+    while proc.poll() is None and not (wal.exists() and wal.stat().st_size > 2_000_000):
+        time.sleep(0.01)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the ingest finished before it could be killed"
+    with closing(sqlite3.connect(db)) as con:
+        assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        rows = con.execute("SELECT COUNT(*) FROM readings").fetchone()[0]
+        finished = con.execute("SELECT SUM(stored) FROM batches WHERE finished IS NOT NULL").fetchone()[0]
+    # what was reported stored is there; the killed batch is entirely there or not at all
+    assert rows in (finished, finished + n)
+    with basin.store.connect() as conn:
+        assert conn.execute(sa.text("SELECT value FROM readings WHERE time = 1767225600")).scalar_one() == 12.0

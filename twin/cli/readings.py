@@ -1,0 +1,81 @@
+"""``twin ingest``, ``twin readings`` and ``twin stations``."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+
+@click.command()
+@click.argument("twin_dir", type=click.Path(file_okay=False))
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["tidy", "cnemc", "netcdf", "hj212"]),
+    default=None,
+    help="Input format (guessed from the file when not given).",
+)
+def ingest(twin_dir: str, file: str, fmt: str | None) -> None:
+    """Ingest readings from FILE; prints counts: stored, duplicates, corrections, rejected by reason."""
+    from ..basin import BasinTwin
+
+    report = BasinTwin.open(twin_dir).readings.ingest(file, fmt)
+    click.echo(json.dumps(report.to_dict(), ensure_ascii=False))
+
+
+@click.command()
+@click.argument("twin_dir", type=click.Path(file_okay=False))
+@click.option("--station", "stations", multiple=True, help="Station id (repeatable; default all).")
+@click.option("--param", "params", multiple=True, help="Parameter id, e.g. NH3-N (repeatable; default all).")
+@click.option("--from", "start", default=None, help="Start time with zone, e.g. 2026-07-10T00:00+08:00.")
+@click.option("--to", "end", default=None, help="End time with zone.")
+def readings(
+    twin_dir: str, stations: tuple[str, ...], params: tuple[str, ...], start: str | None, end: str | None
+) -> None:
+    """Readings as CSV on stdout (latest version of each; times in UTC)."""
+    import sys
+
+    from ..basin import BasinTwin
+
+    df = BasinTwin.open(twin_dir).readings.query(list(stations) or None, list(params) or None, start, end)
+    df["time"] = df["time"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+    df.to_csv(sys.stdout, index=False)
+
+
+@click.command()
+@click.argument("twin_dir", type=click.Path(file_okay=False))
+@click.option(
+    "--add",
+    "add",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="CSV of stations to register (id,name,kind,water_body,target_class[,lon,lat]).",
+)
+def stations(twin_dir: str, add: str | None) -> None:
+    """List the stations of the operations store, or register more (e.g. stations off the network)."""
+    import sys
+
+    import pandas as pd
+    import sqlalchemy as sa
+
+    from ..basin import BasinTwin
+    from ..readings import IngestError
+    from ..store import stations as table
+
+    basin = BasinTwin.open(twin_dir)
+    if add:
+        try:
+            df = pd.read_csv(add, dtype={"id": str}, encoding="utf-8-sig")
+        except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
+            raise IngestError(f"cannot read station list '{add}' ({err}); give a CSV with id,name,...") from None
+        missing = {"id", "name"} - set(df.columns)
+        if missing:
+            raise IngestError(f"station list '{add}' lacks column(s) {sorted(missing)}")
+        n = basin.readings.register_stations(df)
+        click.echo(json.dumps({"registered": n}))
+        return
+    with basin.store.connect() as conn:
+        out = pd.DataFrame(conn.execute(sa.select(table)).mappings().all())
+    out.to_csv(sys.stdout, index=False)

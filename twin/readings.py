@@ -1,0 +1,479 @@
+"""Sensor readings: idempotent ingest into the operations store, and views for researchers.
+
+Every ingest format is parsed into one tidy table (:data:`TIDY_COLUMNS`): station
+id, time (tz-aware), the source's UTC offset, parameter, value, unit, flag and the
+line it came from. :func:`store_rows` then checks each row, converts units to the
+parameter's canonical unit, and stores the batch in **one transaction**:
+
+* a reading already stored with the same value and flag is a *duplicate* and is
+  not stored again;
+* a reading for a (station, parameter, time) already stored with another value is
+  a *correction*: it is stored as the next version, the old one is kept;
+* a row that fails a check is kept in ``rejected`` with its reason.
+
+A process killed during ingest therefore leaves the store as it was before that
+batch, and a batch reported as stored is entirely there.
+
+Checks, each a reason a row is rejected: unknown station, unknown parameter, a
+unit that cannot be converted, a value that is not a number, a negative
+concentration (or conductivity, turbidity, algal density), pH outside 0–14,
+a time that is missing or has no zone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time as _time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+import xarray as xr
+
+from .errors import TwinError
+from .parameters import _UNITS, PARAMETERS
+from .store import batches, datastreams, rejected, stations
+
+TIDY_COLUMNS = ["station", "time", "tz_offset_min", "parameter", "value", "unit", "flag", "line_no"]
+NON_NEGATIVE_UNITS = {"mg/L", "µS/cm", "NTU", "cells/L"}
+
+
+class IngestError(TwinError, ValueError):
+    """A file cannot be ingested at all (unreadable, wrong format); single bad rows are rejected instead."""
+
+
+@dataclass
+class IngestReport:
+    """What one ingest did: counts, and the rejected rows with their reasons."""
+
+    batch_id: int
+    source: str
+    format: str
+    stored: int = 0
+    duplicates: int = 0
+    corrections: int = 0
+    rejected: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["line_no", "raw", "reason"]))
+
+    def rejected_by_reason(self) -> dict[str, int]:
+        """Rejected rows counted by reason, the detail after a colon left out."""
+        if self.rejected.empty:
+            return {}
+        kinds = self.rejected["reason"].str.split(":").str[0]
+        return {str(k): int(v) for k, v in kinds.value_counts().items()}
+
+    def to_dict(self) -> dict:
+        return {
+            "batch": self.batch_id,
+            "source": self.source,
+            "format": self.format,
+            "stored": self.stored,
+            "duplicates": self.duplicates,
+            "corrections": self.corrections,
+            "rejected": int(len(self.rejected)),
+            "rejected_by_reason": self.rejected_by_reason(),
+        }
+
+
+def _reject(df: pd.DataFrame, mask: pd.Series, reasons: pd.Series | str, out: list[pd.DataFrame]) -> pd.DataFrame:
+    if mask.any():
+        bad = df[mask]
+        why = reasons[mask] if isinstance(reasons, pd.Series) else reasons
+        out.append(
+            pd.DataFrame(
+                {
+                    "line_no": bad["line_no"].to_numpy(),
+                    "raw": bad["raw"].to_numpy(),
+                    "reason": np.asarray(why, dtype=object) if not isinstance(why, str) else why,
+                }
+            )
+        )
+    return df[~mask]
+
+
+def check_rows(rows: pd.DataFrame, known_stations: set[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Checked rows with values in canonical units, and the rejected ones with reasons."""
+    df = rows.copy()
+    if "raw" not in df:
+        df["raw"] = ""
+    out: list[pd.DataFrame] = []
+    df = _reject(
+        df,
+        ~df["station"].isin(known_stations),
+        "unknown station: " + df["station"].astype(str) + " is not in the twin's station list",
+        out,
+    )
+    df = _reject(df, ~df["parameter"].isin(PARAMETERS.keys()), "unknown parameter: " + df["parameter"].astype(str), out)
+    times = pd.to_datetime(df["time"], errors="coerce", utc=False) if len(df) else df["time"]
+    no_time = times.isna()
+    df = _reject(df, no_time, "missing or unreadable time", out)
+    times = times[~no_time]
+    if len(df) and getattr(times.dt, "tz", None) is None:
+        df = _reject(df, pd.Series(True, index=df.index), "time without zone: give an offset such as +08:00", out)
+        times = times.iloc[0:0]
+    df = df.assign(time=times)
+    value = pd.to_numeric(df["value"], errors="coerce")
+    df = _reject(df, value.isna(), "not a number: value " + df["value"].astype(str).str.slice(0, 40), out)
+    df = df.assign(value=value[value.notna()].astype("float64"))
+    # units: one conversion per (parameter, unit) pair
+    factor = pd.Series(np.nan, index=df.index)
+    canonical = pd.Series("", index=df.index, dtype=object)
+    unit_text = df["unit"].fillna("").astype(str).str.strip()
+    for param, unit in set(zip(df["parameter"], unit_text)):
+        target = _UNITS.get(unit)
+        if target is not None and target[0] == PARAMETERS[param].unit:
+            idx = (df["parameter"] == param) & (unit_text == unit)
+            factor[idx] = target[1]
+            canonical[idx] = target[0]
+    bad_unit = factor.isna()
+    df = _reject(df, bad_unit, "unit not convertible: " + df["unit"].astype(str) + " for " + df["parameter"], out)
+    df = df.assign(value=df["value"] * factor[~bad_unit], unit=canonical[~bad_unit])
+    negative = df["unit"].isin(NON_NEGATIVE_UNITS) & (df["value"] < 0)
+    df = _reject(df, negative, "negative value: " + df["parameter"] + " " + df["value"].astype(str), out)
+    ph = (df["parameter"] == "pH") & ((df["value"] < 0) | (df["value"] > 14))
+    df = _reject(df, ph, "pH outside 0-14: " + df["value"].astype(str), out)
+    df = df.assign(flag=df["flag"].fillna("").astype(str).str.slice(0, 8) if "flag" in df else "")
+    rej = pd.concat(out, ignore_index=True) if out else pd.DataFrame(columns=["line_no", "raw", "reason"])
+    return df, rej
+
+
+EPOCH = pd.Timestamp("1970-01-01", tz="UTC")
+
+
+def _epoch(times: pd.Series) -> np.ndarray:
+    """Whole seconds since 1970 (UTC) of tz-aware times, whatever their resolution."""
+    if not len(times):
+        return np.zeros(0, "int64")
+    return ((times.dt.tz_convert("UTC") - EPOCH) // pd.Timedelta(seconds=1)).to_numpy().astype("int64")
+
+
+def _datastream_ids(conn: sa.Connection, pairs: pd.DataFrame) -> pd.Series:
+    """Datastream id of each (station, parameter, unit) row, creating the missing streams."""
+    have = pd.DataFrame(
+        conn.execute(sa.select(datastreams.c.id, datastreams.c.station_id, datastreams.c.parameter)).all(),
+        columns=["id", "station", "parameter"],
+    )
+    uniq = pairs[["station", "parameter", "unit"]].drop_duplicates()
+    missing = uniq.merge(have, on=["station", "parameter"], how="left")
+    missing = missing[missing["id"].isna()]
+    if len(missing):
+        conn.execute(
+            datastreams.insert(),
+            [{"station_id": r.station, "parameter": r.parameter, "unit": r.unit} for r in missing.itertuples()],
+        )
+        have = pd.DataFrame(
+            conn.execute(sa.select(datastreams.c.id, datastreams.c.station_id, datastreams.c.parameter)).all(),
+            columns=["id", "station", "parameter"],
+        )
+    return pairs.merge(have, on=["station", "parameter"], how="left")["id"].astype("int64")
+
+
+def store_rows(
+    engine: sa.Engine,
+    rows: pd.DataFrame,
+    parse_rejected: pd.DataFrame,
+    *,
+    source: str,
+    fmt: str,
+    sha256: str | None = None,
+) -> IngestReport:
+    """Check, convert and store tidy rows as one batch (see the module docstring)."""
+    now = int(_time.time())
+    with engine.begin() as conn:
+        known = set(conn.execute(sa.select(stations.c.id)).scalars())
+        good, rej = check_rows(rows, known)
+        rej = pd.concat([parse_rejected, rej], ignore_index=True) if len(parse_rejected) else rej
+        key = conn.execute(
+            batches.insert().values(source=source, sha256=sha256, format=fmt, started=now)
+        ).inserted_primary_key
+        assert key is not None
+        batch_id = int(key[0])
+        report = IngestReport(int(batch_id), source, fmt, rejected=rej)
+        if len(good):
+            ds = _datastream_ids(conn, good).to_numpy()
+            stage = pd.DataFrame(
+                {
+                    "ds": ds,
+                    "time": _epoch(good["time"]),
+                    "tz": good["tz_offset_min"].fillna(0).astype("int64").to_numpy(),
+                    "value": good["value"].to_numpy(),
+                    "flag": good["flag"].to_numpy(),
+                }
+            )
+            # same reading twice in one file: stored once; the same key with another value: a later version
+            before = len(stage)
+            stage = stage.drop_duplicates(["ds", "time", "value", "flag"])
+            report.duplicates += before - len(stage)
+            stage["seq"] = stage.groupby(["ds", "time"]).cumcount()
+            for seq in range(int(stage["seq"].max()) + 1):
+                part = stage[stage["seq"] == seq]
+                stored, dup, corr = _insert_versions(conn, part, batch_id)
+                report.stored += stored
+                report.duplicates += dup
+                report.corrections += corr
+        if len(rej):
+            line_nos = pd.to_numeric(rej["line_no"], errors="coerce").to_numpy(dtype=float)
+            conn.execute(
+                rejected.insert(),
+                [
+                    {"batch_id": batch_id, "line_no": None if np.isnan(n) else int(n), "raw": str(raw)[:300],
+                     "reason": str(reason)}
+                    for n, raw, reason in zip(line_nos, rej["raw"], rej["reason"])
+                ],
+            )
+        conn.execute(
+            batches.update()
+            .where(batches.c.id == batch_id)
+            .values(
+                finished=int(_time.time()),
+                stored=report.stored,
+                duplicates=report.duplicates,
+                corrections=report.corrections,
+                rejected=len(rej),
+            )
+        )
+    return report
+
+
+def _insert_versions(conn: sa.Connection, part: pd.DataFrame, batch_id: int) -> tuple[int, int, int]:
+    """Insert staged rows as new readings or new versions; returns (stored, duplicates, corrections)."""
+    conn.exec_driver_sql(
+        "CREATE TEMPORARY TABLE IF NOT EXISTS staging "
+        "(ds INTEGER, time BIGINT, tz SMALLINT, value DOUBLE PRECISION, flag VARCHAR(8))"
+    )
+    conn.exec_driver_sql("DELETE FROM staging")
+    conn.execute(
+        sa.text("INSERT INTO staging (ds, time, tz, value, flag) VALUES (:ds, :time, :tz, :value, :flag)"),
+        [
+            {"ds": int(a), "time": int(b), "tz": int(c), "value": float(d), "flag": str(e)}
+            for a, b, c, d, e in zip(part["ds"], part["time"], part["tz"], part["value"], part["flag"])
+        ],
+    )
+    latest = (
+        "SELECT r.{col} FROM readings r WHERE r.datastream_id = s.ds AND r.time = s.time "
+        "ORDER BY r.version DESC LIMIT 1"
+    )
+    dup = conn.exec_driver_sql(
+        "SELECT COUNT(*) FROM staging s WHERE ("
+        + latest.format(col="value")
+        + ") = s.value AND ("
+        + latest.format(col="flag")
+        + ") = s.flag"
+    ).scalar_one()
+    corr = conn.exec_driver_sql(
+        "SELECT COUNT(*) FROM staging s WHERE EXISTS (SELECT 1 FROM readings r WHERE r.datastream_id = s.ds "
+        "AND r.time = s.time) AND NOT (("
+        + latest.format(col="value")
+        + ") = s.value AND ("
+        + latest.format(col="flag")
+        + ") = s.flag)"
+    ).scalar_one()
+    res = conn.execute(
+        sa.text(
+            "INSERT INTO readings (datastream_id, time, tz_offset_min, value, flag, version, batch_id) "
+            "SELECT s.ds, s.time, s.tz, s.value, s.flag, "
+            "COALESCE((SELECT MAX(r.version) FROM readings r WHERE r.datastream_id = s.ds AND r.time = s.time), 0) + 1, "
+            ":batch FROM staging s WHERE NOT COALESCE(("
+            + latest.format(col="value")
+            + ") = s.value AND ("
+            + latest.format(col="flag")
+            + ") = s.flag, FALSE)"
+        ),
+        {"batch": batch_id},
+    )
+    return int(res.rowcount), int(dup), int(corr)
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+# ---------------------------------------------------------------------------
+# Views
+# ---------------------------------------------------------------------------
+def _latest_versions_sql(where: str) -> str:
+    return (
+        "SELECT d.station_id, d.parameter, r.time, r.value, r.flag FROM readings r "
+        "JOIN datastreams d ON d.id = r.datastream_id "
+        "WHERE NOT EXISTS (SELECT 1 FROM readings r2 WHERE r2.datastream_id = r.datastream_id "
+        "AND r2.time = r.time AND r2.version > r.version)" + where
+    )
+
+
+def _to_epoch(t: Any) -> int:
+    ts = pd.Timestamp(t)
+    if ts.tzinfo is None:
+        raise IngestError(f"time {t!r} has no zone; give it with an offset or Z (e.g. 2026-07-10T08:00Z)")
+    return int(ts.tz_convert("UTC").timestamp())
+
+
+def query(
+    engine: sa.Engine,
+    stations_: list[str] | None = None,
+    parameters: list[str] | None = None,
+    start: object = None,
+    end: object = None,
+) -> pd.DataFrame:
+    """Latest versions of readings as a long table: station, parameter, time (UTC), value, flag."""
+    where = ""
+    params: dict[str, Any] = {}
+    if stations_:
+        where += " AND d.station_id IN (" + ",".join(f":s{i}" for i in range(len(stations_))) + ")"
+        params.update({f"s{i}": s for i, s in enumerate(stations_)})
+    if parameters:
+        where += " AND d.parameter IN (" + ",".join(f":p{i}" for i in range(len(parameters))) + ")"
+        params.update({f"p{i}": p for i, p in enumerate(parameters)})
+    if start is not None:
+        where += " AND r.time >= :start"
+        params["start"] = _to_epoch(start)
+    if end is not None:
+        where += " AND r.time <= :end"
+        params["end"] = _to_epoch(end)
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text(_latest_versions_sql(where) + " ORDER BY r.time"), params).all()
+    df = pd.DataFrame(rows, columns=["station", "parameter", "time", "value", "flag"])
+    df["time"] = pd.to_datetime(df["time"].astype("int64"), unit="s", utc=True)
+    return df
+
+
+def to_xarray(
+    engine: sa.Engine,
+    stations_: list[str] | None = None,
+    parameters: list[str] | None = None,
+    start: object = None,
+    end: object = None,
+) -> xr.Dataset:
+    """Readings as an ``xarray.Dataset``: station × time, one variable per parameter.
+
+    Units and long names are in each variable's attributes; station name, kind,
+    water body, target class, lon/lat and reach id are coordinates along ``station``.
+    Only the latest version of each reading is shown.
+    """
+    long = query(engine, stations_, parameters, start, end)
+    with engine.connect() as conn:
+        st = pd.DataFrame(conn.execute(sa.select(stations)).mappings().all())
+    if long.empty:
+        times = pd.DatetimeIndex([], tz="UTC")
+        ids = stations_ or []
+        ds = xr.Dataset(coords={"station": ids, "time": times.tz_localize(None)})
+    else:
+        values = long.pivot_table(index=["station", "time"], columns="parameter", values="value", aggfunc="last")
+        ds = xr.Dataset.from_dataframe(values)
+        ds = ds.assign_coords(time=pd.DatetimeIndex(ds["time"].to_index()).tz_localize(None))
+    ds["time"].attrs.update(long_name="time", timezone="UTC")
+    for name in list(ds.data_vars):
+        p = PARAMETERS[str(name)]
+        ds[name].attrs.update(units=p.unit, long_name=p.long_name, name_zh=p.name_zh)
+    if not st.empty and ds.sizes.get("station", 0):
+        st = st.set_index("id").reindex(ds["station"].to_numpy())
+        for col in ("name", "kind", "water_body", "target_class", "lon", "lat", "reach_id"):
+            ds = ds.assign_coords({col: ("station", st[col].to_numpy())})
+    ds.attrs["source"] = "basin twin operations store (latest version of each reading)"
+    return ds
+
+
+def latest(engine: sa.Engine, at: object = None, stations_: list[str] | None = None) -> pd.DataFrame:
+    """The last reading of every station and parameter at or before ``at`` (default: now)."""
+    end = at if at is not None else pd.Timestamp.now(tz="UTC")
+    long = query(engine, stations_, None, None, end)
+    if long.empty:
+        return long
+    return long.sort_values("time").groupby(["station", "parameter"], as_index=False).last()
+
+
+def read_path_bytes(path: Path) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as err:
+        raise IngestError(f"cannot read '{path}' ({err.strerror}); check the path") from None
+
+
+class Readings:
+    """The readings of a twin: ingest files, and views for researchers.
+
+    Parameters
+    ----------
+    engine:
+        The operations store (see :func:`twin.store.connect`).
+    """
+
+    def __init__(self, engine: sa.Engine):
+        self.engine = engine
+
+    def station_names(self) -> dict[str, str]:
+        with self.engine.connect() as conn:
+            return {name: sid for sid, name in conn.execute(sa.select(stations.c.id, stations.c.name)).all()}
+
+    def register_stations(self, table: pd.DataFrame) -> int:
+        """Add or update stations (id, name, kind, water_body, target_class, lon, lat, reach_id, measure_m).
+
+        Stations off the twin's network (e.g. the national stations of the CNEMC
+        sample) have no reach; they can still receive readings.
+        """
+        cols = [c.name for c in stations.columns]
+        rows = []
+        for rec in table.to_dict("records"):
+            row = {c: rec.get(c) for c in cols}
+            row["id"] = str(row["id"])
+            row["kind"] = row["kind"] or "station"
+            row["water_body"] = row["water_body"] or "river"
+            row["target_class"] = int(row["target_class"] or 3)
+            rows.append({k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in row.items()})
+        with self.engine.begin() as conn:
+            have = set(conn.execute(sa.select(stations.c.id)).scalars())
+            new = [r for r in rows if r["id"] not in have]
+            if new:
+                conn.execute(stations.insert(), new)
+            for r in rows:
+                if r["id"] in have:
+                    conn.execute(stations.update().where(stations.c.id == r["id"]).values(**r))
+        return len(rows)
+
+    def ingest(self, path: str | Path, fmt: str | None = None) -> IngestReport:
+        """Ingest one file (format guessed from its name and first line unless given)."""
+        from . import ingest as formats
+
+        path = Path(path)
+        data = read_path_bytes(path)
+        fmt = fmt or formats.guess_format(path)
+        if fmt == "tidy":
+            rows, rej = formats.parse_tidy(path)
+        elif fmt == "cnemc":
+            rows, rej = formats.parse_cnemc(path, self.station_names())
+        elif fmt == "netcdf":
+            rows, rej = formats.parse_netcdf(path)
+        elif fmt == "hj212":
+            rows, rej = formats.parse_hj212(path)
+        else:
+            raise IngestError(f"unknown format {fmt!r}; use one of {list(formats.FORMATS)}")
+        return store_rows(self.engine, rows, rej, source=path.name, fmt=fmt, sha256=sha256_bytes(data))
+
+    def to_xarray(
+        self,
+        stations: list[str] | None = None,
+        parameters: list[str] | None = None,
+        start: object = None,
+        end: object = None,
+    ) -> xr.Dataset:
+        return to_xarray(self.engine, stations, parameters, start, end)
+
+    def query(
+        self,
+        stations: list[str] | None = None,
+        parameters: list[str] | None = None,
+        start: object = None,
+        end: object = None,
+    ) -> pd.DataFrame:
+        return query(self.engine, stations, parameters, start, end)
+
+    def latest(self, at: object = None, stations: list[str] | None = None) -> pd.DataFrame:
+        return latest(self.engine, at, stations)
+
+    def rejected(self, batch_id: int | None = None) -> pd.DataFrame:
+        q = sa.select(rejected)
+        if batch_id is not None:
+            q = q.where(rejected.c.batch_id == batch_id)
+        with self.engine.connect() as conn:
+            return pd.DataFrame(conn.execute(q).mappings().all())

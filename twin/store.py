@@ -1,0 +1,175 @@
+"""The operations store: readings, incidents and what later issues add, in a real database.
+
+SQLAlchemy Core over SQLite (WAL mode, ``ops.sqlite`` in the twin folder) by
+default, or PostgreSQL when ``TWIN_DATABASE_URL`` says so; one schema for both,
+created and changed only by the Alembic migrations in ``twin/migrations``.
+
+Portable choices, named so they can be checked:
+
+* times are stored as integer seconds since 1970-01-01 UTC (``time``), with the
+  offset of the source's time zone in minutes beside them (``tz_offset_min``);
+* geometries are WKT text in the twin's CRS (no spatial extension needed);
+* lists (units an incident touches, stations downstream) are JSON text.
+
+SQLite is opened with ``journal_mode=WAL`` (readers do not block the writer) and
+``synchronous=NORMAL``, which keeps every committed transaction through a crash
+or kill of the process (not through a power cut, which ``FULL`` would add at a
+cost in speed).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy import event
+
+from .errors import TwinError
+
+log = logging.getLogger(__name__)
+
+metadata = sa.MetaData()
+
+stations = sa.Table(
+    "stations",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("water_body", sa.String(8), nullable=False),
+    sa.Column("target_class", sa.SmallInteger, nullable=False),
+    sa.Column("lon", sa.Float),
+    sa.Column("lat", sa.Float),
+    sa.Column("reach_id", sa.Integer),
+    sa.Column("measure_m", sa.Float),
+)
+
+datastreams = sa.Table(
+    "datastreams",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("station_id", sa.String(64), sa.ForeignKey("stations.id"), nullable=False),
+    sa.Column("parameter", sa.String(32), nullable=False),
+    sa.Column("unit", sa.String(16), nullable=False),
+    sa.UniqueConstraint("station_id", "parameter", name="uq_datastream"),
+)
+
+batches = sa.Table(
+    "batches",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("source", sa.Text, nullable=False),
+    sa.Column("sha256", sa.String(64)),
+    sa.Column("format", sa.String(16), nullable=False),
+    sa.Column("started", sa.BigInteger, nullable=False),
+    sa.Column("finished", sa.BigInteger),
+    sa.Column("stored", sa.Integer),
+    sa.Column("duplicates", sa.Integer),
+    sa.Column("corrections", sa.Integer),
+    sa.Column("rejected", sa.Integer),
+)
+
+readings = sa.Table(
+    "readings",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("datastream_id", sa.Integer, sa.ForeignKey("datastreams.id"), nullable=False),
+    sa.Column("time", sa.BigInteger, nullable=False),
+    sa.Column("tz_offset_min", sa.SmallInteger, nullable=False),
+    sa.Column("value", sa.Float, nullable=False),
+    sa.Column("flag", sa.String(8), nullable=False),
+    sa.Column("version", sa.SmallInteger, nullable=False),
+    sa.Column("batch_id", sa.Integer, sa.ForeignKey("batches.id"), nullable=False),
+    sa.UniqueConstraint("datastream_id", "time", "version", name="uq_reading_version"),
+)
+
+rejected = sa.Table(
+    "rejected",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("batch_id", sa.Integer, sa.ForeignKey("batches.id"), nullable=False),
+    sa.Column("line_no", sa.Integer),
+    sa.Column("raw", sa.Text),
+    sa.Column("reason", sa.Text, nullable=False),
+)
+
+incidents = sa.Table(
+    "incidents",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("kind", sa.String(24), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("observed", sa.BigInteger, nullable=False),
+    sa.Column("reported", sa.BigInteger, nullable=False),
+    sa.Column("reporter", sa.Text),
+    sa.Column("description", sa.Text),
+    sa.Column("case_id", sa.String(64)),
+    sa.Column("coord_system", sa.String(16), nullable=False),
+    sa.Column("geometry_input", sa.Text, nullable=False),
+    sa.Column("geometry", sa.Text, nullable=False),
+    sa.Column("minx", sa.Float, nullable=False),
+    sa.Column("miny", sa.Float, nullable=False),
+    sa.Column("maxx", sa.Float, nullable=False),
+    sa.Column("maxy", sa.Float, nullable=False),
+    sa.Column("jurisdictions", sa.Text, nullable=False),
+    sa.Column("reach_id", sa.Integer),
+    sa.Column("measure_m", sa.Float),
+    sa.Column("downstream_stations", sa.Text, nullable=False),
+    sa.Column("evidence_ids", sa.Text, nullable=False),
+    sa.Column("updated", sa.BigInteger, nullable=False),
+)
+
+incident_events = sa.Table(
+    "incident_events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("incident_id", sa.Integer, sa.ForeignKey("incidents.id"), nullable=False),
+    sa.Column("time", sa.BigInteger, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("note", sa.Text),
+)
+
+
+class StoreError(TwinError, OSError):
+    """The operations store cannot be opened or migrated."""
+
+
+def sqlite_url(twin_dir: str | Path) -> str:
+    return f"sqlite:///{Path(twin_dir).absolute() / 'ops.sqlite'}"
+
+
+def _sqlite_pragmas(dbapi_conn, _record) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()
+
+
+def connect(url: str) -> sa.Engine:
+    """An engine for the store at ``url``, its schema migrated to the latest version."""
+    try:
+        engine = sa.create_engine(url, future=True)
+    except (sa.exc.ArgumentError, ImportError) as err:
+        raise StoreError(f"cannot use database URL {url!r} ({err}); give sqlite:///path or postgresql://...") from None
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    try:
+        migrate(engine)
+    except sa.exc.OperationalError as err:
+        raise StoreError(f"cannot open the operations store at {engine.url!r}: {err.orig}") from None
+    return engine
+
+
+def migrate(engine: sa.Engine) -> None:
+    """Bring the schema to the latest Alembic revision."""
+    from alembic import command
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
