@@ -245,6 +245,13 @@ class BasinTwin:
         return self.__dict__["_store"]
 
     @property
+    def incidents(self):
+        """Incidents recorded on this twin (:class:`twin.incidents.Incidents`)."""
+        from .incidents import Incidents
+
+        return Incidents(self)
+
+    @property
     def readings(self):
         """Ingest and views of the readings (:class:`twin.readings.Readings`)."""
         from .readings import Readings

@@ -89,8 +89,7 @@ def parse_tidy(path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
                 {
                     "line_no": df.loc[cut, "line_no"],
                     "raw": df.loc[cut, "raw"],
-                    "reason": "incomplete row: station, time, parameter or value is empty or missing"
-                    " (truncated file?)",
+                    "reason": "incomplete row: station, time, parameter or value is empty or missing (truncated file?)",
                 }
             )
         )

@@ -218,8 +218,12 @@ def store_rows(
             conn.execute(
                 rejected.insert(),
                 [
-                    {"batch_id": batch_id, "line_no": None if np.isnan(n) else int(n), "raw": str(raw)[:300],
-                     "reason": str(reason)}
+                    {
+                        "batch_id": batch_id,
+                        "line_no": None if np.isnan(n) else int(n),
+                        "raw": str(raw)[:300],
+                        "reason": str(reason),
+                    }
                     for n, raw, reason in zip(line_nos, rej["raw"], rej["reason"])
                 ],
             )

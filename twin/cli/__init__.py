@@ -37,8 +37,9 @@ def cli(verbose: int) -> None:
 
 
 def _register() -> None:
-    from . import build, info, navigate, readings
+    from . import build, incident, info, navigate, readings
 
+    cli.add_command(incident.incident)
     cli.add_command(readings.ingest)
     cli.add_command(readings.readings)
     cli.add_command(readings.stations)
