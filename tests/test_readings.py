@@ -241,3 +241,62 @@ def test_a_killed_ingest_leaves_the_store_consistent(basin, tmp_path):
     assert rows in (finished, finished + n)
     with basin.store.connect() as conn:
         assert conn.execute(sa.text("SELECT value FROM readings WHERE time = 1767225600")).scalar_one() == 12.0
+
+
+def test_classes_from_the_store_agree_with_the_official_cnemc_classes(basin):
+    basin.readings.register_stations(pd.read_csv(ROOT / "data" / "cnemc" / "stations.csv"))
+    basin.readings.ingest(CNEMC_SAMPLE)
+    got = basin.readings.classify_history()
+    raw = pd.read_csv(CNEMC_SAMPLE, encoding="utf-8-sig", dtype=str, keep_default_na=False)
+    names = basin.readings.station_names()
+    official = pd.DataFrame({
+        "station": raw["断面名称"].map(names),
+        "time": pd.to_datetime(raw["监测时间"]).dt.tz_localize("Asia/Shanghai").dt.tz_convert("UTC"),
+        "official": raw["水质类别"].astype(int),
+    })
+    both = official.merge(got[["station", "time", "class"]], on=["station", "time"], how="left")
+    measured = both["official"] > 0
+    assert measured.sum() == 156
+    assert (both.loc[measured, "class"] == both.loc[measured, "official"]).all()
+    assert both.loc[~measured, "class"].isna().all()  # rows with nothing measured have no sample at all
+
+
+def test_classify_at_a_time_uses_each_station_s_latest_readings(basin, tmp_path):
+    path = write(tmp_path, "c.csv", HEADER + "\n".join([
+        "UP,2026-07-10T00:00:00Z,NH3-N,0.4,mg/L,N",  # class II
+        "UP,2026-07-10T04:00:00Z,NH3-N,1.2,mg/L,N",  # class IV
+        "UP,2026-07-10T04:00:00Z,DO,7.6,mg/L,N",  # class I
+        "LOW,2026-07-09T00:00:00Z,TP,0.5,mg/L,N",  # 劣V, but stale at the time asked
+    ]))
+    basin.readings.ingest(path)
+    at = basin.readings.classify(at="2026-07-10T05:00Z").set_index("station")
+    assert at.loc["UP", "label"] == "IV" and at.loc["UP", "deciding"] == "NH3-N"
+    assert bool(at.loc["UP", "exceeds"])  # the default target class is III
+    assert at.loc["UP", "NH3-N_multiple"] == pytest.approx(1.2 / 1.0 - 1)
+    assert "LOW" not in at.index
+    earlier = basin.readings.classify(at="2026-07-10T01:00Z").set_index("station")
+    assert earlier.loc["UP", "label"] == "II"
+
+
+def test_hj212_messages_are_ingested_and_a_bad_crc_is_rejected(basin, tmp_path):
+    from twin.hj212 import frame
+
+    def seg(mn: str, t: str, nh3: str, ph: str = "7.4") -> str:
+        return (f"QN={t}000;ST=21;CN=2011;PW=123456;MN={mn};Flag=5;CP=&&DataTime={t};"
+                f"w21003-Rtd={nh3},w21003-Flag=N;w01001-Rtd={ph},w01001-Flag=N&&")
+
+    good = frame(seg("UP", "20260710080000", "0.42")).strip()
+    bad_crc = good[:-4] + ("0000" if good[-4:] != "0000" else "1111")
+    lines = [good, bad_crc, frame(seg("GHOST", "20260710080000", "0.3")).strip(),
+             frame(seg("UP", "20260710120000", "-0.2", ph="15.1")).strip()]
+    path = write(tmp_path, "hj.txt", "\r\n".join(lines) + "\r\n")
+    report = basin.readings.ingest(path)
+    assert report.format == "hj212"
+    assert report.stored == 2  # NH3-N and pH at 08:00; the last message has only bad values
+    reasons = report.rejected["reason"].tolist()
+    assert any("CRC" in r for r in reasons)
+    assert any("GHOST" in r for r in reasons)
+    assert any("negative" in r for r in reasons) and any("pH" in r for r in reasons)
+    got = basin.readings.query(["UP"], ["NH3-N"])
+    assert got["value"].tolist() == [0.42]
+    assert got["time"].iloc[0] == pd.Timestamp("2026-07-10T00:00Z")  # 08:00 Beijing time

@@ -475,9 +475,71 @@ class Readings:
     def latest(self, at: object = None, stations: list[str] | None = None) -> pd.DataFrame:
         return latest(self.engine, at, stations)
 
+    def classify(self, at: Any = None, max_age_hours: float = 24.0, stations: list[str] | None = None) -> pd.DataFrame:
+        """GB 3838-2002 class of every station at a time (see :func:`classify`)."""
+        return classify(self.engine, at, max_age_hours, stations)
+
+    def classify_history(self, start: Any = None, end: Any = None,
+                         stations: list[str] | None = None) -> pd.DataFrame:
+        """GB 3838-2002 class of every sample in a window (see :func:`classify_history`)."""
+        return classify_history(self.engine, start, end, stations)
+
     def rejected(self, batch_id: int | None = None) -> pd.DataFrame:
         q = sa.select(rejected)
         if batch_id is not None:
             q = q.where(rejected.c.batch_id == batch_id)
         with self.engine.connect() as conn:
             return pd.DataFrame(conn.execute(q).mappings().all())
+
+
+def classify(engine: sa.Engine, at: Any = None, max_age_hours: float = 24.0,
+             stations_: list[str] | None = None) -> pd.DataFrame:
+    """GB 3838-2002 class of every station at a time, from its latest readings.
+
+    For each station, each parameter's last reading at or before ``at`` (default
+    now) counts if it is at most ``max_age_hours`` old. Rows: station, name,
+    water body, target class, time of the newest reading used, ``class`` (1-6,
+    0 = nothing classifiable), ``label`` (I..V, 劣V), ``deciding`` parameters,
+    ``exceeds`` (worse than the target class), and per parameter the value,
+    its class and its exceedance multiple.
+    """
+    from . import quality
+
+    end = pd.Timestamp(at) if at is not None else pd.Timestamp.now(tz="UTC")
+    if end.tzinfo is None:
+        raise IngestError(f"time {at!r} has no zone; give it with an offset or Z (e.g. 2026-07-10T08:00Z)")
+    long = query(engine, stations_, None, end - pd.Timedelta(hours=max_age_hours), end)
+    with engine.connect() as conn:
+        st = pd.DataFrame(conn.execute(sa.select(stations)).mappings().all()).set_index("id")
+    if long.empty:
+        return pd.DataFrame(columns=["station", "name", "class", "label", "deciding", "exceeds"])
+    last = long.sort_values("time").groupby(["station", "parameter"]).last()
+    wide = last["value"].unstack("parameter")
+    when = last["time"].groupby(level="station").max()
+    info = st.reindex(wide.index)
+    classes = quality.classify_samples(wide, water_body=info["water_body"].fillna("river"),
+                                       target_class=info["target_class"].fillna(3).astype(int))
+    out = pd.concat([info[["name", "water_body", "target_class"]], when.rename("time"), classes,
+                     wide.add_suffix("_value")], axis=1)
+    out["label"] = quality.label(out["class"].to_numpy())
+    return out.reset_index(names="station")
+
+
+def classify_history(engine: sa.Engine, start: Any = None, end: Any = None,
+                     stations_: list[str] | None = None) -> pd.DataFrame:
+    """The class of every sample (station and time) in a window; columns as in :func:`classify`."""
+    from . import quality
+
+    long = query(engine, stations_, None, start, end)
+    with engine.connect() as conn:
+        st = pd.DataFrame(conn.execute(sa.select(stations)).mappings().all()).set_index("id")
+    if long.empty:
+        return pd.DataFrame(columns=["station", "time", "class", "label", "deciding", "exceeds"])
+    wide = long.pivot_table(index=["station", "time"], columns="parameter", values="value", aggfunc="last")
+    info = st.reindex(wide.index.get_level_values("station"))
+    info.index = wide.index
+    classes = quality.classify_samples(wide, water_body=info["water_body"].fillna("river"),
+                                       target_class=info["target_class"].fillna(3).astype(int))
+    out = pd.concat([info[["name", "water_body", "target_class"]], classes, wide.add_suffix("_value")], axis=1)
+    out["label"] = quality.label(out["class"].to_numpy())
+    return out.reset_index()

@@ -43,6 +43,7 @@ def _register() -> None:
     cli.add_command(readings.ingest)
     cli.add_command(readings.readings)
     cli.add_command(readings.stations)
+    cli.add_command(readings.classify)
     cli.add_command(build.build)
     cli.add_command(info.info)
     cli.add_command(navigate.catchment)

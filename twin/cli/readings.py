@@ -79,3 +79,28 @@ def stations(twin_dir: str, add: str | None) -> None:
     with basin.store.connect() as conn:
         out = pd.DataFrame(conn.execute(sa.select(table)).mappings().all())
     out.to_csv(sys.stdout, index=False)
+
+
+@click.command()
+@click.argument("twin_dir", type=click.Path(file_okay=False))
+@click.option("--at", default=None, help="Time with zone (default now): each station's latest readings before it.")
+@click.option("--max-age", "max_age", type=float, default=24.0, show_default=True,
+              help="Hours a reading stays current for --at.")
+@click.option("--from", "start", default=None, help="Classify every sample from this time (with zone) instead.")
+@click.option("--to", "end", default=None, help="... to this time.")
+@click.option("--json", "as_json", is_flag=True, help="JSON records instead of a table.")
+def classify(twin_dir: str, at: str | None, max_age: float, start: str | None, end: str | None,
+             as_json: bool) -> None:
+    """GB 3838-2002 water-quality class of the stations (I..V, 劣V), the deciding parameters and exceedances."""
+    from ..basin import BasinTwin
+
+    readings = BasinTwin.open(twin_dir).readings
+    df = readings.classify_history(start, end) if start or end else readings.classify(at, max_age)
+    if as_json:
+        df = df.copy()
+        if "time" in df:
+            df["time"] = df["time"].map(lambda t: t.isoformat() if hasattr(t, "isoformat") else t)
+        click.echo(df.to_json(orient="records", force_ascii=False))
+        return
+    cols = [c for c in ("station", "name", "time", "label", "deciding", "exceeds", "target_class") if c in df]
+    click.echo(df[cols].to_string(index=False) if len(df) else "no readings in that window")
