@@ -22,6 +22,12 @@ setup: $(STAMP)
 demo: setup
 	$(BIN)/twin build data/cevennes/basin.yml -o $(TWIN_DIR) --overwrite
 	$(BIN)/twin info $(TWIN_DIR) --summary
+	@echo "-- readings: the CNEMC sample (real, off this basin) and a simulated year at the demo stations"
+	$(BIN)/twin stations $(TWIN_DIR) --add data/cnemc/stations.csv
+	$(BIN)/twin ingest $(TWIN_DIR) data/cnemc/cnemc_sample_20260709_20260711.csv
+	$(BIN)/python data/cevennes/simulate_readings.py $(TWIN_DIR) $(TWIN_DIR)/simulated-2025.csv
+	$(BIN)/twin ingest $(TWIN_DIR) $(TWIN_DIR)/simulated-2025.csv
+	$(BIN)/twin classify $(TWIN_DIR) --at 2025-12-31T20:00Z
 
 test: setup
 	$(BIN)/ruff check twin web tests benchmarks

@@ -249,11 +249,13 @@ def test_classes_from_the_store_agree_with_the_official_cnemc_classes(basin):
     got = basin.readings.classify_history()
     raw = pd.read_csv(CNEMC_SAMPLE, encoding="utf-8-sig", dtype=str, keep_default_na=False)
     names = basin.readings.station_names()
-    official = pd.DataFrame({
-        "station": raw["断面名称"].map(names),
-        "time": pd.to_datetime(raw["监测时间"]).dt.tz_localize("Asia/Shanghai").dt.tz_convert("UTC"),
-        "official": raw["水质类别"].astype(int),
-    })
+    official = pd.DataFrame(
+        {
+            "station": raw["断面名称"].map(names),
+            "time": pd.to_datetime(raw["监测时间"]).dt.tz_localize("Asia/Shanghai").dt.tz_convert("UTC"),
+            "official": raw["水质类别"].astype(int),
+        }
+    )
     both = official.merge(got[["station", "time", "class"]], on=["station", "time"], how="left")
     measured = both["official"] > 0
     assert measured.sum() == 156
@@ -262,12 +264,19 @@ def test_classes_from_the_store_agree_with_the_official_cnemc_classes(basin):
 
 
 def test_classify_at_a_time_uses_each_station_s_latest_readings(basin, tmp_path):
-    path = write(tmp_path, "c.csv", HEADER + "\n".join([
-        "UP,2026-07-10T00:00:00Z,NH3-N,0.4,mg/L,N",  # class II
-        "UP,2026-07-10T04:00:00Z,NH3-N,1.2,mg/L,N",  # class IV
-        "UP,2026-07-10T04:00:00Z,DO,7.6,mg/L,N",  # class I
-        "LOW,2026-07-09T00:00:00Z,TP,0.5,mg/L,N",  # 劣V, but stale at the time asked
-    ]))
+    path = write(
+        tmp_path,
+        "c.csv",
+        HEADER
+        + "\n".join(
+            [
+                "UP,2026-07-10T00:00:00Z,NH3-N,0.4,mg/L,N",  # class II
+                "UP,2026-07-10T04:00:00Z,NH3-N,1.2,mg/L,N",  # class IV
+                "UP,2026-07-10T04:00:00Z,DO,7.6,mg/L,N",  # class I
+                "LOW,2026-07-09T00:00:00Z,TP,0.5,mg/L,N",  # 劣V, but stale at the time asked
+            ]
+        ),
+    )
     basin.readings.ingest(path)
     at = basin.readings.classify(at="2026-07-10T05:00Z").set_index("station")
     assert at.loc["UP", "label"] == "IV" and at.loc["UP", "deciding"] == "NH3-N"
@@ -282,13 +291,19 @@ def test_hj212_messages_are_ingested_and_a_bad_crc_is_rejected(basin, tmp_path):
     from twin.hj212 import frame
 
     def seg(mn: str, t: str, nh3: str, ph: str = "7.4") -> str:
-        return (f"QN={t}000;ST=21;CN=2011;PW=123456;MN={mn};Flag=5;CP=&&DataTime={t};"
-                f"w21003-Rtd={nh3},w21003-Flag=N;w01001-Rtd={ph},w01001-Flag=N&&")
+        return (
+            f"QN={t}000;ST=21;CN=2011;PW=123456;MN={mn};Flag=5;CP=&&DataTime={t};"
+            f"w21003-Rtd={nh3},w21003-Flag=N;w01001-Rtd={ph},w01001-Flag=N&&"
+        )
 
     good = frame(seg("UP", "20260710080000", "0.42")).strip()
     bad_crc = good[:-4] + ("0000" if good[-4:] != "0000" else "1111")
-    lines = [good, bad_crc, frame(seg("GHOST", "20260710080000", "0.3")).strip(),
-             frame(seg("UP", "20260710120000", "-0.2", ph="15.1")).strip()]
+    lines = [
+        good,
+        bad_crc,
+        frame(seg("GHOST", "20260710080000", "0.3")).strip(),
+        frame(seg("UP", "20260710120000", "-0.2", ph="15.1")).strip(),
+    ]
     path = write(tmp_path, "hj.txt", "\r\n".join(lines) + "\r\n")
     report = basin.readings.ingest(path)
     assert report.format == "hj212"
@@ -300,3 +315,21 @@ def test_hj212_messages_are_ingested_and_a_bad_crc_is_rejected(basin, tmp_path):
     got = basin.readings.query(["UP"], ["NH3-N"])
     assert got["value"].tolist() == [0.42]
     assert got["time"].iloc[0] == pd.Timestamp("2026-07-10T00:00Z")  # 08:00 Beijing time
+
+
+def test_a_simulated_year_is_plausible_and_flagged(basin, tmp_path):
+    from twin.simulate import simulate_year
+
+    df = simulate_year(["UP", "LOW"], 2025, freq="1D")
+    path = tmp_path / "sim.csv"
+    df.to_csv(path, index=False)
+    report = basin.readings.ingest(path)
+    assert report.stored == len(df) and report.rejected.empty
+    assert set(basin.readings.query()["flag"]) == {"S"}
+    ds = basin.readings.to_xarray()
+    assert ds.sizes["time"] == 365
+    summer = float(ds["water_temperature"].sel(time="2025-07").mean())
+    winter = float(ds["water_temperature"].sel(time="2025-01").mean())
+    assert summer > winter + 8
+    classes = basin.readings.classify_history()
+    assert classes["class"].between(1, 3).mean() > 0.95  # a clean river, mostly class I-II

@@ -53,16 +53,25 @@ def guess_format(path: Path) -> str:
 
 
 def _zoned_times(text: pd.Series) -> tuple[pd.Series, pd.Series]:
-    """Times with an explicit zone, as UTC, and their offsets in minutes (NaT/NaN where there is none)."""
-    zone = text.str.extract(r"(Z|[+-]\d{2}:?\d{2})\s*$")[0]
+    """Times with an explicit zone, as UTC, and their offsets in minutes (NaT/NaN where there is none).
+
+    Each distinct text is parsed once: a file repeats every time stamp for every
+    station and parameter.
+    """
+    codes, uniques = pd.factorize(text)
+    u = pd.Series(uniques, dtype=object).astype(str).str.strip()
+    zone = u.str.extract(r"(Z|[+-]\d{2}:?\d{2})\s*$")[0]
     sign = np.where(zone.str.startswith("-"), -1, 1)
     digits = zone.str.replace(":", "", regex=False).str.lstrip("+-")
     minutes = pd.to_numeric(digits.str.slice(0, 2), errors="coerce") * 60 + pd.to_numeric(
         digits.str.slice(2, 4), errors="coerce"
     )
     minutes = (minutes * sign).where(zone != "Z", 0.0)
-    times = pd.to_datetime(text.where(zone.notna()), utc=True, format="ISO8601", errors="coerce")
-    return times, minutes
+    times = pd.to_datetime(u.where(zone.notna()), utc=True, format="ISO8601", errors="coerce")
+    take = np.where(codes < 0, 0, codes)
+    out_t = pd.Series(times.to_numpy()[take], index=text.index).where(codes >= 0)
+    out_m = pd.Series(minutes.to_numpy()[take], index=text.index).where(codes >= 0)
+    return pd.to_datetime(out_t, utc=True), out_m
 
 
 def parse_tidy(path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -78,30 +87,33 @@ def parse_tidy(path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     if "flag" not in df:
         df["flag"] = ""
     df["line_no"] = np.arange(len(df)) + 2
-    df["raw"] = df[need + ["flag"]].fillna("").astype(str).agg(",".join, axis=1)
+
+    def text(rows: pd.DataFrame) -> pd.Series:  # the line as read, for the rows rejected here
+        return rows[need + ["flag"]].fillna("").astype(str).agg(",".join, axis=1)
+
     out = []
     filled = ["station", "time", "parameter", "value"]  # the unit may be empty (dimensionless pH)
-    blank = (df[filled].fillna("").astype(str).apply(lambda c: c.str.strip()) == "").any(axis=1)
+    blank = (df[filled].fillna("") == "").any(axis=1)
     cut = df[need].isna().any(axis=1) | blank
     if cut.any():
         out.append(
             pd.DataFrame(
                 {
                     "line_no": df.loc[cut, "line_no"],
-                    "raw": df.loc[cut, "raw"],
+                    "raw": text(df.loc[cut]),
                     "reason": "incomplete row: station, time, parameter or value is empty or missing (truncated file?)",
                 }
             )
         )
         df = df[~cut]
-    times, offsets = _zoned_times(df["time"].astype(str).str.strip())
+    times, offsets = _zoned_times(df["time"].astype(str))
     nozone = offsets.isna()
     if nozone.any():
         out.append(
             pd.DataFrame(
                 {
                     "line_no": df.loc[nozone, "line_no"],
-                    "raw": df.loc[nozone, "raw"],
+                    "raw": text(df.loc[nozone]),
                     "reason": "time without zone: " + df.loc[nozone, "time"] + " (give an offset such as +08:00 or Z)",
                 }
             )

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import time as _time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -77,63 +78,84 @@ class IngestReport:
         }
 
 
-def _reject(df: pd.DataFrame, mask: pd.Series, reasons: pd.Series | str, out: list[pd.DataFrame]) -> pd.DataFrame:
-    if mask.any():
-        bad = df[mask]
-        why = reasons[mask] if isinstance(reasons, pd.Series) else reasons
-        out.append(
-            pd.DataFrame(
-                {
-                    "line_no": bad["line_no"].to_numpy(),
-                    "raw": bad["raw"].to_numpy(),
-                    "reason": np.asarray(why, dtype=object) if not isinstance(why, str) else why,
-                }
-            )
+Reason = Callable[[pd.DataFrame], "pd.Series | str"]
+
+
+def _raw(bad: pd.DataFrame) -> np.ndarray:
+    """The rejected rows' text: as parsed when the parser kept it, else rebuilt from the fields."""
+    if "raw" in bad:
+        return bad["raw"].fillna("").astype(str).to_numpy()
+    cols = [c for c in ("station", "time", "parameter", "value", "unit", "flag") if c in bad]
+    return bad[cols].astype(str).agg(",".join, axis=1).to_numpy() if len(bad) else np.array([], dtype=object)
+
+
+def _reject(df: pd.DataFrame, mask: pd.Series, reason: Reason, out: list[pd.DataFrame]) -> pd.DataFrame:
+    """Rows under ``mask`` moved to ``out`` with their reason (worked out for them only)."""
+    if not mask.any():
+        return df
+    bad = df[mask]
+    why = reason(bad)
+    out.append(
+        pd.DataFrame(
+            {
+                "line_no": bad["line_no"].to_numpy(),
+                "raw": _raw(bad),
+                "reason": why.to_numpy(dtype=object) if isinstance(why, pd.Series) else why,
+            }
         )
+    )
     return df[~mask]
 
 
 def check_rows(rows: pd.DataFrame, known_stations: set[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Checked rows with values in canonical units, and the rejected ones with reasons."""
-    df = rows.copy()
-    if "raw" not in df:
-        df["raw"] = ""
+    df = rows
     out: list[pd.DataFrame] = []
     df = _reject(
         df,
         ~df["station"].isin(known_stations),
-        "unknown station: " + df["station"].astype(str) + " is not in the twin's station list",
+        lambda b: "unknown station: " + b["station"].astype(str) + " is not in the twin's station list",
         out,
     )
-    df = _reject(df, ~df["parameter"].isin(PARAMETERS.keys()), "unknown parameter: " + df["parameter"].astype(str), out)
-    times = pd.to_datetime(df["time"], errors="coerce", utc=False) if len(df) else df["time"]
-    no_time = times.isna()
-    df = _reject(df, no_time, "missing or unreadable time", out)
-    times = times[~no_time]
-    if len(df) and getattr(times.dt, "tz", None) is None:
-        df = _reject(df, pd.Series(True, index=df.index), "time without zone: give an offset such as +08:00", out)
-        times = times.iloc[0:0]
-    df = df.assign(time=times)
+    df = _reject(
+        df, ~df["parameter"].isin(PARAMETERS.keys()), lambda b: "unknown parameter: " + b["parameter"].astype(str), out
+    )
+    times = df["time"]
+    if len(df) and not isinstance(times.dtype, pd.DatetimeTZDtype):
+        times = pd.to_datetime(times, errors="coerce", utc=False)
+        if getattr(times.dt, "tz", None) is None:
+            df = _reject(df, times.notna(), lambda b: "time without zone: give an offset such as +08:00", out)
+            times = times[times.isna()]
+    df = _reject(df, times.isna(), lambda b: "missing or unreadable time", out)
+    df = df.assign(time=times[times.notna()])
     value = pd.to_numeric(df["value"], errors="coerce")
-    df = _reject(df, value.isna(), "not a number: value " + df["value"].astype(str).str.slice(0, 40), out)
+    df = _reject(df, value.isna(), lambda b: "not a number: value " + b["value"].astype(str).str.slice(0, 40), out)
     df = df.assign(value=value[value.notna()].astype("float64"))
     # units: one conversion per (parameter, unit) pair
-    factor = pd.Series(np.nan, index=df.index)
-    canonical = pd.Series("", index=df.index, dtype=object)
-    unit_text = df["unit"].fillna("").astype(str).str.strip()
-    for param, unit in set(zip(df["parameter"], unit_text)):
-        target = _UNITS.get(unit)
-        if target is not None and target[0] == PARAMETERS[param].unit:
-            idx = (df["parameter"] == param) & (unit_text == unit)
+    factor = np.full(len(df), np.nan)
+    canonical = np.full(len(df), "", dtype=object)
+    if "unit" in df:
+        codes, uniq = pd.factorize(df["unit"].fillna("").astype(str))
+        unit_text = pd.Index(uniq).str.strip().to_numpy(dtype=object)[codes] if len(uniq) else np.full(len(df), "")
+    else:
+        unit_text = np.full(len(df), "")
+    param = df["parameter"].to_numpy()
+    for p, u in set(zip(param, unit_text)):
+        target = _UNITS.get(u)
+        if target is not None and target[0] == PARAMETERS[p].unit:
+            idx = (param == p) & (unit_text == u)
             factor[idx] = target[1]
             canonical[idx] = target[0]
-    bad_unit = factor.isna()
-    df = _reject(df, bad_unit, "unit not convertible: " + df["unit"].astype(str) + " for " + df["parameter"], out)
-    df = df.assign(value=df["value"] * factor[~bad_unit], unit=canonical[~bad_unit])
+    bad_unit = pd.Series(np.isnan(factor), index=df.index)
+    keep = ~bad_unit.to_numpy()
+    df = _reject(
+        df, bad_unit, lambda b: "unit not convertible: " + b["unit"].astype(str) + " for " + b["parameter"], out
+    )
+    df = df.assign(value=df["value"].to_numpy() * factor[keep], unit=canonical[keep])
     negative = df["unit"].isin(NON_NEGATIVE_UNITS) & (df["value"] < 0)
-    df = _reject(df, negative, "negative value: " + df["parameter"] + " " + df["value"].astype(str), out)
+    df = _reject(df, negative, lambda b: "negative value: " + b["parameter"] + " " + b["value"].astype(str), out)
     ph = (df["parameter"] == "pH") & ((df["value"] < 0) | (df["value"] > 14))
-    df = _reject(df, ph, "pH outside 0-14: " + df["value"].astype(str), out)
+    df = _reject(df, ph, lambda b: "pH outside 0-14: " + b["value"].astype(str), out)
     df = df.assign(flag=df["flag"].fillna("").astype(str).str.slice(0, 8) if "flag" in df else "")
     rej = pd.concat(out, ignore_index=True) if out else pd.DataFrame(columns=["line_no", "raw", "reason"])
     return df, rej
@@ -242,48 +264,55 @@ def store_rows(
 
 
 def _insert_versions(conn: sa.Connection, part: pd.DataFrame, batch_id: int) -> tuple[int, int, int]:
-    """Insert staged rows as new readings or new versions; returns (stored, duplicates, corrections)."""
+    """Insert staged rows as new readings or new versions; returns (stored, duplicates, corrections).
+
+    Set-based, in the caller's transaction: the rows go to a temporary table; only
+    if the store already holds readings in the batch's time span is each row
+    compared with the current version of its (stream, time).
+    """
     conn.exec_driver_sql(
-        "CREATE TEMPORARY TABLE IF NOT EXISTS staging "
-        "(ds INTEGER, time BIGINT, tz SMALLINT, value DOUBLE PRECISION, flag VARCHAR(8))"
+        "CREATE TEMPORARY TABLE IF NOT EXISTS staging (ds INTEGER, time BIGINT, tz SMALLINT, "
+        "value DOUBLE PRECISION, flag VARCHAR(8), prev SMALLINT, same SMALLINT)"
     )
     conn.exec_driver_sql("DELETE FROM staging")
-    conn.execute(
-        sa.text("INSERT INTO staging (ds, time, tz, value, flag) VALUES (:ds, :time, :tz, :value, :flag)"),
-        [
-            {"ds": int(a), "time": int(b), "tz": int(c), "value": float(d), "flag": str(e)}
-            for a, b, c, d, e in zip(part["ds"], part["time"], part["tz"], part["value"], part["flag"])
-        ],
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    rows = list(
+        zip(
+            part["ds"].tolist(),
+            part["time"].tolist(),
+            part["tz"].tolist(),
+            part["value"].tolist(),
+            part["flag"].tolist(),
+        )
     )
-    latest = (
-        "SELECT r.{col} FROM readings r WHERE r.datastream_id = s.ds AND r.time = s.time "
-        "ORDER BY r.version DESC LIMIT 1"
-    )
-    dup = conn.exec_driver_sql(
-        "SELECT COUNT(*) FROM staging s WHERE ("
-        + latest.format(col="value")
-        + ") = s.value AND ("
-        + latest.format(col="flag")
-        + ") = s.flag"
+    conn.exec_driver_sql(f"INSERT INTO staging (ds, time, tz, value, flag) VALUES ({', '.join([mark] * 5)})", rows)
+    overlap = conn.execute(
+        sa.text("SELECT COUNT(*) FROM readings WHERE time BETWEEN :a AND :b"),
+        {"a": int(part["time"].min()), "b": int(part["time"].max())},
     ).scalar_one()
-    corr = conn.exec_driver_sql(
-        "SELECT COUNT(*) FROM staging s WHERE EXISTS (SELECT 1 FROM readings r WHERE r.datastream_id = s.ds "
-        "AND r.time = s.time) AND NOT (("
-        + latest.format(col="value")
-        + ") = s.value AND ("
-        + latest.format(col="flag")
-        + ") = s.flag)"
-    ).scalar_one()
+    dup = corr = 0
+    if overlap:
+        conn.exec_driver_sql(
+            "UPDATE staging SET prev = (SELECT MAX(r.version) FROM readings r "
+            "WHERE r.datastream_id = staging.ds AND r.time = staging.time)"
+        )
+        conn.exec_driver_sql(
+            "UPDATE staging SET same = 1 WHERE prev IS NOT NULL AND EXISTS (SELECT 1 FROM readings r "
+            "WHERE r.datastream_id = staging.ds AND r.time = staging.time AND r.version = staging.prev "
+            "AND r.value = staging.value AND r.flag = staging.flag)"
+        )
+        dup = conn.exec_driver_sql("SELECT COUNT(*) FROM staging WHERE same = 1").scalar_one()
+        corr = conn.exec_driver_sql("SELECT COUNT(*) FROM staging WHERE prev IS NOT NULL AND same IS NULL").scalar_one()
+        if corr:
+            conn.exec_driver_sql(
+                "UPDATE readings SET current = 0 WHERE current = 1 AND EXISTS (SELECT 1 FROM staging s "
+                "WHERE s.ds = readings.datastream_id AND s.time = readings.time AND s.prev = readings.version "
+                "AND s.same IS NULL)"
+            )
     res = conn.execute(
         sa.text(
-            "INSERT INTO readings (datastream_id, time, tz_offset_min, value, flag, version, batch_id) "
-            "SELECT s.ds, s.time, s.tz, s.value, s.flag, "
-            "COALESCE((SELECT MAX(r.version) FROM readings r WHERE r.datastream_id = s.ds AND r.time = s.time), 0) + 1, "
-            ":batch FROM staging s WHERE NOT COALESCE(("
-            + latest.format(col="value")
-            + ") = s.value AND ("
-            + latest.format(col="flag")
-            + ") = s.flag, FALSE)"
+            "INSERT INTO readings (datastream_id, time, tz_offset_min, value, flag, version, batch_id, current) "
+            "SELECT ds, time, tz, value, flag, COALESCE(prev, 0) + 1, :batch, 1 FROM staging WHERE same IS NULL"
         ),
         {"batch": batch_id},
     )
@@ -301,8 +330,7 @@ def _latest_versions_sql(where: str) -> str:
     return (
         "SELECT d.station_id, d.parameter, r.time, r.value, r.flag FROM readings r "
         "JOIN datastreams d ON d.id = r.datastream_id "
-        "WHERE NOT EXISTS (SELECT 1 FROM readings r2 WHERE r2.datastream_id = r.datastream_id "
-        "AND r2.time = r.time AND r2.version > r.version)" + where
+        "WHERE r.current = 1" + where
     )
 
 
@@ -342,6 +370,45 @@ def query(
     return df
 
 
+def _fetch_current(
+    engine: sa.Engine, ds_ids: list[int] | None, start: int | None, end: int | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(datastream id, time, value) of the current readings, as numpy columns.
+
+    On SQLite the rows come through ADBC as Arrow columns (several million rows a
+    second); elsewhere through SQLAlchemy.
+    """
+    where = ["current = 1"]
+    if ds_ids is not None:
+        where.append("datastream_id IN (" + (",".join(str(int(i)) for i in ds_ids) or "NULL") + ")")
+    if start is not None:
+        where.append(f"time >= {int(start)}")
+    if end is not None:
+        where.append(f"time <= {int(end)}")
+    sql = "SELECT datastream_id, time, value FROM readings WHERE " + " AND ".join(where)
+    if engine.dialect.name == "sqlite" and engine.url.database:
+        adbc: Any
+        try:
+            import adbc_driver_sqlite.dbapi as adbc
+        except ImportError:  # pragma: no cover - the dependency is declared; keep working without it
+            adbc = None
+        if adbc is not None:
+            with adbc.connect(engine.url.database) as con, con.cursor() as cur:
+                cur.execute(sql)
+                table = cur.fetch_arrow_table()
+            return (
+                table.column(0).to_numpy().astype("int64"),
+                table.column(1).to_numpy().astype("int64"),
+                table.column(2).to_numpy().astype("float64"),
+            )
+    with engine.connect() as conn:
+        rows = conn.exec_driver_sql(sql).all()
+    if not rows:
+        return np.zeros(0, "int64"), np.zeros(0, "int64"), np.zeros(0, "float64")
+    ds, t, v = zip(*rows)
+    return np.asarray(ds, "int64"), np.asarray(t, "int64"), np.asarray(v, "float64")
+
+
 def to_xarray(
     engine: sa.Engine,
     stations_: list[str] | None = None,
@@ -353,28 +420,52 @@ def to_xarray(
 
     Units and long names are in each variable's attributes; station name, kind,
     water body, target class, lon/lat and reach id are coordinates along ``station``.
-    Only the latest version of each reading is shown.
+    Only the current (latest) version of each reading is shown; times are UTC.
     """
-    long = query(engine, stations_, parameters, start, end)
     with engine.connect() as conn:
+        streams = pd.DataFrame(
+            conn.execute(sa.select(datastreams.c.id, datastreams.c.station_id, datastreams.c.parameter)).all(),
+            columns=["id", "station", "parameter"],
+        )
         st = pd.DataFrame(conn.execute(sa.select(stations)).mappings().all())
-    if long.empty:
-        times = pd.DatetimeIndex([], tz="UTC")
-        ids = stations_ or []
-        ds = xr.Dataset(coords={"station": ids, "time": times.tz_localize(None)})
-    else:
-        values = long.pivot_table(index=["station", "time"], columns="parameter", values="value", aggfunc="last")
-        ds = xr.Dataset.from_dataframe(values)
-        ds = ds.assign_coords(time=pd.DatetimeIndex(ds["time"].to_index()).tz_localize(None))
+    if stations_:
+        streams = streams[streams["station"].isin(stations_)]
+    if parameters:
+        streams = streams[streams["parameter"].isin(parameters)]
+    ds_id, t, v = _fetch_current(
+        engine,
+        streams["id"].tolist() if (stations_ or parameters) else None,
+        _to_epoch(start) if start is not None else None,
+        _to_epoch(end) if end is not None else None,
+    )
+    streams = streams[streams["id"].isin(np.unique(ds_id))] if len(ds_id) else streams.iloc[0:0]
+    station_ids = sorted(streams["station"].unique())
+    params = sorted(streams["parameter"].unique())
+    codes, uniq_t = pd.factorize(t, sort=True)
+    lut_s = np.full(int(ds_id.max()) + 1 if len(ds_id) else 1, -1, dtype=np.int64)
+    lut_p = lut_s.copy()
+    s_index = {s: k for k, s in enumerate(station_ids)}
+    p_index = {p: k for k, p in enumerate(params)}
+    for sid, station, param in zip(streams["id"].tolist(), streams["station"], streams["parameter"]):
+        lut_s[int(sid)] = s_index[station]
+        lut_p[int(sid)] = p_index[param]
+    cube = np.full((len(params), len(station_ids), len(uniq_t)), np.nan)
+    if len(ds_id):
+        cube[lut_p[ds_id], lut_s[ds_id], codes] = v
+    times = pd.to_datetime(np.asarray(uniq_t, dtype="int64"), unit="s")
+    ds = xr.Dataset(
+        {p: (("station", "time"), cube[k]) for k, p in enumerate(params)},
+        coords={"station": np.asarray(station_ids, dtype=object), "time": times},
+    )
     ds["time"].attrs.update(long_name="time", timezone="UTC")
-    for name in list(ds.data_vars):
-        p = PARAMETERS[str(name)]
+    for name in params:
+        p = PARAMETERS[name]
         ds[name].attrs.update(units=p.unit, long_name=p.long_name, name_zh=p.name_zh)
-    if not st.empty and ds.sizes.get("station", 0):
-        st = st.set_index("id").reindex(ds["station"].to_numpy())
+    if not st.empty and station_ids:
+        info = st.set_index("id").reindex(station_ids)
         for col in ("name", "kind", "water_body", "target_class", "lon", "lat", "reach_id"):
-            ds = ds.assign_coords({col: ("station", st[col].to_numpy())})
-    ds.attrs["source"] = "basin twin operations store (latest version of each reading)"
+            ds = ds.assign_coords({col: ("station", info[col].to_numpy())})
+    ds.attrs["source"] = "basin twin operations store (current version of each reading)"
     return ds
 
 
@@ -479,8 +570,7 @@ class Readings:
         """GB 3838-2002 class of every station at a time (see :func:`classify`)."""
         return classify(self.engine, at, max_age_hours, stations)
 
-    def classify_history(self, start: Any = None, end: Any = None,
-                         stations: list[str] | None = None) -> pd.DataFrame:
+    def classify_history(self, start: Any = None, end: Any = None, stations: list[str] | None = None) -> pd.DataFrame:
         """GB 3838-2002 class of every sample in a window (see :func:`classify_history`)."""
         return classify_history(self.engine, start, end, stations)
 
@@ -492,8 +582,9 @@ class Readings:
             return pd.DataFrame(conn.execute(q).mappings().all())
 
 
-def classify(engine: sa.Engine, at: Any = None, max_age_hours: float = 24.0,
-             stations_: list[str] | None = None) -> pd.DataFrame:
+def classify(
+    engine: sa.Engine, at: Any = None, max_age_hours: float = 24.0, stations_: list[str] | None = None
+) -> pd.DataFrame:
     """GB 3838-2002 class of every station at a time, from its latest readings.
 
     For each station, each parameter's last reading at or before ``at`` (default
@@ -517,16 +608,19 @@ def classify(engine: sa.Engine, at: Any = None, max_age_hours: float = 24.0,
     wide = last["value"].unstack("parameter")
     when = last["time"].groupby(level="station").max()
     info = st.reindex(wide.index)
-    classes = quality.classify_samples(wide, water_body=info["water_body"].fillna("river"),
-                                       target_class=info["target_class"].fillna(3).astype(int))
-    out = pd.concat([info[["name", "water_body", "target_class"]], when.rename("time"), classes,
-                     wide.add_suffix("_value")], axis=1)
+    classes = quality.classify_samples(
+        wide, water_body=info["water_body"].fillna("river"), target_class=info["target_class"].fillna(3).astype(int)
+    )
+    out = pd.concat(
+        [info[["name", "water_body", "target_class"]], when.rename("time"), classes, wide.add_suffix("_value")], axis=1
+    )
     out["label"] = quality.label(out["class"].to_numpy())
     return out.reset_index(names="station")
 
 
-def classify_history(engine: sa.Engine, start: Any = None, end: Any = None,
-                     stations_: list[str] | None = None) -> pd.DataFrame:
+def classify_history(
+    engine: sa.Engine, start: Any = None, end: Any = None, stations_: list[str] | None = None
+) -> pd.DataFrame:
     """The class of every sample (station and time) in a window; columns as in :func:`classify`."""
     from . import quality
 
@@ -538,8 +632,9 @@ def classify_history(engine: sa.Engine, start: Any = None, end: Any = None,
     wide = long.pivot_table(index=["station", "time"], columns="parameter", values="value", aggfunc="last")
     info = st.reindex(wide.index.get_level_values("station"))
     info.index = wide.index
-    classes = quality.classify_samples(wide, water_body=info["water_body"].fillna("river"),
-                                       target_class=info["target_class"].fillna(3).astype(int))
+    classes = quality.classify_samples(
+        wide, water_body=info["water_body"].fillna("river"), target_class=info["target_class"].fillna(3).astype(int)
+    )
     out = pd.concat([info[["name", "water_body", "target_class"]], classes, wide.add_suffix("_value")], axis=1)
     out["label"] = quality.label(out["class"].to_numpy())
     return out.reset_index()

@@ -81,6 +81,7 @@ readings = sa.Table(
     sa.Column("flag", sa.String(8), nullable=False),
     sa.Column("version", sa.SmallInteger, nullable=False),
     sa.Column("batch_id", sa.Integer, sa.ForeignKey("batches.id"), nullable=False),
+    sa.Column("current", sa.SmallInteger, nullable=False, server_default="1"),  # 1 on the latest version
     sa.UniqueConstraint("datastream_id", "time", "version", name="uq_reading_version"),
 )
 

@@ -84,13 +84,13 @@ def stations(twin_dir: str, add: str | None) -> None:
 @click.command()
 @click.argument("twin_dir", type=click.Path(file_okay=False))
 @click.option("--at", default=None, help="Time with zone (default now): each station's latest readings before it.")
-@click.option("--max-age", "max_age", type=float, default=24.0, show_default=True,
-              help="Hours a reading stays current for --at.")
+@click.option(
+    "--max-age", "max_age", type=float, default=24.0, show_default=True, help="Hours a reading stays current for --at."
+)
 @click.option("--from", "start", default=None, help="Classify every sample from this time (with zone) instead.")
 @click.option("--to", "end", default=None, help="... to this time.")
 @click.option("--json", "as_json", is_flag=True, help="JSON records instead of a table.")
-def classify(twin_dir: str, at: str | None, max_age: float, start: str | None, end: str | None,
-             as_json: bool) -> None:
+def classify(twin_dir: str, at: str | None, max_age: float, start: str | None, end: str | None, as_json: bool) -> None:
     """GB 3838-2002 water-quality class of the stations (I..V, 劣V), the deciding parameters and exceedances."""
     from ..basin import BasinTwin
 
