@@ -175,23 +175,25 @@ def bench_year_view(n_stations: int, folder: Path) -> None:
     t0 = time.perf_counter()
     basin.readings.ingest(path)
     load = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    ds = basin.readings.to_xarray()
-    wall = time.perf_counter() - t0
-    emit(
-        {
-            "measure": "year_view",
-            "stations": n_stations,
-            "times": len(times),
-            "parameters": len(PARAMS),
-            "readings": len(df),
-            "ingest_s": round(load, 1),
-            "wall_s": round(wall, 3),
-            "dims": dict(ds.sizes),
-            "goal_s": 2.0,
-            "goal_met": wall < 2.0,
-        }
-    )
+    for call in ("first", "again"):  # the first call of a process also imports pyarrow and the ADBC driver
+        t0 = time.perf_counter()
+        ds = basin.readings.to_xarray()
+        wall = time.perf_counter() - t0
+        emit(
+            {
+                "measure": "year_view",
+                "call": call,
+                "stations": n_stations,
+                "times": len(times),
+                "parameters": len(PARAMS),
+                "readings": len(df),
+                "ingest_s": round(load, 1),
+                "wall_s": round(wall, 3),
+                "dims": dict(ds.sizes),
+                "goal_s": 2.0,
+                "goal_met": wall < 2.0,
+            }
+        )
 
 
 def main(argv: list[str] | None = None) -> None:

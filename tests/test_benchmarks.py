@@ -36,3 +36,27 @@ def test_build_benchmark_prints_one_json_line_per_tool(tmp_path):
     summary = lines[-1]
     assert summary["summary"] is True
     assert summary["twin_speedup_vs_pyflwdir"] > 0
+
+
+def test_readings_benchmark_prints_its_measures(tmp_path):
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "readings.py"),
+            "--rows",
+            "2000",
+            "--values",
+            "100000",
+            "--stations",
+            "3",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    )
+    lines = [json.loads(line) for line in out.stdout.splitlines()]
+    measures = [rec["measure"] for rec in lines]
+    assert measures == ["ingest", "ingest_again", "classify_values", "classify_samples", "year_view", "year_view"]
+    assert lines[0]["stored"] == 2000 and lines[1]["duplicates"] == 2000
+    assert lines[-1]["dims"] == {"station": 3, "time": 2190}

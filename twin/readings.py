@@ -370,6 +370,56 @@ def query(
     return df
 
 
+def _fetch_sqlite_parallel(adbc: Any, path: str, sql: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Run ``sql`` over slices of the readings table (by row id) in parallel threads.
+
+    SQLite decodes rows on one core per connection; the table is scanned in as many
+    slices as there are cores (at most 4), each through its own read connection
+    (WAL lets them all read at once), and the Arrow results are joined.
+    """
+    import os
+    import threading
+
+    import pyarrow as pa
+
+    with adbc.connect(path) as con, con.cursor() as cur:
+        # two sub-queries: SQLite reads a single MIN or MAX off the key's b-tree, not both at once
+        cur.execute("SELECT (SELECT MIN(id) FROM readings), (SELECT MAX(id) FROM readings)")
+        lo, hi = cur.fetchone()
+    if lo is None:
+        return np.zeros(0, "int64"), np.zeros(0, "int64"), np.zeros(0, "float64")
+    parts = max(1, min(4, os.cpu_count() or 1))
+    edges = [lo + (hi - lo + 1) * k // parts for k in range(parts)] + [hi + 1]
+    tables: list[Any] = [None] * parts
+    errors: list[BaseException] = []
+
+    def run(k: int) -> None:
+        try:
+            with adbc.connect(path) as con, con.cursor() as cur:
+                cur.execute(f"{sql} AND id >= {edges[k]} AND id < {edges[k + 1]}")
+                tables[k] = cur.fetch_arrow_table()
+        except BaseException as err:  # re-raised in the caller's thread
+            errors.append(err)
+
+    threads = [threading.Thread(target=run, args=(k,)) for k in range(parts)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+    schema = pa.schema([("datastream_id", pa.int64()), ("time", pa.int64()), ("value", pa.float64())])
+    filled = [t.rename_columns(schema.names).cast(schema) for t in tables if t is not None and t.num_rows]
+    if not filled:
+        return np.zeros(0, "int64"), np.zeros(0, "int64"), np.zeros(0, "float64")
+    table = pa.concat_tables(filled)
+    return (
+        table.column(0).to_numpy().astype("int64"),
+        table.column(1).to_numpy().astype("int64"),
+        table.column(2).to_numpy().astype("float64"),
+    )
+
+
 def _fetch_current(
     engine: sa.Engine, ds_ids: list[int] | None, start: int | None, end: int | None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -393,14 +443,7 @@ def _fetch_current(
         except ImportError:  # pragma: no cover - the dependency is declared; keep working without it
             adbc = None
         if adbc is not None:
-            with adbc.connect(engine.url.database) as con, con.cursor() as cur:
-                cur.execute(sql)
-                table = cur.fetch_arrow_table()
-            return (
-                table.column(0).to_numpy().astype("int64"),
-                table.column(1).to_numpy().astype("int64"),
-                table.column(2).to_numpy().astype("float64"),
-            )
+            return _fetch_sqlite_parallel(adbc, engine.url.database, sql)
     with engine.connect() as conn:
         rows = conn.exec_driver_sql(sql).all()
     if not rows:
@@ -438,7 +481,12 @@ def to_xarray(
         _to_epoch(start) if start is not None else None,
         _to_epoch(end) if end is not None else None,
     )
-    streams = streams[streams["id"].isin(np.unique(ds_id))] if len(ds_id) else streams.iloc[0:0]
+    if not len(ds_id):
+        streams = streams.iloc[0:0]
+    elif len(streams) < 100_000:
+        present = np.zeros(int(max(ds_id.max(), streams["id"].max())) + 1, dtype=bool)
+        present[ds_id] = True
+        streams = streams[present[streams["id"].to_numpy()]]
     station_ids = sorted(streams["station"].unique())
     params = sorted(streams["parameter"].unique())
     codes, uniq_t = pd.factorize(t, sort=True)
