@@ -1,0 +1,78 @@
+"""The operations store on a real PostgreSQL server: same schema, same queries, same answers.
+
+Runs when ``TWIN_TEST_POSTGRES_URL`` names a server where the test may create
+databases (``.ci/run`` starts one and sets it); each test gets a database of its own.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+import twin
+
+from . import synthetic
+from .synthetic import cell_lonlat
+
+ADMIN_URL = os.environ.get("TWIN_TEST_POSTGRES_URL")
+pytestmark = pytest.mark.skipif(not ADMIN_URL, reason="TWIN_TEST_POSTGRES_URL not set (.ci/run sets it)")
+HEADER = "station,time,parameter,value,unit,flag\n"
+
+
+@pytest.fixture
+def pg_basin(make_catalog, tmp_path, monkeypatch):
+    assert ADMIN_URL is not None
+    name = f"twin_test_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    url = sa.make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    monkeypatch.setenv("TWIN_DATABASE_URL", url)
+    up, low = cell_lonlat(10, 15), cell_lonlat(35, 15)
+    cat = make_catalog(synthetic.v_valley(41, 31), split_row=20,
+                       sites=[{"id": "UP", "name": "Upper", "lon": up[0], "lat": up[1]},
+                              {"id": "LOW", "name": "Lower", "lon": low[0], "lat": low[1]}])
+    basin = twin.BasinTwin.build(cat)
+    basin.save(tmp_path / "twin")
+    yield basin
+    basin.store.dispose()
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'DROP DATABASE "{name}" WITH (FORCE)')
+    admin.dispose()
+
+
+def test_store_lives_in_postgres_with_the_migrated_schema(pg_basin):
+    assert pg_basin.store.dialect.name == "postgresql"
+    assert not (pg_basin.path / "ops.sqlite").exists()
+    tables = set(sa.inspect(pg_basin.store).get_table_names())
+    assert {"stations", "datastreams", "readings", "rejected", "batches", "incidents", "alembic_version"} <= tables
+    with pg_basin.store.connect() as conn:
+        assert conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar_one() == "0002"
+
+
+def test_ingest_is_idempotent_and_keeps_corrections_on_postgres(pg_basin, tmp_path):
+    a = tmp_path / "a.csv"
+    a.write_text(HEADER + "UP,2026-07-10T00:00:00Z,NH3-N,0.4,mg/L,N\nUP,2026-07-10T04:00:00Z,NH3-N,1.2,mg/L,N\n"
+                 "UP,2026-07-10T04:00:00Z,pH,15,1,N\nGHOST,2026-07-10T04:00:00Z,pH,7,1,N\n")
+    first = pg_basin.readings.ingest(a)
+    assert (first.stored, first.rejected_by_reason()) == (2, {"pH outside 0-14": 1, "unknown station": 1})
+    assert pg_basin.readings.ingest(a).duplicates == 2
+    b = tmp_path / "b.csv"
+    b.write_text(HEADER + "UP,2026-07-10T04:00:00Z,NH3-N,1.1,mg/L,N\n")
+    assert pg_basin.readings.ingest(b).corrections == 1
+    assert pg_basin.readings.query()["value"].tolist() == [0.4, 1.1]
+    ds = pg_basin.readings.to_xarray()
+    assert float(ds["NH3-N"].sel(station="UP", time=pd.Timestamp("2026-07-10T04:00"))) == 1.1
+    at = pg_basin.readings.classify(at="2026-07-10T05:00Z").set_index("station")
+    assert at.loc["UP", "label"] == "IV"
+
+
+def test_incidents_on_postgres(pg_basin):
+    rec = pg_basin.incidents.add("spill", "2026-07-10T06:00Z", cell_lonlat(8, 15))
+    assert rec["jurisdictions"] == {"region": ["N"]}
+    assert pg_basin.incidents.list(jurisdiction="N")["id"].tolist() == [rec["id"]]
+    assert pg_basin.incidents.close(rec["id"])["status"] == "closed"
