@@ -270,28 +270,28 @@ def _insert_versions(conn: sa.Connection, part: pd.DataFrame, batch_id: int) -> 
     if the store already holds readings in the batch's time span is each row
     compared with the current version of its (stream, time).
     """
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    columns = [
+        part["ds"].tolist(),
+        part["time"].tolist(),
+        part["tz"].tolist(),
+        part["value"].tolist(),
+        part["flag"].tolist(),
+    ]
+    overlap = conn.execute(
+        sa.text("SELECT COUNT(*) FROM readings WHERE time BETWEEN :a AND :b"),
+        {"a": int(part["time"].min()), "b": int(part["time"].max())},
+    ).scalar_one()
     conn.exec_driver_sql(
         "CREATE TEMPORARY TABLE IF NOT EXISTS staging (ds INTEGER, time BIGINT, tz SMALLINT, "
         "value DOUBLE PRECISION, flag VARCHAR(8), prev SMALLINT, same SMALLINT)"
     )
     conn.exec_driver_sql("DELETE FROM staging")
-    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-    rows = list(
-        zip(
-            part["ds"].tolist(),
-            part["time"].tolist(),
-            part["tz"].tolist(),
-            part["value"].tolist(),
-            part["flag"].tolist(),
-        )
+    conn.exec_driver_sql(
+        f"INSERT INTO staging (ds, time, tz, value, flag) VALUES ({', '.join([mark] * 5)})", list(zip(*columns))
     )
-    conn.exec_driver_sql(f"INSERT INTO staging (ds, time, tz, value, flag) VALUES ({', '.join([mark] * 5)})", rows)
-    overlap = conn.execute(
-        sa.text("SELECT COUNT(*) FROM readings WHERE time BETWEEN :a AND :b"),
-        {"a": int(part["time"].min()), "b": int(part["time"].max())},
-    ).scalar_one()
     dup = corr = 0
-    if overlap:
+    if overlap:  # compare each row with the current version of its (stream, time)
         conn.exec_driver_sql(
             "UPDATE staging SET prev = (SELECT MAX(r.version) FROM readings r "
             "WHERE r.datastream_id = staging.ds AND r.time = staging.time)"
@@ -303,11 +303,10 @@ def _insert_versions(conn: sa.Connection, part: pd.DataFrame, batch_id: int) -> 
         )
         dup = conn.exec_driver_sql("SELECT COUNT(*) FROM staging WHERE same = 1").scalar_one()
         corr = conn.exec_driver_sql("SELECT COUNT(*) FROM staging WHERE prev IS NOT NULL AND same IS NULL").scalar_one()
-        if corr:
+        if corr:  # the versions being corrected stop being current (found through the unique key)
             conn.exec_driver_sql(
-                "UPDATE readings SET current = 0 WHERE current = 1 AND EXISTS (SELECT 1 FROM staging s "
-                "WHERE s.ds = readings.datastream_id AND s.time = readings.time AND s.prev = readings.version "
-                "AND s.same IS NULL)"
+                "UPDATE readings SET current = 0 WHERE (datastream_id, time, version) IN "
+                "(SELECT ds, time, prev FROM staging WHERE prev IS NOT NULL AND same IS NULL)"
             )
     res = conn.execute(
         sa.text(
