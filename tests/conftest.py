@@ -107,3 +107,20 @@ def demo(demo_dir):
     import twin
 
     return twin.BasinTwin.open(demo_dir)
+
+
+@pytest.fixture
+def make_saved_valley(make_catalog, tmp_path):
+    """Factory: the V-valley (units North/South at row 20) with sites {id: (row, kind)}, saved to a folder."""
+    import twin
+
+    def make(sites: dict[str, tuple[int, str]]):
+        rows = []
+        for sid, (row, kind) in sites.items():
+            lon, lat = synthetic.cell_lonlat(row, 15)
+            rows.append({"id": sid, "name": sid.title(), "kind": kind, "lon": lon, "lat": lat})
+        basin = twin.BasinTwin.build(make_catalog(synthetic.v_valley(41, 31), split_row=20, sites=rows))
+        basin.save(tmp_path / "twin")
+        return basin
+
+    return make

@@ -21,19 +21,8 @@ from .synthetic import cell_lonlat
 
 
 @pytest.fixture
-def basin(make_catalog, tmp_path):
-    up, low = cell_lonlat(25, 15), cell_lonlat(35, 15)
-    cat = make_catalog(
-        synthetic.v_valley(41, 31),
-        split_row=20,
-        sites=[
-            {"id": "MID", "name": "Middle", "lon": up[0], "lat": up[1]},
-            {"id": "LOW", "name": "Lower", "kind": "intake", "lon": low[0], "lat": low[1]},
-        ],
-    )
-    b = twin.BasinTwin.build(cat)
-    b.save(tmp_path / "twin")
-    return b
+def basin(make_saved_valley):
+    return make_saved_valley({"MID": (25, "station"), "LOW": (35, "intake")})
 
 
 def test_a_spill_in_the_north_is_linked_to_its_unit_reach_and_the_stations_below(basin):

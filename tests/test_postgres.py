@@ -13,9 +13,6 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-import twin
-
-from . import synthetic
 from .synthetic import cell_lonlat
 
 ADMIN_URL = os.environ.get("TWIN_TEST_POSTGRES_URL")
@@ -24,7 +21,7 @@ HEADER = "station,time,parameter,value,unit,flag\n"
 
 
 @pytest.fixture
-def pg_basin(make_catalog, tmp_path, monkeypatch):
+def pg_basin(make_saved_valley, monkeypatch):
     assert ADMIN_URL is not None
     name = f"twin_test_{uuid.uuid4().hex[:12]}"
     admin = sa.create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
@@ -32,12 +29,7 @@ def pg_basin(make_catalog, tmp_path, monkeypatch):
         conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
     url = sa.make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
     monkeypatch.setenv("TWIN_DATABASE_URL", url)
-    up, low = cell_lonlat(10, 15), cell_lonlat(35, 15)
-    cat = make_catalog(synthetic.v_valley(41, 31), split_row=20,
-                       sites=[{"id": "UP", "name": "Upper", "lon": up[0], "lat": up[1]},
-                              {"id": "LOW", "name": "Lower", "lon": low[0], "lat": low[1]}])
-    basin = twin.BasinTwin.build(cat)
-    basin.save(tmp_path / "twin")
+    basin = make_saved_valley({"UP": (10, "station"), "LOW": (35, "station")})
     yield basin
     basin.store.dispose()
     with admin.connect() as conn:
@@ -56,8 +48,10 @@ def test_store_lives_in_postgres_with_the_migrated_schema(pg_basin):
 
 def test_ingest_is_idempotent_and_keeps_corrections_on_postgres(pg_basin, tmp_path):
     a = tmp_path / "a.csv"
-    a.write_text(HEADER + "UP,2026-07-10T00:00:00Z,NH3-N,0.4,mg/L,N\nUP,2026-07-10T04:00:00Z,NH3-N,1.2,mg/L,N\n"
-                 "UP,2026-07-10T04:00:00Z,pH,15,1,N\nGHOST,2026-07-10T04:00:00Z,pH,7,1,N\n")
+    a.write_text(
+        HEADER + "UP,2026-07-10T00:00:00Z,NH3-N,0.4,mg/L,N\nUP,2026-07-10T04:00:00Z,NH3-N,1.2,mg/L,N\n"
+        "UP,2026-07-10T04:00:00Z,pH,15,1,N\nGHOST,2026-07-10T04:00:00Z,pH,7,1,N\n"
+    )
     first = pg_basin.readings.ingest(a)
     assert (first.stored, first.rejected_by_reason()) == (2, {"pH outside 0-14": 1, "unknown station": 1})
     assert pg_basin.readings.ingest(a).duplicates == 2

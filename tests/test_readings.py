@@ -21,28 +21,14 @@ from hypothesis import strategies as st
 
 import twin
 
-from . import synthetic
-from .synthetic import cell_lonlat
-
 ROOT = Path(__file__).resolve().parent.parent
 CNEMC_SAMPLE = ROOT / "data" / "cnemc" / "cnemc_sample_20260709_20260711.csv"
 HEADER = "station,time,parameter,value,unit,flag\n"
 
 
 @pytest.fixture
-def basin(make_catalog, tmp_path):
-    up, low = cell_lonlat(10, 15), cell_lonlat(35, 15)
-    cat = make_catalog(
-        synthetic.v_valley(41, 31),
-        split_row=20,
-        sites=[
-            {"id": "UP", "name": "Upper", "lon": up[0], "lat": up[1]},
-            {"id": "LOW", "name": "Lower", "kind": "intake", "lon": low[0], "lat": low[1]},
-        ],
-    )
-    b = twin.BasinTwin.build(cat)
-    b.save(tmp_path / "twin")
-    return b
+def basin(make_saved_valley):
+    return make_saved_valley({"UP": (10, "station"), "LOW": (35, "intake")})
 
 
 def write(tmp_path: Path, name: str, text: str) -> Path:
