@@ -217,3 +217,21 @@ def test_outlet_and_boundary_together_are_refused(make_catalog, tmp_path):
 def test_drainage_hands_over_to_pyflwdir(valley):
     flw = valley.drainage.to_pyflwdir()
     np.testing.assert_allclose(flw.upstream_area("km2"), valley.drainage.upstream_area.values, rtol=1e-5)
+
+
+def test_travel_times_follow_jobson_and_bound_the_path(valley):
+    lon, lat = cell_lonlat(6, 15)
+    path, sections, sites = valley.downstream(lon, lat)
+    first = path.iloc[0]
+    # on the first piece the peak travels at the reach's Jobson peak velocity
+    assert first["to_km"] * 1000 / (first["peak_h"] * 3600) == pytest.approx(first["velocity_ms"], rel=1e-6)
+    assert (path["earliest_h"] < path["peak_h"]).all()  # Vmp > Vp
+    assert path["leading_h"].iloc[-1] == pytest.approx(0.89 * path["peak_h"].iloc[-1])
+    assert sites["peak_h"].is_monotonic_increasing and sections["peak_h"].iloc[0] > 0
+    half = path["peak_h"].iloc[-1] / 2
+    short, _, _ = valley.downstream(lon, lat, max_hours=half)
+    assert short["peak_h"].iloc[-1] == pytest.approx(half)
+    assert short["to_km"].iloc[-1] < path["to_km"].iloc[-1]
+    # more water, faster
+    fast, _, _ = valley.downstream(lon, lat, flow_ratio=4.0)
+    assert fast["peak_h"].iloc[-1] < path["peak_h"].iloc[-1]

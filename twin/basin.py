@@ -30,6 +30,7 @@ from .loaders import Elevation, load_dem, load_sites, load_vectors
 from .network import Location, Network, build_reaches
 from .sites import place_sites
 from .terrain import Terrain, condition
+from .transport import LEADING_EDGE_FRACTION
 
 log = logging.getLogger(__name__)
 
@@ -318,24 +319,35 @@ class BasinTwin:
         return gpd.GeoDataFrame([props], geometry=[geom], crs=self.crs)
 
     def downstream(
-        self, x: float, y: float, crs: str = "EPSG:4326", max_km: float | None = None
+        self,
+        x: float,
+        y: float,
+        crs: str = "EPSG:4326",
+        max_km: float | None = None,
+        max_hours: float | None = None,
+        flow_ratio: float = 1.0,
     ) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame, gpd.GeoDataFrame]:
         """The downstream path from a point: reach pieces, the sections crossed, the sites passed.
+
+        Bounded by distance (``max_km``) and/or the peak's travel time
+        (``max_hours``, Jobson velocities at ``flow_ratio`` × mean annual flow).
 
         Returns
         -------
         path, sections, sites
-            GeoDataFrames in the twin CRS; ``distance_km`` on sections and sites is
-            the distance from the start along the river.
+            GeoDataFrames in the twin CRS; sections and sites carry ``distance_km``
+            from the start along the river and the travel times ``leading_h``,
+            ``earliest_h`` and ``peak_h`` of a release at the start.
         """
         start = self.locate(x, y, crs)
-        path = self.network.downstream(start, max_km)
+        path = self.network.downstream(start, max_km, max_hours, flow_ratio)
         return path, self._along(path, self.jurisdictions.sections), self._along(path, self.sites)
 
     def _along(self, path: gpd.GeoDataFrame, features: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
-        """Features (with reach_id and measure_m) that lie on the path's pieces, with distance_km."""
+        """Features (with reach_id and measure_m) that lie on the path's pieces, with distance and times."""
+        cols = ["distance_km", "leading_h", "earliest_h", "peak_h"]
         if features.empty or path.empty:
-            return features.iloc[0:0].assign(distance_km=[])
+            return features.iloc[0:0].assign(**{c: [] for c in cols})
         rows = []
         for piece in path.itertuples(index=False):
             line = self.network.reaches.at[piece.reach_id, "geometry"]
@@ -345,9 +357,18 @@ class BasinTwin:
             a = line.project(shapely.Point(piece.geometry.coords[0]))
             b = a + piece.geometry.length
             on = on[(on["measure_m"] >= a - 1e-6) & (on["measure_m"] <= b + 1e-6)]
-            rows.append(on.assign(distance_km=piece.from_km + (on["measure_m"] - a) / 1000.0))
+            frac = ((on["measure_m"] - a) / (b - a)).clip(0, 1) if b > a else on["measure_m"] * 0.0
+            peak = piece.from_h + frac * (piece.peak_h - piece.from_h)
+            rows.append(
+                on.assign(
+                    distance_km=piece.from_km + (on["measure_m"] - a) / 1000.0,
+                    peak_h=peak,
+                    earliest_h=piece.from_earliest_h + frac * (piece.earliest_h - piece.from_earliest_h),
+                    leading_h=peak * LEADING_EDGE_FRACTION,
+                )
+            )
         if not rows:
-            return features.iloc[0:0].assign(distance_km=[])
+            return features.iloc[0:0].assign(**{c: [] for c in cols})
         return gpd.GeoDataFrame(pd.concat(rows), crs=features.crs).sort_values("distance_km").reset_index(drop=True)
 
     def info(self) -> dict[str, Any]:

@@ -26,7 +26,7 @@ from shapely.ops import substring
 from .drainage import Drainage
 from .errors import UnknownReachError
 from .terrain import Terrain
-from .transport import peak_velocity
+from .transport import LEADING_EDGE_FRACTION, max_probable_velocity, peak_velocity
 
 
 def reach_cells(drainage: Drainage) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -233,33 +233,67 @@ class Network:
             out.append(self._next[out[-1]])
         return out
 
-    def downstream(self, start: Location, max_km: float | None = None) -> gpd.GeoDataFrame:
-        """The downstream main stem from a location, bounded by distance.
+    def velocities(self, reach_ids: list[int], flow_ratio: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+        """Jobson peak (Vp) and most probable maximum (Vmp) velocities (m/s) of reaches.
+
+        ``flow_ratio`` is the current discharge over the mean annual discharge (Q/Qa).
+        """
+        if flow_ratio <= 0:
+            raise ValueError(f"flow_ratio must be positive (Q / Qa), got {flow_ratio}")
+        r = self.reaches.loc[reach_ids]
+        area = r["upstream_area_km2"].to_numpy() * 1e6
+        qa = r["qa_m3s"].to_numpy()
+        slope = r["slope"].to_numpy()
+        return (
+            np.asarray(peak_velocity(area, qa, qa * flow_ratio, slope), dtype=float),
+            np.asarray(max_probable_velocity(area, qa, qa * flow_ratio, slope), dtype=float),
+        )
+
+    def downstream(
+        self, start: Location, max_km: float | None = None, max_hours: float | None = None, flow_ratio: float = 1.0
+    ) -> gpd.GeoDataFrame:
+        """The downstream main stem from a location, bounded by distance and/or travel time.
 
         Returns a GeoDataFrame, one row per reach piece in flow order, with the
-        reach's columns plus ``from_km`` / ``to_km`` (distance from the start
-        along the river) and the piece's geometry.
+        reach's columns plus ``from_km`` / ``to_km`` (distance from the start along
+        the river), travel times of a release at the start to the piece's
+        downstream end (Jobson 1996, at ``flow_ratio`` × mean annual discharge):
+        ``peak_h`` (the peak, at Vp), ``earliest_h`` (the peak at the most probable
+        maximum velocity Vmp: the earliest it may come) and ``leading_h`` (the
+        leading edge, 0.89 of the peak's time), ``from_h`` (the peak at the
+        piece's upstream end), and the piece's geometry. ``max_hours`` bounds the
+        path by the peak's travel time.
         """
         limit = np.inf if max_km is None else max_km * 1000.0
-        rows, pieces, km = [], [], []
-        done = 0.0
-        for k, r in enumerate(self.downstream_ids(start.reach_id)):
+        tlimit = np.inf if max_hours is None else max_hours * 3600.0
+        ids = self.downstream_ids(start.reach_id)
+        vp, vmp = self.velocities(ids, flow_ratio)
+        rows, pieces, km, hours = [], [], [], []
+        done = t_done = t_early = 0.0
+        for k, r in enumerate(ids):
             line = self.reaches.at[r, "geometry"]
             a = start.measure_m if k == 0 else 0.0
             b = line.length
-            if done + (b - a) > limit:
-                b = a + (limit - done)
+            b = min(b, a + (limit - done), a + (tlimit - t_done) * vp[k])
             if b <= a and k > 0:
                 break
             pieces.append(substring(line, a, b) if (a > 0 or b < line.length) else line)
             km.append((done / 1000.0, (done + b - a) / 1000.0))
+            hours.append((t_done / 3600.0, (t_done + (b - a) / vp[k]) / 3600.0, (t_early + (b - a) / vmp[k]) / 3600.0))
             rows.append(r)
             done += b - a
-            if done >= limit:
+            t_done += (b - a) / vp[k]
+            t_early += (b - a) / vmp[k]
+            if done >= limit or t_done >= tlimit:
                 break
         out = self.reaches.loc[rows].drop(columns="geometry").reset_index(drop=True)
         out["from_km"] = [a for a, _ in km]
         out["to_km"] = [b for _, b in km]
+        out["from_h"] = [h[0] for h in hours]
+        out["peak_h"] = [h[1] for h in hours]
+        out["earliest_h"] = [h[2] for h in hours]
+        out["from_earliest_h"] = np.concatenate([[0.0], out["earliest_h"].to_numpy()[:-1]]) if len(out) else []
+        out["leading_h"] = out["peak_h"] * LEADING_EDGE_FRACTION
         return gpd.GeoDataFrame(out, geometry=pieces, crs=self.reaches.crs)
 
     def upstream(self, start: Location, max_km: float | None = None, mainstem: bool = False) -> gpd.GeoDataFrame:

@@ -46,20 +46,37 @@ def catchment(twin_dir: str, lon: float, lat: float, no_snap: bool) -> None:
     default=None,
     help="Stop after this many km along the river.",
 )
-def downstream(twin_dir: str, lon: float, lat: float, max_km: float | None) -> None:
+@click.option(
+    "--max-hours",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Stop where the peak of a release arrives after this many hours.",
+)
+@click.option(
+    "--flow-ratio",
+    type=click.FloatRange(min=0, min_open=True),
+    default=1.0,
+    show_default=True,
+    help="Discharge as a multiple of the mean annual discharge (for travel times).",
+)
+def downstream(
+    twin_dir: str, lon: float, lat: float, max_km: float | None, max_hours: float | None, flow_ratio: float
+) -> None:
     """The downstream path of a point: reach pieces, cross-boundary sections and sites, as GeoJSON."""
     from ..basin import BasinTwin
 
     basin = BasinTwin.open(twin_dir)
-    path, sections, sites = basin.downstream(lon, lat, max_km=max_km)
+    path, sections, sites = basin.downstream(lon, lat, max_km=max_km, max_hours=max_hours, flow_ratio=flow_ratio)
     features = _features(path, "reach") + _features(sections, "section") + _features(sites, "site")
     length = float(path["to_km"].max()) if len(path) else 0.0
+    hours = float(path["peak_h"].max()) if len(path) else 0.0
     out = {
         "type": "FeatureCollection",
         "features": features,
         "properties": {
             "start": [lon, lat],
             "length_km": round(length, 3),
+            "peak_hours": round(hours, 3),
             "sections": len(sections),
             "sites": len(sites),
         },
