@@ -235,3 +235,13 @@ def test_travel_times_follow_jobson_and_bound_the_path(valley):
     # more water, faster
     fast, _, _ = valley.downstream(lon, lat, flow_ratio=4.0)
     assert fast["peak_h"].iloc[-1] < path["peak_h"].iloc[-1]
+
+
+def test_upstream_bounded_by_travel_time(valley):
+    loc = valley.locate(*cell_lonlat(38, 15))
+    everything = valley.network.upstream(loc)
+    assert (everything["to_h"] >= everything["from_h"]).all()
+    limit = everything["to_h"].max() / 3
+    near = valley.network.upstream(loc, max_hours=limit)
+    assert near["to_h"].max() == pytest.approx(limit)
+    assert near["to_km"].max() < everything["to_km"].max()

@@ -296,21 +296,41 @@ class Network:
         out["leading_h"] = out["peak_h"] * LEADING_EDGE_FRACTION
         return gpd.GeoDataFrame(out, geometry=pieces, crs=self.reaches.crs)
 
-    def upstream(self, start: Location, max_km: float | None = None, mainstem: bool = False) -> gpd.GeoDataFrame:
-        """Upstream from a location (main stem or with tributaries), bounded by distance.
+    def upstream(
+        self,
+        start: Location,
+        max_km: float | None = None,
+        mainstem: bool = False,
+        max_hours: float | None = None,
+        flow_ratio: float = 1.0,
+    ) -> gpd.GeoDataFrame:
+        """Upstream from a location (main stem or with tributaries), bounded by distance and/or travel time.
 
         ``from_km`` / ``to_km`` are distances from the start going upstream
-        (``from_km`` at the downstream end of the piece).
+        (``from_km`` at the downstream end of the piece); ``from_h`` / ``to_h`` the
+        time the peak of a release at either end takes to reach the start (Jobson
+        velocities at ``flow_ratio`` × mean annual flow). ``max_hours`` keeps what
+        can reach the start within that time.
         """
         limit = np.inf if max_km is None else max_km * 1000.0
-        rows, pieces, km = [], [], []
+        tlimit = np.inf if max_hours is None else max_hours * 3600.0
+        vel: dict[int, float] = {}
+
+        def vp(r: int) -> float:
+            if r not in vel:
+                vel[r] = float(self.velocities([r], flow_ratio)[0][0])
+            return vel[r]
+
+        rows, pieces, km, hours = [], [], [], []
         line0 = self.reach(start.reach_id).geometry
         b0 = start.measure_m
-        a0 = max(0.0, b0 - limit)
+        a0 = max(0.0, b0 - limit, b0 - tlimit * vp(start.reach_id))
         rows.append(start.reach_id)
         pieces.append(substring(line0, a0, b0))
         km.append((0.0, (b0 - a0) / 1000.0))
-        base = {start.reach_id: b0}  # distance from start at each reach's upstream end
+        hours.append((0.0, (b0 - a0) / vp(start.reach_id) / 3600.0))
+        # distance and time from each reach's upstream end to the start
+        base = {start.reach_id: (b0, b0 / vp(start.reach_id))}
         todo = [start.reach_id]
         while todo:
             r = todo.pop(0)
@@ -318,17 +338,20 @@ class Network:
             if mainstem and ups:
                 ups = [max(ups, key=lambda u: self._area[u])]
             for u in ups:
-                d0 = base[r]
-                if d0 >= limit:
+                d0, t0 = base[r]
+                if d0 >= limit or t0 >= tlimit:
                     continue
                 line = self.reaches.at[u, "geometry"]
-                a = max(0.0, line.length - (limit - d0))
+                a = max(0.0, line.length - (limit - d0), line.length - (tlimit - t0) * vp(u))
                 rows.append(u)
                 pieces.append(line if a == 0 else substring(line, a, line.length))
                 km.append((d0 / 1000.0, (d0 + line.length - a) / 1000.0))
-                base[u] = d0 + line.length
+                hours.append((t0 / 3600.0, (t0 + (line.length - a) / vp(u)) / 3600.0))
+                base[u] = (d0 + line.length, t0 + line.length / vp(u))
                 todo.append(u)
         out = self.reaches.loc[rows].drop(columns="geometry").reset_index(drop=True)
         out["from_km"] = [a for a, _ in km]
         out["to_km"] = [b for _, b in km]
+        out["from_h"] = [a for a, _ in hours]
+        out["to_h"] = [b for _, b in hours]
         return gpd.GeoDataFrame(out, geometry=pieces, crs=self.reaches.crs)
