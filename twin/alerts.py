@@ -147,6 +147,7 @@ class Policy(_Strict):
     expiry_hours: float = Field(gt=0)
     escalation: EscalationPolicy | None = None
     levels: Levels
+    actions: dict[LevelName, str] = {}
 
     @model_validator(mode="after")
     def _consistent(self) -> Policy:

@@ -245,6 +245,12 @@ class BasinTwin:
             self.__dict__["_store"] = engine
         return self.__dict__["_store"]
 
+    def alerts(self, at: Any = None, start: Any = None, end: Any = None, policy: Any = None):
+        """Four-level warnings over the readings, with response plans (see :mod:`twin.response`)."""
+        from .response import warnings
+
+        return warnings(self, at=at, start=start, end=end, policy=policy)
+
     @property
     def incidents(self):
         """Incidents recorded on this twin (:class:`twin.incidents.Incidents`)."""

@@ -132,6 +132,24 @@ incident_events = sa.Table(
 )
 
 
+warnings_issued = sa.Table(
+    "warnings",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("station_id", sa.String(64), sa.ForeignKey("stations.id"), nullable=False),
+    sa.Column("parameter", sa.String(32), nullable=False),
+    sa.Column("level", sa.SmallInteger, nullable=False),
+    sa.Column("start", sa.BigInteger, nullable=False),
+    sa.Column("end", sa.BigInteger),
+    sa.Column("rule", sa.String(64), nullable=False),
+    sa.Column("detail", sa.Text, nullable=False),  # JSON: trigger readings, level changes, response plan
+    sa.Column("issued", sa.BigInteger, nullable=False),
+    sa.Column("acknowledged_by", sa.Text),
+    sa.Column("acknowledged", sa.BigInteger),
+    sa.UniqueConstraint("station_id", "parameter", "start", name="uq_warning_episode"),
+)
+
+
 class StoreError(TwinError, OSError):
     """The operations store cannot be opened or migrated."""
 
