@@ -1,4 +1,4 @@
-"""``twin trace --downstream``: the downstream report of a release, as JSON."""
+"""``twin trace``: downstream report of a release, or upstream candidates of an anomaly; JSON on stdout."""
 
 from __future__ import annotations
 
@@ -9,34 +9,28 @@ import click
 
 @click.command()
 @click.argument("twin_dir", type=click.Path(file_okay=False))
-@click.option(
-    "--downstream",
-    "downstream_",
-    is_flag=True,
-    required=True,
-    help="Trace a release downstream (upstream tracing comes with a later version).",
-)
-@click.option("--lon", type=float, required=True, help="Longitude (WGS 84) of the release.")
-@click.option("--lat", type=float, required=True, help="Latitude (WGS 84) of the release.")
-@click.option("--at", "at", required=True, help="Release time, with zone (e.g. 2026-08-01T06:00+02:00).")
+@click.option("--downstream", "direction", flag_value="downstream", help="Trace a release at --lon/--lat downstream.")
+@click.option("--upstream", "direction", flag_value="upstream", help="Find the sources of an anomaly at --station.")
+@click.option("--lon", type=float, default=None, help="Longitude (WGS 84) of the release (--downstream).")
+@click.option("--lat", type=float, default=None, help="Latitude (WGS 84) of the release (--downstream).")
+@click.option("--station", default=None, help="Station id where the anomaly was measured (--upstream).")
+@click.option("--at", "at", required=True, help="Release time (--downstream) or anomaly time (--upstream), with zone.")
 @click.option(
     "--mass",
     "mass_kg",
     type=click.FloatRange(min=0, min_open=True),
     default=100.0,
     show_default=True,
-    help="Released mass (kg).",
+    help="Released mass in kg (--downstream).",
 )
-@click.option(
-    "--param", "parameter", default="NH3-N", show_default=True, help="Parameter the substance is measured as."
-)
+@click.option("--param", "parameter", default="NH3-N", show_default=True, help="Parameter of the substance.")
 @click.option(
     "--duration",
     "duration_h",
     type=click.FloatRange(min=0),
     default=0.0,
     show_default=True,
-    help="Release duration (hours).",
+    help="Release duration in hours (--downstream).",
 )
 @click.option(
     "--decay",
@@ -44,7 +38,15 @@ import click
     type=click.FloatRange(min=0),
     default=0.0,
     show_default=True,
-    help="First-order decay rate (1/hour).",
+    help="First-order decay rate, 1/hour (--downstream).",
+)
+@click.option(
+    "--window",
+    "window_hours",
+    type=click.FloatRange(min=0, min_open=True),
+    default=48.0,
+    show_default=True,
+    help="Travel-time window upstream, hours (--upstream).",
 )
 @click.option(
     "--flow-ratio",
@@ -53,13 +55,35 @@ import click
     show_default=True,
     help="Discharge as a multiple of the mean annual discharge.",
 )
-def trace(twin_dir, downstream_, lon, lat, at, mass_kg, parameter, duration_h, decay_per_hour, flow_ratio):
-    """Who a release reaches downstream, when (earliest, most likely, passed) and how badly (peak, class)."""
+def trace(
+    twin_dir, direction, lon, lat, station, at, mass_kg, parameter, duration_h, decay_per_hour, window_hours, flow_ratio
+):
+    """Downstream: who a release reaches, when and how badly. Upstream: the likeliest sources of an anomaly."""
     from ..basin import BasinTwin
+    from ..tracing import TraceError
+
+    basin = BasinTwin.open(twin_dir)
+    if direction == "upstream":
+        from ..tracing import trace_upstream
+
+        if not station:
+            raise TraceError("--upstream needs --station ID (where the anomaly was measured)")
+        ranked = trace_upstream(basin, station, parameter, at, window_hours=window_hours, flow_ratio=flow_ratio)
+        ranked["release_time"] = ranked["release_time"].map(lambda t: t.isoformat())
+        click.echo(
+            json.dumps(
+                {"station": station, "parameter": parameter, "at": at, "candidates": ranked.to_dict("records")},
+                ensure_ascii=False,
+                default=str,
+            )
+        )
+        return
+    if direction != "downstream" or lon is None or lat is None:
+        raise TraceError("give --downstream with --lon and --lat, or --upstream with --station")
     from ..impact import downstream_report
 
     report = downstream_report(
-        BasinTwin.open(twin_dir),
+        basin,
         lon,
         lat,
         at,
