@@ -60,3 +60,16 @@ def test_readings_benchmark_prints_its_measures(tmp_path):
     assert measures == ["ingest", "ingest_again", "classify_values", "classify_samples", "year_view", "year_view"]
     assert lines[0]["stored"] == 2000 and lines[1]["duplicates"] == 2000
     assert lines[-1]["dims"] == {"station": 3, "time": 2190}
+
+
+def test_analyses_benchmark_prints_its_measures():
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "analyses.py"), "--points", "5", "--stations", "2"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    )
+    lines = [json.loads(line) for line in out.stdout.splitlines()]
+    assert [rec["measure"] for rec in lines] == ["downstream_trace", "plume", "warnings_year", "upstream_trace"]
+    assert lines[-1]["true_rank"] == 1

@@ -354,28 +354,40 @@ class BasinTwin:
         cols = ["distance_km", "leading_h", "earliest_h", "peak_h"]
         if features.empty or path.empty:
             return features.iloc[0:0].assign(**{c: [] for c in cols})
-        rows = []
-        for piece in path.itertuples(index=False):
-            line = self.network.reaches.at[piece.reach_id, "geometry"]
-            on = features[features["reach_id"] == piece.reach_id]
-            if on.empty:
-                continue
-            a = line.project(shapely.Point(piece.geometry.coords[0]))
-            b = a + piece.geometry.length
-            on = on[(on["measure_m"] >= a - 1e-6) & (on["measure_m"] <= b + 1e-6)]
-            frac = ((on["measure_m"] - a) / (b - a)).clip(0, 1) if b > a else on["measure_m"] * 0.0
-            peak = piece.from_h + frac * (piece.peak_h - piece.from_h)
-            rows.append(
-                on.assign(
-                    distance_km=piece.from_km + (on["measure_m"] - a) / 1000.0,
-                    peak_h=peak,
-                    earliest_h=piece.from_earliest_h + frac * (piece.earliest_h - piece.from_earliest_h),
-                    leading_h=peak * LEADING_EDGE_FRACTION,
-                )
-            )
-        if not rows:
-            return features.iloc[0:0].assign(**{c: [] for c in cols})
-        return gpd.GeoDataFrame(pd.concat(rows), crs=features.crs).sort_values("distance_km").reset_index(drop=True)
+        # where each piece starts and ends along its reach (a path visits a reach once)
+        starts = np.array(
+            [
+                self.network.reaches.at[r, "geometry"].project(shapely.Point(g.coords[0]))
+                for r, g in zip(path["reach_id"], path.geometry)
+            ]
+        )
+        piece = pd.DataFrame(
+            {
+                "a": starts,
+                "b": starts + path.geometry.length.to_numpy(),
+                "from_km": path["from_km"].to_numpy(),
+                "from_h": path["from_h"].to_numpy(),
+                "peak_h": path["peak_h"].to_numpy(),
+                "from_e": path["from_earliest_h"].to_numpy(),
+                "earliest_h": path["earliest_h"].to_numpy(),
+            },
+            index=path["reach_id"].to_numpy(),
+        )
+        on = features[features["reach_id"].isin(piece.index)]
+        p = piece.loc[on["reach_id"].to_numpy()]
+        m = on["measure_m"].to_numpy()
+        inside = (m >= p["a"].to_numpy() - 1e-6) & (m <= p["b"].to_numpy() + 1e-6)
+        on, p, m = on[inside], p[inside], m[inside]
+        span = (p["b"] - p["a"]).to_numpy()
+        frac = np.clip(np.divide(m - p["a"].to_numpy(), span, out=np.zeros(len(m)), where=span > 0), 0, 1)
+        peak = p["from_h"].to_numpy() + frac * (p["peak_h"] - p["from_h"]).to_numpy()
+        out = on.assign(
+            distance_km=p["from_km"].to_numpy() + (m - p["a"].to_numpy()) / 1000.0,
+            peak_h=peak,
+            earliest_h=p["from_e"].to_numpy() + frac * (p["earliest_h"] - p["from_e"]).to_numpy(),
+            leading_h=peak * LEADING_EDGE_FRACTION,
+        )
+        return gpd.GeoDataFrame(out, crs=features.crs).sort_values("distance_km").reset_index(drop=True)
 
     def info(self) -> dict[str, Any]:
         """A JSON-ready summary of the twin."""

@@ -1,0 +1,187 @@
+"""Analyses on the demo twin, timed; one JSON line per measure.
+
+``downstream_trace``
+    ``BasinTwin.downstream`` (path, sections, sites with arrival times) from
+    ``--points`` random points of the basin: median and p95 milliseconds.
+``plume``
+    ``plume.simulate`` of a 72-hour release from the top of the Gardon de Mialet,
+    hourly, at every reach and site downstream.
+``warnings_year``
+    ``alerts.evaluate`` over a year of 4-hourly readings (8 parameters) for
+    ``--stations`` stations.
+``upstream_trace``
+    ``tracing.trace_upstream`` for one anomaly at Mialet (after a simulated release).
+
+Goals (issue 4): trace p95 < 20 ms, plume < 1 s, year of warnings < 5 s, upstream trace < 2 s.
+
+Usage::
+
+    python benchmarks/analyses.py [--points 1000] [--stations 500]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def emit(record: dict) -> None:
+    print(json.dumps(record), flush=True)
+
+
+def bench_downstream(basin, n: int) -> None:
+    from pyproj import Transformer
+
+    from twin.errors import TwinError
+
+    rng = np.random.default_rng(0)
+    g = basin.terrain.grid
+    x0, y0, x1, y1 = g.bounds
+    to_ll = Transformer.from_crs(g.crs, "EPSG:4326", always_xy=True)
+    basin.downstream(3.84482, 44.15832)  # warm caches
+    times, skipped = [], 0
+    while len(times) < n:
+        lon, lat = to_ll.transform(rng.uniform(x0, x1), rng.uniform(y0, y1))
+        t = time.perf_counter()
+        try:
+            basin.downstream(lon, lat)
+        except TwinError:  # far from any river: not a trace
+            skipped += 1
+            continue
+        times.append((time.perf_counter() - t) * 1000)
+    p95 = float(np.percentile(times, 95))
+    emit(
+        {
+            "measure": "downstream_trace",
+            "points": n,
+            "skipped_off_river": skipped,
+            "median_ms": round(float(np.median(times)), 2),
+            "p95_ms": round(p95, 2),
+            "goal_p95_ms": 20,
+            "goal_met": p95 < 20,
+        }
+    )
+
+
+def bench_plume(basin) -> None:
+    from twin import plume
+
+    loc = basin.locate(3.84482, 44.15832)
+    sites = basin.sites[["id", "reach_id", "measure_m"]]
+    times = pd.date_range("2026-08-01", periods=73, freq="1h", tz="UTC")
+    t = time.perf_counter()
+    ds = plume.simulate(
+        basin.network.reaches, loc.reach_id, loc.measure_m, times[0], mass_kg=500, times=times, sites=sites
+    )
+    wall = time.perf_counter() - t
+    emit(
+        {
+            "measure": "plume",
+            "hours": 72,
+            "reaches": int(ds.sizes["reach"]),
+            "sites": int(ds.sizes["site"]),
+            "wall_s": round(wall, 3),
+            "goal_s": 1.0,
+            "goal_met": wall < 1.0,
+        }
+    )
+
+
+def bench_warnings(n_stations: int) -> None:
+    from twin import alerts
+    from twin.simulate import simulate_year
+
+    ids = [f"S{k:04d}" for k in range(n_stations)]
+    long = simulate_year(ids, 2025)
+    long["time"] = pd.to_datetime(long["time"], utc=True)
+    stations = pd.DataFrame({"id": ids, "water_body": "river", "target_class": 2})
+    t = time.perf_counter()
+    episodes = alerts.evaluate(long, stations)
+    wall = time.perf_counter() - t
+    emit(
+        {
+            "measure": "warnings_year",
+            "stations": n_stations,
+            "readings": len(long),
+            "episodes": len(episodes),
+            "wall_s": round(wall, 3),
+            "goal_s": 5.0,
+            "goal_met": wall < 5.0,
+        }
+    )
+
+
+def bench_upstream(basin) -> None:
+    from twin import plume
+    from twin.tracing import trace_upstream
+
+    sites = basin.sites.set_index("id")
+    st = sites.loc["GM-STETIENNE"]
+    loc = basin.network.locate_cell(st.geometry.x, st.geometry.y, int(st["reach_id"]))
+    true_reach = int(basin.network.upstream(loc, max_km=15).iloc[3]["reach_id"])
+    grid = pd.date_range("2026-08-30", "2026-09-04", freq="2h", tz="UTC")
+    watch = basin.sites[basin.sites["kind"] == "station"][["id", "reach_id", "measure_m"]]
+    ds = plume.simulate(
+        basin.network.reaches,
+        true_reach,
+        float(basin.network.reaches.at[true_reach, "length_m"]),
+        pd.Timestamp("2026-09-01T02:00Z"),
+        mass_kg=200,
+        sites=watch,
+        times=grid,
+    )
+    rows = []
+    for sid in watch["id"]:
+        c = ds["site_concentration"].sel(site=sid).values if sid in ds["site"].values else np.zeros(len(grid))
+        rows += [(sid, t.strftime("%Y-%m-%dT%H:%M:%SZ"), "As", 0.002 + c[k], "mg/L", "S") for k, t in enumerate(grid)]
+    path = Path(basin.path) / "as.csv"
+    pd.DataFrame(rows, columns=["station", "time", "parameter", "value", "unit", "flag"]).to_csv(path, index=False)
+    basin.readings.ingest(path)
+    t = time.perf_counter()
+    ranked = trace_upstream(basin, "GM-MIALET", "As", "2026-09-02T12:00Z")
+    wall = time.perf_counter() - t
+    emit(
+        {
+            "measure": "upstream_trace",
+            "candidates": int(ranked["rank"].max()),
+            "true_rank": int(ranked.index[ranked["reach_id"] == true_reach][0] + 1)
+            if (ranked["reach_id"] == true_reach).any()
+            else None,
+            "wall_s": round(wall, 3),
+            "goal_s": 2.0,
+            "goal_met": wall < 2.0,
+        }
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    import twin
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--points", type=int, default=1000)
+    ap.add_argument("--stations", type=int, default=500)
+    args = ap.parse_args(argv)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "cevennes"
+        twin.BasinTwin.build(ROOT / "data" / "cevennes" / "basin.yml").save(folder)
+        basin = twin.open(str(folder))
+        bench_downstream(basin, args.points)
+        bench_plume(basin)
+        bench_warnings(args.stations)
+        bench_upstream(basin)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
