@@ -28,6 +28,8 @@ demo: setup
 	$(BIN)/python data/cevennes/simulate_readings.py $(TWIN_DIR) $(TWIN_DIR)/simulated-2025.csv
 	$(BIN)/twin ingest $(TWIN_DIR) $(TWIN_DIR)/simulated-2025.csv
 	$(BIN)/twin classify $(TWIN_DIR) --at 2025-12-31T20:00Z
+	@echo "-- training scenario (simulated): mine-leak; its true answer is in $(TWIN_DIR)/scenarios/"
+	$(BIN)/twin scenario $(TWIN_DIR) mine-leak --seed 1
 
 test: setup
 	$(BIN)/ruff check twin web tests benchmarks

@@ -37,8 +37,9 @@ def cli(verbose: int) -> None:
 
 
 def _register() -> None:
-    from . import alerts, build, incident, info, navigate, readings, trace
+    from . import alerts, build, incident, info, navigate, readings, scenario, trace
 
+    cli.add_command(scenario.scenario)
     cli.add_command(trace.trace)
     cli.add_command(alerts.alerts)
     cli.add_command(incident.incident)
