@@ -47,46 +47,22 @@ def test_a_small_release_leaves_the_class_good(basin):
 
 def test_cli_trace_downstream(basin):
     lon, lat = cell_lonlat(8, 15)
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "twin.cli",
-            "trace",
-            str(basin.path),
-            "--downstream",
-            "--lon",
-            str(lon),
-            "--lat",
-            str(lat),
-            "--at",
-            "2026-08-01T04:00Z",
-            "--mass",
-            "20",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+    trace = [
+        sys.executable,
+        "-m",
+        "twin.cli",
+        "trace",
+        str(basin.path),
+        "--downstream",
+        "--lon",
+        str(lon),
+        "--lat",
+        str(lat),
+        "--at",
+    ]
+    out = subprocess.run(trace + ["2026-08-01T04:00Z", "--mass", "20"], capture_output=True, text=True, check=True)
     data = json.loads(out.stdout)
     assert data["release"]["mass_kg"] == 20
     assert {e["id"] for e in data["entries"]} >= {"N", "S", "MID", "LOW"}
-    bad = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "twin.cli",
-            "trace",
-            str(basin.path),
-            "--downstream",
-            "--lon",
-            str(lon),
-            "--lat",
-            str(lat),
-            "--at",
-            "2026-08-01T04:00",
-        ],
-        capture_output=True,
-        text=True,
-    )
+    bad = subprocess.run(trace + ["2026-08-01T04:00"], capture_output=True, text=True)
     assert bad.returncode == 1 and "has no zone" in bad.stderr
