@@ -57,6 +57,18 @@ def test_the_downstream_report_of_the_true_release_names_lozere_then_gard(mine_l
     assert deps == ["Lozère", "Gard"]
 
 
+def test_the_upstream_trace_from_the_fish_kill_finds_the_mine_first(mine_leak):
+    from twin.tracing import trace_upstream
+
+    basin, truth = mine_leak
+    seen = pd.Timestamp(truth["peak_arrivals"]["GM-MIALET"]) + pd.Timedelta(hours=8)
+    ranked = trace_upstream(basin, "GM-MIALET", "As", seen)
+    best = ranked.iloc[0]
+    assert best["candidate"] == "MINE-MOISSAC" and best["reach_id"] == truth["source"]["reach_id"]
+    assert abs(best["release_time"] - pd.Timestamp(truth["source"]["time"])) <= pd.Timedelta(minutes=30)
+    assert best["mass_kg"] == pytest.approx(truth["source"]["mass_kg"]["As"], rel=0.1)
+
+
 def test_unknown_scenario_is_refused(demo):
     from twin.scenarios import ScenarioError, run
 

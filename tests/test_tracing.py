@@ -67,7 +67,11 @@ def test_the_true_source_ranks_first_with_its_time_and_mass(spilled):
     assert abs(best["release_time"] - release) <= pd.Timedelta(hours=1)
     assert best["mass_kg"] == pytest.approx(200, rel=0.1)
     assert best["score"] > 0.95
-    assert ranked["score"].is_monotonic_decreasing
+    # candidates that explain the readings equally well come first, registered sources first
+    # within each group, then by score
+    assert ranked["consistent"].is_monotonic_decreasing
+    for _, group in ranked.groupby(["consistent", "registered"]):
+        assert group["score"].is_monotonic_decreasing
 
 
 def test_candidates_below_a_clean_upstream_station_score_lower(spilled):

@@ -53,6 +53,7 @@ class Scenario:
     background: dict[str, tuple[float, float]]  # parameter → (level, noise sd), mg/L
     incident_kind: str
     incident_at_station: str  # where the incident is reported (as the plume passes)
+    source_kinds: tuple[str, ...] = ()  # registered sites the release comes from, when the twin has one
 
 
 SCENARIOS = {
@@ -64,6 +65,7 @@ SCENARIOS = {
         {"As": (0.002, 0.0003), "Pb": (0.002, 0.0003), "Cd": (0.0002, 0.00003)},
         "fish_kill",
         "GM-MIALET",
+        ("mine",),
     ),
     "cross-boundary-spill": Scenario(
         "cross-boundary-spill",
@@ -114,11 +116,18 @@ def run(basin: BasinTwin, name: str, seed: int = 0, start: Any = "2026-09-01T00:
     st = sites.loc[sc.above_station]
     loc = basin.network.locate_cell(st.geometry.x, st.geometry.y, int(st["reach_id"]))
     upstream = basin.network.upstream(loc, max_km=12, mainstem=True)
-    choices = upstream[(upstream["from_km"] > 2) & (upstream["reach_id"] != loc.reach_id)]
-    if choices.empty:
-        raise ScenarioError(f"no reach 2-12 km above {sc.above_station} to release from")
-    reach = int(choices.iloc[int(rng.integers(len(choices)))]["reach_id"])
-    measure = float(basin.network.reaches.at[reach, "length_m"]) * float(rng.uniform(0.2, 0.8))
+    sources = basin.sites[
+        basin.sites["kind"].isin(sc.source_kinds) & basin.sites["reach_id"].isin(upstream["reach_id"])
+    ]
+    if len(sources):  # a registered source above the station (e.g. the old mine): the release is there
+        src = sources.iloc[int(rng.integers(len(sources)))]
+        reach, measure = int(src["reach_id"]), float(src["measure_m"])
+    else:  # else a seeded point 2-12 km up the river
+        choices = upstream[(upstream["from_km"] > 2) & (upstream["reach_id"] != loc.reach_id)]
+        if choices.empty:
+            raise ScenarioError(f"no reach 2-12 km above {sc.above_station} to release from")
+        reach = int(choices.iloc[int(rng.integers(len(choices)))]["reach_id"])
+        measure = float(basin.network.reaches.at[reach, "length_m"]) * float(rng.uniform(0.2, 0.8))
     t_start = pd.Timestamp(start).tz_convert("UTC")
     release_at = t_start + pd.Timedelta(hours=float(rng.uniform(36, 60)))
     times = pd.date_range(t_start, t_start + pd.Timedelta(days=days), freq="2h", inclusive="left")

@@ -14,8 +14,11 @@ upstream within the travel-time window is tried as the source:
   the best mass is the least-squares one (never negative), and the candidate's
   score is how much of the observed excess the release explains (1 − SSE/SST,
   over every station with readings of the parameter);
-* candidates are ranked by that score: the estimated release time and mass come
-  with each.
+* candidates are ranked by that score, except that every candidate whose misfit
+  is within what the noise allows of the best one (``consistent``) comes first, and
+  among those the registered sources (``registered``) first: timing alone cannot
+  tell apart points on one river with no station between them, and a known
+  source is the likelier. The estimated release time and mass come with each.
 
 Assumptions: one instantaneous release, the discharge a fixed multiple of the
 mean annual discharge, baselines steady over the window.
@@ -130,32 +133,50 @@ def trace_upstream(
         )
         sections = tt[tt["kind"] == "site"]
         reached: dict[str, Any] = {str(r["id"]): r for r in sections.to_dict("records")}
+
         # response per kg at every observation, for every release time: shape (n_release, n_obs)
-        cols = []
-        for sid, (secs, _) in obs.items():
-            r = reached.get(sid)
-            if r is not None and float(r["distance_km"]) > 0:
-                since = secs[None, :] - releases[:, None]
-                u = plume.unit_response(
-                    since.ravel(), np.array([float(r["peak_hours"]) * 3600]), np.array([float(r["variance_s2"])])
-                )[0].reshape(since.shape)
-                cols.append(u * 1000.0 / float(r["discharge_m3s"]))  # kg/m³ → mg/L
-            else:
-                cols.append(np.zeros((len(releases), len(secs))))
-        resp = np.concatenate(cols, axis=1)
-        denom = (resp**2).sum(axis=1)
-        mass = np.where(denom > 0, (resp @ y_all) / np.where(denom > 0, denom, 1), 0.0)
-        mass = np.clip(mass, 0, None)
-        sse = ((y_all[None, :] - mass[:, None] * resp) ** 2).sum(axis=1)
+        def fit(times_s: np.ndarray, reached: dict[str, Any] = reached) -> tuple[np.ndarray, np.ndarray]:
+            """Best mass and misfit of a release at each of ``times_s`` (s from the window start)."""
+            cols = []
+            for sid, (secs, _) in obs.items():
+                r = reached.get(sid)
+                if r is not None and float(r["distance_km"]) > 0:
+                    since = secs[None, :] - times_s[:, None]
+                    u = plume.unit_response(
+                        since.ravel(), np.array([float(r["peak_hours"]) * 3600]), np.array([float(r["variance_s2"])])
+                    )[0].reshape(since.shape)
+                    cols.append(u * 1000.0 / float(r["discharge_m3s"]))  # kg/m³ → mg/L
+                else:
+                    cols.append(np.zeros((len(times_s), len(secs))))
+            resp = np.concatenate(cols, axis=1)
+            denom = (resp**2).sum(axis=1)
+            m = np.clip(np.where(denom > 0, (resp @ y_all) / np.where(denom > 0, denom, 1), 0.0), 0, None)
+            return m, ((y_all[None, :] - m[:, None] * resp) ** 2).sum(axis=1)
+
+        mass, sse = fit(releases)
         k = int(np.argmin(sse))
+        # refine the release time around the best grid step, every 2 minutes
+        fine = releases[k] + np.arange(-step_minutes, step_minutes + 1e-9, 2.0) * 60.0
+        fmass, fsse = fit(fine)
+        j = int(np.argmin(fsse))
+        releases_k, mass_k, sse_k = fine[j], fmass[j], fsse[j]
+        c["sse"] = float(sse_k)
         out.append(
             {
                 **c,
-                "score": 1.0 - float(sse[k]) / sst,
-                "release_time": t0 + pd.Timedelta(seconds=float(releases[k])),
-                "mass_kg": float(mass[k]),
+                "score": 1.0 - float(sse_k) / sst,
+                "release_time": t0 + pd.Timedelta(seconds=float(releases_k)),
+                "mass_kg": float(mass_k),
             }
         )
-    ranked = pd.DataFrame(out).sort_values("score", ascending=False).reset_index(drop=True)
+    ranked = pd.DataFrame(out)
+    # Candidates whose misfit is within what noise allows of the best one explain the readings
+    # equally well (a likelihood-ratio test: ΔSSE / σ² ≤ 4 with σ² ≈ SSE_best / n); among
+    # those, a registered source (outfall, mine, dump) is likelier than an arbitrary reach.
+    n = len(y_all)
+    best = float(ranked["sse"].min())
+    ranked["consistent"] = ranked["sse"] <= best * (1 + 4.0 / max(n, 1)) + 1e-18
+    ranked["registered"] = ranked["kind"] != "reach"
+    ranked = ranked.sort_values(["consistent", "registered", "score"], ascending=False).reset_index(drop=True)
     ranked["rank"] = np.arange(1, len(ranked) + 1)
-    return ranked.head(top)
+    return ranked.drop(columns=["sse"]).head(top)
