@@ -74,3 +74,20 @@ def test_unknown_scenario_is_refused(demo):
 
     with pytest.raises(ScenarioError, match="unknown scenario"):
         run(demo, "volcano")
+
+
+def test_cross_boundary_spill_warns_in_lozere_then_gard(demo_dir, tmp_path):
+    folder = tmp_path / "cevennes"
+    shutil.copytree(demo_dir, folder)
+    basin = twin.open(str(folder))
+    from twin.scenarios import run
+
+    truth = run(basin, "cross-boundary-spill", seed=2)
+    episodes = basin.alerts(start=truth["window"][0], end=truth["window"][1])
+    ammonia = episodes[episodes["parameter"] == "NH3-N"].sort_values("start")
+    assert ammonia["station"].tolist()[:2] == ["GA-COLLET", "GA-STCECILE"]
+    assert basin.sites.set_index("id").loc[["GA-COLLET", "GA-STCECILE"], "departement"].tolist() == ["48", "30"]
+    src = truth["source"]
+    report = downstream_report(basin, src["lon"], src["lat"], src["time"], mass_kg=src["mass_kg"]["NH3-N"])
+    deps = [e["name"] for e in report["entries"] if e["kind"] == "jurisdiction" and e["level"] == "departement"]
+    assert deps[:2] == ["Lozère", "Gard"]
