@@ -345,6 +345,8 @@ def _series(
     ep: _Episode | None = None
     level = below = 0
     for i in range(n):
+        if ep is None and raw[i] == 0:
+            continue  # quiet: no warning open and no rule fires (escalation needs a level first)
         ti = t[i]
         if ep is not None and ti - t[i - 1] > expiry:
             _close(ep, t[i - 1] + expiry, "expired")
@@ -461,7 +463,7 @@ def _check_inputs(readings: pd.DataFrame, stations: pd.DataFrame) -> None:
         raise AlertInputError(f"stations lack columns {sorted(missing)}; expected id, water_body, target_class")
     if len(readings) and not isinstance(readings["time"].dtype, pd.DatetimeTZDtype):
         raise AlertInputError(f"readings' time must be tz-aware datetimes; got dtype {readings['time'].dtype}")
-    unknown = set(readings["station"].astype(str)) - set(stations["id"].astype(str))
+    unknown = set(map(str, readings["station"].unique())) - set(stations["id"].astype(str))
     if unknown:
         raise AlertInputError(f"readings of stations not in the stations table: {', '.join(sorted(unknown)[:5])}")
 
