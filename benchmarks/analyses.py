@@ -123,7 +123,7 @@ def bench_warnings(n_stations: int) -> None:
 
 
 def bench_upstream(basin) -> None:
-    from twin import plume
+    from twin.scenarios import release_signal
     from twin.tracing import trace_upstream
 
     sites = basin.sites.set_index("id")
@@ -131,22 +131,19 @@ def bench_upstream(basin) -> None:
     loc = basin.network.locate_cell(st.geometry.x, st.geometry.y, int(st["reach_id"]))
     true_reach = int(basin.network.upstream(loc, max_km=15).iloc[3]["reach_id"])
     grid = pd.date_range("2026-08-30", "2026-09-04", freq="2h", tz="UTC")
-    watch = basin.sites[basin.sites["kind"] == "station"][["id", "reach_id", "measure_m"]]
-    ds = plume.simulate(
-        basin.network.reaches,
+    rows, _ = release_signal(
+        basin,
         true_reach,
         float(basin.network.reaches.at[true_reach, "length_m"]),
         pd.Timestamp("2026-09-01T02:00Z"),
-        mass_kg=200,
-        sites=watch,
-        times=grid,
+        {"As": 200.0},
+        grid,
     )
-    rows = []
-    for sid in watch["id"]:
-        c = ds["site_concentration"].sel(site=sid).values if sid in ds["site"].values else np.zeros(len(grid))
-        rows += [(sid, t.strftime("%Y-%m-%dT%H:%M:%SZ"), "As", 0.002 + c[k], "mg/L", "S") for k, t in enumerate(grid)]
+    rows = rows.assign(
+        value=0.002 + rows["value"], unit="mg/L", flag="S", time=rows["time"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+    )
     path = Path(basin.path) / "as.csv"
-    pd.DataFrame(rows, columns=["station", "time", "parameter", "value", "unit", "flag"]).to_csv(path, index=False)
+    rows.to_csv(path, index=False)
     basin.readings.ingest(path)
     t = time.perf_counter()
     ranked = trace_upstream(basin, "GM-MIALET", "As", "2026-09-02T12:00Z")

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 import twin
-from twin import plume
+from twin.scenarios import release_signal
 from twin.tracing import TraceError, trace_upstream
 
 
@@ -28,27 +28,18 @@ def spilled(demo_dir, tmp_path_factory):
     true_reach = int(basin.network.upstream(loc, max_km=15).iloc[3]["reach_id"])
     release = pd.Timestamp("2026-09-01T02:00Z")
     grid = pd.date_range("2026-08-30", "2026-09-04", freq="2h", tz="UTC")
-    watch = basin.sites[basin.sites["kind"] == "station"][["id", "reach_id", "measure_m"]]
-    ds = plume.simulate(
-        basin.network.reaches,
-        true_reach,
-        float(basin.network.reaches.at[true_reach, "length_m"]),
-        release,
-        mass_kg=200,
-        sites=watch,
-        times=grid,
+    rows, _ = release_signal(
+        basin, true_reach, float(basin.network.reaches.at[true_reach, "length_m"]), release, {"As": 200.0}, grid
     )
-    rng = np.random.default_rng(5)
-    rows = []
-    for sid in watch["id"]:
-        c = ds["site_concentration"].sel(site=sid).values if sid in ds["site"].values else np.zeros(len(grid))
-        noise = rng.normal(0, 0.0002, len(grid))
-        rows += [
-            (sid, t.strftime("%Y-%m-%dT%H:%M:%SZ"), "As", round(0.002 + c[k] + noise[k], 6), "mg/L", "S")
-            for k, t in enumerate(grid)
-        ]
+    noise = np.random.default_rng(5).normal(0, 0.0002, len(rows))
+    rows = rows.assign(
+        value=(0.002 + rows["value"] + noise).round(6),
+        unit="mg/L",
+        flag="S",
+        time=rows["time"].dt.strftime("%Y-%m-%dT%H:%M:%SZ"),
+    )
     path = folder / "as.csv"
-    pd.DataFrame(rows, columns=["station", "time", "parameter", "value", "unit", "flag"]).to_csv(path, index=False)
+    rows.to_csv(path, index=False)
     basin.readings.ingest(path)
     return basin, true_reach, release
 

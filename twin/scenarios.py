@@ -104,6 +104,36 @@ def _background(
     return pd.concat(frames, ignore_index=True)
 
 
+def release_signal(
+    basin: BasinTwin,
+    reach: int,
+    measure_m: float,
+    release_at: pd.Timestamp,
+    releases: dict[str, float],
+    times: pd.DatetimeIndex,
+) -> tuple[pd.DataFrame, dict[str, str]]:
+    """What a release adds at every station of the twin, and when its peak passes each one reached.
+
+    Returns tidy rows (station, time, parameter, value in mg/L; 0 at stations it never
+    reaches) for every station, parameter released and time, and the peak arrival
+    (ISO 8601, UTC) at each station downstream.
+    """
+    watch = basin.sites[basin.sites["kind"] == "station"][["id", "reach_id", "measure_m"]]
+    frames, arrivals = [], {}
+    for param, kg in releases.items():
+        ds = plume.simulate(
+            basin.network.reaches, reach, measure_m, release_at, mass_kg=kg, substance=param, sites=watch, times=times
+        )
+        reached = {str(s): k for k, s in enumerate(ds["site"].values)}
+        for sid in watch["id"]:
+            k = reached.get(str(sid))
+            conc = ds["site_concentration"].values[k] if k is not None else np.zeros(len(times))
+            frames.append(pd.DataFrame({"station": sid, "time": times, "parameter": param, "value": np.round(conc, 6)}))
+            if k is not None:
+                arrivals[str(sid)] = pd.Timestamp(ds["site_peak_time"].values[k].item(), tz="UTC").isoformat()
+    return pd.concat(frames, ignore_index=True), arrivals
+
+
 def run(basin: BasinTwin, name: str, seed: int = 0, start: Any = "2026-09-01T00:00Z", days: int = 6) -> dict:
     """Run a scenario on a twin: readings and the incident go into its store; returns the true answer."""
     if name not in SCENARIOS:
@@ -133,18 +163,9 @@ def run(basin: BasinTwin, name: str, seed: int = 0, start: Any = "2026-09-01T00:
     times = pd.date_range(t_start, t_start + pd.Timedelta(days=days), freq="2h", inclusive="left")
     stations = basin.sites[basin.sites["kind"] == "station"]
     rows = _background(stations["id"].tolist(), times, rng, sc.background)
-    watch = stations[["id", "reach_id", "measure_m"]]
-    arrivals: dict[str, str] = {}
-    for param, kg in sc.releases.items():
-        ds = plume.simulate(
-            basin.network.reaches, reach, measure, release_at, mass_kg=kg, substance=param, sites=watch, times=times
-        )
-        for sid in ds["site"].values:
-            conc = ds["site_concentration"].sel(site=sid).values
-            mask = (rows["station"] == sid) & (rows["parameter"] == param)
-            idx = times.get_indexer(pd.DatetimeIndex(rows.loc[mask, "time"]))
-            rows.loc[mask, "value"] = rows.loc[mask, "value"].to_numpy() + np.round(conc[idx], 6)
-            arrivals[str(sid)] = pd.Timestamp(ds["site_peak_time"].sel(site=sid).values.item(), tz="UTC").isoformat()
+    signal, arrivals = release_signal(basin, reach, measure, release_at, sc.releases, times)
+    rows = rows.merge(signal, on=["station", "time", "parameter"], how="left", suffixes=("", "_release"))
+    rows["value"] = rows["value"] + rows.pop("value_release").fillna(0.0)
     rows["flag"] = SIMULATED_FLAG
     rows["tz_offset_min"] = 0
     rows["line_no"] = np.arange(len(rows)) + 1
