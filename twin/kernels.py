@@ -85,6 +85,9 @@ def _heap_pop(h, size):
     return top, size
 
 
+# A second heap with a value beside each key: the depression queue orders cells by measured
+# elevation *then arrival*, which leaves no bits in one uint64 for the cell itself. The main
+# queue packs the cell into its key and so moves half the memory; hence two small variants.
 @nb.njit(cache=True, inline="always")
 def _pheap_push(keys, vals, size, key, val):
     """Push onto a 4-ary min-heap of uint64 keys carrying int64 values (room for one more); returns the size."""

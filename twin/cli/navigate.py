@@ -8,6 +8,13 @@ import click
 
 lon_opt = click.option("--lon", type=float, required=True, help="Longitude (WGS 84) of the point.")
 lat_opt = click.option("--lat", type=float, required=True, help="Latitude (WGS 84) of the point.")
+flow_ratio_opt = click.option(
+    "--flow-ratio",
+    type=click.FloatRange(min=0, min_open=True),
+    default=1.0,
+    show_default=True,
+    help="Discharge as a multiple of the mean annual discharge (for travel times).",
+)
 
 
 def _features(gdf, kind: str) -> list[dict]:
@@ -52,13 +59,7 @@ def catchment(twin_dir: str, lon: float, lat: float, no_snap: bool) -> None:
     default=None,
     help="Stop where the peak of a release arrives after this many hours.",
 )
-@click.option(
-    "--flow-ratio",
-    type=click.FloatRange(min=0, min_open=True),
-    default=1.0,
-    show_default=True,
-    help="Discharge as a multiple of the mean annual discharge (for travel times).",
-)
+@flow_ratio_opt
 def downstream(
     twin_dir: str, lon: float, lat: float, max_km: float | None, max_hours: float | None, flow_ratio: float
 ) -> None:

@@ -6,6 +6,8 @@ import json
 
 import click
 
+from .navigate import flow_ratio_opt
+
 
 @click.command()
 @click.argument("twin_dir", type=click.Path(file_okay=False))
@@ -48,13 +50,7 @@ import click
     show_default=True,
     help="Travel-time window upstream, hours (--upstream).",
 )
-@click.option(
-    "--flow-ratio",
-    type=click.FloatRange(min=0, min_open=True),
-    default=1.0,
-    show_default=True,
-    help="Discharge as a multiple of the mean annual discharge.",
-)
+@flow_ratio_opt
 def trace(
     twin_dir, direction, lon, lat, station, at, mass_kg, parameter, duration_h, decay_per_hour, window_hours, flow_ratio
 ):
