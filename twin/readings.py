@@ -22,7 +22,6 @@ a time that is missing or has no zone.
 
 from __future__ import annotations
 
-import hashlib
 import time as _time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -34,6 +33,7 @@ import pandas as pd
 import sqlalchemy as sa
 import xarray as xr
 
+from .catalog import sha256_file
 from .errors import TwinError
 from .parameters import _UNITS, PARAMETERS
 from .store import batches, datastreams, rejected, stations
@@ -318,10 +318,6 @@ def _insert_versions(conn: sa.Connection, part: pd.DataFrame, batch_id: int) -> 
     return int(res.rowcount), int(dup), int(corr)
 
 
-def sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
 # ---------------------------------------------------------------------------
 # Views
 # ---------------------------------------------------------------------------
@@ -525,9 +521,10 @@ def latest(engine: sa.Engine, at: object = None, stations_: list[str] | None = N
     return long.sort_values("time").groupby(["station", "parameter"], as_index=False).last()
 
 
-def read_path_bytes(path: Path) -> bytes:
+def hash_source(path: Path) -> str:
+    """SHA-256 of an ingest file, read in chunks (the parsers read it again, as they need)."""
     try:
-        return Path(path).read_bytes()
+        return sha256_file(path)
     except OSError as err:
         raise IngestError(f"cannot read '{path}' ({err.strerror}); check the path") from None
 
@@ -578,7 +575,7 @@ class Readings:
         from . import ingest as formats
 
         path = Path(path)
-        data = read_path_bytes(path)
+        digest = hash_source(path)
         fmt = fmt or formats.guess_format(path)
         if fmt == "tidy":
             rows, rej = formats.parse_tidy(path)
@@ -590,7 +587,7 @@ class Readings:
             rows, rej = formats.parse_hj212(path)
         else:
             raise IngestError(f"unknown format {fmt!r}; use one of {list(formats.FORMATS)}")
-        return store_rows(self.engine, rows, rej, source=path.name, fmt=fmt, sha256=sha256_bytes(data))
+        return store_rows(self.engine, rows, rej, source=path.name, fmt=fmt, sha256=digest)
 
     def to_xarray(
         self,
