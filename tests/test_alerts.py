@@ -92,7 +92,10 @@ def test_unknown_level_is_named():
         (lambda d: d["levels"]["blue"].append({"id": "empty"}), "rule 'empty' has no condition"),
         (lambda d: d["levels"]["orange"].append({"id": "e", "escalate_from": "red"}), "must escalate from a lower"),
         (lambda d: d["levels"]["blue"].append({"id": "red-multiple-3", "class_at_least": 4}), "used twice"),
-        (lambda d: d.update(parameters=["NH3-N", "Zn"]), "'Zn' has no GB 3838-2002 class"),
+        (lambda d: d.update(parameters=["NH3-N", "conductivity"]), "'conductivity' has no GB 3838-2002 class and no"),
+        (lambda d: d["limits"].update({"NH3-N": 2.0}), "'NH3-N' has GB 3838-2002 classes"),
+        (lambda d: d["limits"].update({"murk": 2.0}), "unknown parameter 'murk'"),
+        (lambda d: d["limits"].update({"turbidity": -1}), "turbidity must be a positive number in NTU"),
         (lambda d: d.update(hysteresis_readings=0), "hysteresis_readings"),
         (lambda d: d["levels"]["blue"][0].update(class_at_least=7), r"levels\.blue\.0\.class_at_least"),
     ],
@@ -245,6 +248,15 @@ def test_escalation_to_an_intake_raises_orange_to_red():
     assert levels_at(ep, at(3))["level_name"].tolist() == ["red"]
 
 
+def test_an_escalated_warning_is_lowered_and_cleared_when_the_readings_fall():
+    near = pd.DataFrame({"station": ["up"], "intake_hours": [3.0]})
+    ep = evaluate(series([*ORANGE, 0.9, 0.9, 0.9, 0.9]), STATIONS, escalation=near)
+    e = ep.iloc[0]
+    assert (e.level_name, e.rule) == ("red", "red-escalation")
+    assert e.end == at(len(ORANGE) + 2) and e.end_reason == "cleared"  # the third reading below
+    assert e.changes[-1] == (at(len(ORANGE) + 2), 0, "hysteresis")
+
+
 def test_no_escalation_beyond_the_window_or_without_input():
     far = pd.DataFrame({"station": ["up"], "intake_hours": [20.0], "jurisdiction_hours": [14.0]})
     assert evaluate(series(ORANGE), STATIONS, escalation=far)["level_name"].tolist() == ["orange"]
@@ -304,3 +316,32 @@ def test_unclassified_parameters_and_empty_readings_give_no_episode():
     assert evaluate(series([35.0], parameter="water_temperature"), STATIONS).empty
     empty = evaluate(series([]), STATIONS)
     assert empty.empty and list(empty.columns) == alerts.EPISODE_COLUMNS
+
+
+# ---------------------------------------------------------------------------
+# parameters GB 3838 does not classify, through the policy's own limits (turbidity 50 NTU)
+# ---------------------------------------------------------------------------
+def test_turbidity_warns_against_the_policy_limit():
+    four_hourly = [0, 4, 8, 12, 16, 20]  # a rise of 52 NTU in 4 h is 0.26 limits/h: not fast
+    ep = evaluate(series([8, 60, 60, 8, 8, 8], hours=four_hourly, parameter="turbidity"), STATIONS)
+    e = ep.iloc[0]
+    assert (e.level_name, e.rule) == ("blue", "blue-above-target")  # multiple 0.2: above the limit only
+    assert e.start == at(4) and e.end_reason == "cleared"
+
+    ep = evaluate(series([8, 120, 130, 8, 8, 8], parameter="turbidity"), STATIONS)
+    e = ep.iloc[0]  # a rise of 112 NTU in an hour (2.2 limits/h) is orange at once; 130 is multiple 1.6
+    assert (e.level_name, e.peak_value) == ("orange", 130.0)
+    assert e.peak_multiple == pytest.approx(1.6)
+
+    ep = evaluate(series([8, 250], parameter="turbidity"), STATIONS)
+    assert ep.iloc[0]["level_name"] == "red"  # multiple 4
+
+
+def test_a_limit_for_turbidity_is_needed_to_warn_on_it():
+    data = default_dict()
+    del data["limits"]
+    assert evaluate(series([8, 250, 250], parameter="turbidity"), STATIONS, parse_policy(data)).empty
+    data = default_dict()
+    data["levels"]["blue"] = [{"id": "class-IV", "class_at_least": 4}]
+    policy = parse_policy(data)  # a class rule never holds for a parameter without classes
+    assert evaluate(series([60, 60, 60], parameter="turbidity"), STATIONS, policy).empty

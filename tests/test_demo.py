@@ -32,7 +32,7 @@ def test_summary_matches_the_demo(demo):
     assert len(info["jurisdictions_crossed"]["commune"]) > 100
     lz_to_gard = [s for s in info["top_level_sections"] if s["from"] == "48 Lozère" and s["to"] == "30 Gard"]
     assert len(lz_to_gard) >= 3
-    assert len(info["sites"]) == 10  # 8 stations, 1 intake, 1 (illustrative) old mine
+    assert len(info["sites"]) == 11  # 8 stations, 1 intake, 1 old mine and 1 old dump (both illustrative)
 
 
 @pytest.mark.parametrize("name", list(VALLEY_POINTS))
@@ -79,8 +79,8 @@ def test_release_in_lozere_reaches_gard_with_the_section_reported(demo):
 
 def test_sites_lie_in_their_departements(demo):
     dep = demo.sites.set_index("id")["departement"]
-    lozere = ["GA-COLLET", "GM-STETIENNE", "MINE-MOISSAC"]
-    assert dep[lozere].tolist() == ["48", "48", "48"]
+    lozere = ["GA-COLLET", "GM-STETIENNE", "MINE-MOISSAC", "DUMP-COLLET"]
+    assert dep[lozere].tolist() == ["48", "48", "48", "48"]
     assert (dep.drop(lozere) == "30").all()
 
 

@@ -25,12 +25,12 @@ def spilled(demo_dir, tmp_path_factory):
     sites = basin.sites.set_index("id")
     st = sites.loc["GM-STETIENNE"]
     loc = basin.network.locate_cell(st.geometry.x, st.geometry.y, int(st["reach_id"]))
-    true_reach = int(basin.network.upstream(loc, max_km=15).iloc[3]["reach_id"])
+    main = basin.network.upstream(loc, max_km=15, mainstem=True)
+    true_reach = int(main[main["from_km"] > 3].iloc[0]["reach_id"])  # on the river, 3 km or more above the station
     release = pd.Timestamp("2026-09-01T02:00Z")
     grid = pd.date_range("2026-08-30", "2026-09-04", freq="2h", tz="UTC")
-    rows, _ = release_signal(
-        basin, true_reach, float(basin.network.reaches.at[true_reach, "length_m"]), release, {"As": 200.0}, grid
-    )
+    measure = 0.4 * float(basin.network.reaches.at[true_reach, "length_m"])
+    rows, _ = release_signal(basin, true_reach, measure, release, {"As": 200.0}, grid)
     noise = np.random.default_rng(5).normal(0, 0.0002, len(rows))
     rows = rows.assign(
         value=(0.002 + rows["value"] + noise).round(6),
@@ -41,32 +41,28 @@ def spilled(demo_dir, tmp_path_factory):
     path = folder / "as.csv"
     rows.to_csv(path, index=False)
     basin.readings.ingest(path)
-    return basin, true_reach, release
+    return basin, true_reach, release, measure
 
 
-def test_the_true_source_ranks_first_with_its_time_and_mass(spilled):
-    basin, true_reach, release = spilled
+def test_the_true_source_ranks_first_with_its_place_time_and_mass(spilled):
+    basin, true_reach, release, measure = spilled
     ranked = trace_upstream(basin, "GM-MIALET", "As", "2026-09-02T12:00Z", window_hours=48)
-    best = ranked.iloc[0]
-    # the best candidate is the true reach, or one whose outlet is the same river point
-    same_point = basin.network.reaches.loc[true_reach, "geometry"].coords[-1]
-    assert (
-        best["reach_id"] == true_reach
-        or basin.network.reaches.loc[best["reach_id"], "geometry"].distance(__import__("shapely").Point(same_point))
-        < 31
-    )
-    assert abs(best["release_time"] - release) <= pd.Timedelta(hours=1)
+    [best] = ranked[(ranked["rank"] == 1) & (ranked["reach_id"] == true_reach)].to_dict("records")
+    assert best["measure_m"] == pytest.approx(measure, abs=300)
+    assert abs(best["release_time"] - release) <= pd.Timedelta(minutes=30)
     assert best["mass_kg"] == pytest.approx(200, rel=0.1)
-    assert best["score"] > 0.95
+    assert best["duration_h"] == 0 and best["score"] > 0.95
     # candidates that explain the readings equally well come first, registered sources first
     # within each group, then by score
     assert ranked["consistent"].is_monotonic_decreasing
-    for _, group in ranked.groupby(["consistent", "registered"]):
+    for (consistent, _), group in ranked.groupby(["consistent", "registered"]):
         assert group["score"].is_monotonic_decreasing
+        # those the readings cannot tell apart share a rank; the others have one each
+        assert group["rank"].nunique() == (1 if consistent else len(group))
 
 
 def test_candidates_below_a_clean_upstream_station_score_lower(spilled):
-    basin, true_reach, _ = spilled
+    basin, true_reach, _, _ = spilled
     ranked = trace_upstream(basin, "GM-MIALET", "As", "2026-09-02T12:00Z", window_hours=48, top=200)
     st = basin.sites.set_index("id").loc["GM-STETIENNE"]
     below = ranked[
@@ -80,17 +76,19 @@ def test_candidates_below_a_clean_upstream_station_score_lower(spilled):
 
 
 def test_bad_anomalies_are_refused(spilled):
-    basin, _, _ = spilled
+    basin, _, _, _ = spilled
     with pytest.raises(TraceError, match="not a site"):
         trace_upstream(basin, "NOPE", "As", "2026-09-02T12:00Z")
     with pytest.raises(TraceError, match="no zone"):
         trace_upstream(basin, "GM-MIALET", "As", "2026-09-02T12:00")
     with pytest.raises(TraceError, match="no Hg readings"):
         trace_upstream(basin, "GM-MIALET", "Hg", "2026-09-02T12:00Z")
+    with pytest.raises(TraceError, match="durations_h must be hours >= 0"):
+        trace_upstream(basin, "GM-MIALET", "As", "2026-09-02T12:00Z", durations_h=[-1.0])
 
 
 def test_cli_trace_upstream(spilled):
-    basin, true_reach, _ = spilled
+    basin, true_reach, _, _ = spilled
     out = subprocess.run(
         [
             sys.executable,

@@ -18,11 +18,19 @@ station's parameter:
 ``rise_per_hour``      rise since the previous reading, per hour, as a fraction of the
                        target class's limit. DO is a lower bound: for DO a *fall*
                        is a rise. pH has no single limit and never rises.
-``escalate_from``      (alone) the series is at least this level and the station's
+``escalate_from``      (alone) the reading's own rules put it at least at this level
+                       (an escalated level does not feed itself, so it can be
+                       lowered by hysteresis like any other) and the station's
                        downstream path reaches what ``escalation.targets`` names (a
                        drinking-water intake, a jurisdiction boundary) within
                        ``escalation.window_hours``
 =====================  ==========================================================
+
+Parameters GB 3838-2002 does not classify (turbidity, conductivity) can be warned on
+when the policy gives them a ``limits`` entry, in the parameter's canonical unit: that
+limit stands in for the target class's limit in ``multiple_at_least`` and
+``rise_per_hour``, and a value above it counts as ``worse_than_target``; they have no
+class, so a rule with ``class_at_least`` never holds for them.
 
 Each (station, parameter) series then runs a small state machine, reading by reading:
 
@@ -53,6 +61,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from . import quality
 from .errors import TwinError
+from .parameters import PARAMETERS
 
 LEVELS: tuple[str, ...] = ("blue", "yellow", "orange", "red")
 """Level names; a level's number is its position + 1 (blue 1 .. red 4), 0 is no warning."""
@@ -142,6 +151,7 @@ class Policy(_Strict):
     name: str
     description: str | None = None
     parameters: list[str] | None = None
+    limits: dict[str, float] = {}
     ignore_flags: list[str] = []
     hysteresis_readings: int = Field(ge=1)
     expiry_hours: float = Field(gt=0)
@@ -152,9 +162,21 @@ class Policy(_Strict):
     @model_validator(mode="after")
     def _consistent(self) -> Policy:
         known = quality.parameters()
+        for p, lim in self.limits.items():
+            if p in known:
+                raise ValueError(
+                    f"limits: {p!r} has GB 3838-2002 classes; give limits only for unclassified parameters"
+                )
+            if p not in PARAMETERS:
+                raise ValueError(f"limits: unknown parameter {p!r}; known: {', '.join(PARAMETERS)}")
+            if not (lim > 0 and np.isfinite(lim)):
+                raise ValueError(f"limits: {p} must be a positive number in {PARAMETERS[p].unit}, got {lim}")
         for p in self.parameters or []:
-            if p not in known:
-                raise ValueError(f"parameter {p!r} has no GB 3838-2002 class; classified: {', '.join(known)}")
+            if p not in known and p not in self.limits:
+                raise ValueError(
+                    f"parameter {p!r} has no GB 3838-2002 class and no entry in 'limits'; "
+                    f"classified: {', '.join(known)}"
+                )
         seen: set[str] = set()
         for n, name in enumerate(LEVELS, start=1):
             for rule in getattr(self.levels, name):
@@ -170,6 +192,10 @@ class Policy(_Strict):
                     if self.escalation is None:
                         raise ValueError(f"rule {rule.id!r} escalates but the policy has no 'escalation' section")
         return self
+
+    def watched(self) -> set[str]:
+        """The parameters this policy warns on."""
+        return set(self.parameters or quality.parameters()) | (set(self.limits) if self.parameters is None else set())
 
     def rules(self) -> list[tuple[int, Rule]]:
         """(level number, rule) for every rule, lowest level first, in file order."""
@@ -307,12 +333,23 @@ def _series(
 ) -> list[_Episode]:
     n = len(v)
     t_ns = t.as_unit("ns").asi8
-    klass = quality.classify_values(parameter, v, water_body)
-    if parameter in ("DO", "pH"):
-        multiple = np.full(n, np.nan)
+    own_limit = policy.limits.get(parameter)
+    if own_limit is not None:  # no GB 3838 class: the policy's limit stands in for the target's
+        klass = np.zeros(n, dtype=np.int64)
+        valid = np.isfinite(v)
+        worse = v > own_limit
+        multiple = v / own_limit - 1.0
+        rise = np.full(n, np.nan)
+        if n > 1:
+            rise[1:] = np.diff(v) / (np.diff(t_ns) / 3.6e12) / own_limit
     else:
-        multiple = quality.exceedance_multiple(parameter, v, target, water_body)
-    rise = _rise(parameter, t_ns, v, target, water_body)
+        klass = quality.classify_values(parameter, v, water_body)
+        valid, worse = klass > 0, klass > target
+        if parameter in ("DO", "pH"):
+            multiple = np.full(n, np.nan)
+        else:
+            multiple = quality.exceedance_multiple(parameter, v, target, water_body)
+        rise = _rise(parameter, t_ns, v, target, water_body)
 
     raw = np.zeros(n, dtype=np.int64)
     raw_rule = np.full(n, "", dtype=object)
@@ -322,9 +359,9 @@ def _series(
         if rule.escalate_from is not None:
             escalations.append((level, rule))
             continue
-        cond = klass > 0
+        cond = valid.copy()
         if rule.worse_than_target:
-            cond &= klass > target
+            cond &= worse
         if rule.class_at_least is not None:
             cond &= klass >= rule.class_at_least
         if rule.multiple_at_least is not None:
@@ -354,7 +391,7 @@ def _series(
         r, rule_id, frm, reason = int(raw[i]), str(raw_rule[i]), int(first[i]), None
         for esc_level, esc_rule in escalations:
             from_level = LEVELS.index(str(esc_rule.escalate_from)) + 1
-            if esc_level > r and max(level, r) >= from_level:
+            if esc_level > r >= from_level:  # the reading itself at that level: escalation never feeds itself
                 reason = escalate(station, ti)
                 if reason is not None:
                     r, rule_id, frm = esc_level, esc_rule.id, i
@@ -485,7 +522,7 @@ def evaluate(
     readings:
         Long table as :func:`twin.readings.query` returns it: ``station``, ``parameter``,
         ``time`` (tz-aware), ``value`` in the canonical unit, optional ``flag``. Parameters
-        GB 3838-2002 does not classify are ignored, as are NaN values and readings whose
+        GB 3838-2002 does not classify are ignored unless the policy gives them a limit, as are NaN values and readings whose
         flag the policy ignores. A repeated (station, parameter, time) keeps the last row.
     stations:
         ``id``, ``water_body`` (river, lake, reservoir) and ``target_class`` (1-5).
@@ -524,7 +561,7 @@ def evaluate(
     policy = load_policy() if policy is None else policy
     _check_inputs(readings, stations)
     escalate = _escalation_test(escalation, policy)
-    wanted = set(policy.parameters or quality.parameters())
+    wanted = policy.watched()
     df = readings[readings["parameter"].isin(wanted) & readings["value"].notna()]
     if "flag" in df.columns and policy.ignore_flags:
         df = df[~df["flag"].fillna("").astype(str).isin(policy.ignore_flags)]

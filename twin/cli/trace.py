@@ -40,7 +40,7 @@ from .navigate import flow_ratio_opt
     type=click.FloatRange(min=0),
     default=0.0,
     show_default=True,
-    help="First-order decay rate, 1/hour (--downstream).",
+    help="First-order decay rate of the substance, 1/hour (e.g. settling sediment).",
 )
 @click.option(
     "--window",
@@ -64,7 +64,15 @@ def trace(
 
         if not station:
             raise TraceError("--upstream needs --station ID (where the anomaly was measured)")
-        ranked = trace_upstream(basin, station, parameter, at, window_hours=window_hours, flow_ratio=flow_ratio)
+        ranked = trace_upstream(
+            basin,
+            station,
+            parameter,
+            at,
+            window_hours=window_hours,
+            flow_ratio=flow_ratio,
+            decay_per_hour=decay_per_hour,
+        )
         ranked["release_time"] = ranked["release_time"].map(lambda t: t.isoformat())
         click.echo(
             json.dumps(
