@@ -14,7 +14,7 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 $(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e ".[web,test,dev]"
+	$(BIN)/pip install --quiet -e ".[scene,web,test,dev]"
 	touch $(STAMP)
 
 setup: $(STAMP)

@@ -10,23 +10,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_build_benchmark_prints_one_json_line_per_tool(tmp_path):
+def run(script: str, *args: str) -> subprocess.CompletedProcess:
+    """Run a benchmark script; on failure, say what it wrote on stderr."""
     out = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "benchmarks" / "build.py"),
-            "--size",
-            "200",
-            "--tools",
-            "twin,pyflwdir",
-            "--workdir",
-            str(tmp_path),
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=ROOT,
+        [sys.executable, str(ROOT / "benchmarks" / script), *args], capture_output=True, text=True, cwd=ROOT
     )
+    assert out.returncode == 0, f"{script} exited {out.returncode}:\n{out.stderr[-4000:]}"
+    return out
+
+
+def test_build_benchmark_prints_one_json_line_per_tool(tmp_path):
+    out = run("build.py", "--size", "200", "--tools", "twin,pyflwdir", "--workdir", str(tmp_path))
     lines = [json.loads(line) for line in out.stdout.splitlines()]
     by_tool = {rec.get("tool"): rec for rec in lines if "tool" in rec}
     assert {"twin", "twin+save", "pyflwdir"} <= set(by_tool)
@@ -39,22 +33,7 @@ def test_build_benchmark_prints_one_json_line_per_tool(tmp_path):
 
 
 def test_readings_benchmark_prints_its_measures(tmp_path):
-    out = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "benchmarks" / "readings.py"),
-            "--rows",
-            "2000",
-            "--values",
-            "100000",
-            "--stations",
-            "3",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=ROOT,
-    )
+    out = run("readings.py", "--rows", "2000", "--values", "100000", "--stations", "3")
     lines = [json.loads(line) for line in out.stdout.splitlines()]
     measures = [rec["measure"] for rec in lines]
     assert measures == ["ingest", "ingest_again", "classify_values", "classify_samples", "year_view", "year_view"]
@@ -63,13 +42,7 @@ def test_readings_benchmark_prints_its_measures(tmp_path):
 
 
 def test_analyses_benchmark_prints_its_measures():
-    out = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "analyses.py"), "--points", "5", "--stations", "2"],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=ROOT,
-    )
+    out = run("analyses.py", "--points", "5", "--stations", "2")
     lines = [json.loads(line) for line in out.stdout.splitlines()]
     assert [rec["measure"] for rec in lines] == ["downstream_trace", "plume", "warnings_year", "upstream_trace"]
     assert lines[-1]["true_rank"] == 1

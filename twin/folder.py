@@ -90,6 +90,9 @@ def _write_raster(path: Path, values: np.ndarray, grid: Grid, dtype: str, nodata
         "nodata": nodata,
         "BIGTIFF": "IF_SAFER",
         "NUM_THREADS": "ALL_CPUS",
+        # codes and ids (D8 directions, orders, reach and sub-basin ids) must not be blended
+        # into values that do not exist when the overviews are made; elevations may be
+        "OVERVIEW_RESAMPLING": "BILINEAR" if dtype.startswith("float") else "NEAREST",
     }
     if nodata is None:
         profile.pop("nodata")

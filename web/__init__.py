@@ -1,4 +1,89 @@
-"""The Flask map viewer of the basin twin (filled in by the viewer issue).
+"""The web face of the basin twin: raster tiles, OGC API – Features, slices, an OpenAPI description.
 
 It parses requests, calls :mod:`twin` and serialises; no analysis lives here.
+Build the app with :func:`create_app` and serve it with waitress
+(``twin serve DIR``)::
+
+    from web import create_app
+    app = create_app("twins/cevennes", tile_cache_dir="/var/cache/twin")
+
+Blueprints: :mod:`web.tiles` (``/tiles``), :mod:`web.features` (``/api``, OGC
+API – Features), :mod:`web.slices` (``/api/slices``) and :mod:`web.openapi`
+(``/api/openapi.json``). Every error is JSON (:mod:`web.errors`).
 """
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from flask import Flask
+
+#: configuration keys and their defaults (keyword arguments of create_app, any case)
+DEFAULTS: dict[str, Any] = {
+    "TILE_CACHE_BYTES": 64 * 2**20,  # in-memory LRU of rendered tiles
+    "TILE_CACHE_DIR": None,  # tiles also kept on disk here (default: TWIN_CACHE_DIR/tiles if set)
+}
+
+
+def create_app(twin_dir: str | os.PathLike[str], **config: Any) -> Flask:
+    """The Flask app serving one twin folder.
+
+    Parameters
+    ----------
+    twin_dir:
+        A twin folder (``twin build CATALOG -o DIR``).
+    **config:
+        Flask configuration, keys in any case: :data:`DEFAULTS`, ``TESTING``...
+
+    Raises
+    ------
+    TwinFolderError
+        ``twin_dir`` is not a twin folder.
+    """
+    from flask import Flask
+
+    from twin.settings import Settings
+
+    from . import errors
+    from .encoding import JSONProvider
+    from .state import TwinState
+    from .tiles import TileService
+
+    app = Flask(__name__)
+    app.json = JSONProvider(app)
+    app.config.from_mapping(DEFAULTS)
+    app.config.from_mapping({k.upper(): v for k, v in config.items()})
+    if app.config["TILE_CACHE_DIR"] is None and Settings.from_env().cache_dir:
+        app.config["TILE_CACHE_DIR"] = os.path.join(Settings.from_env().cache_dir, "tiles")
+
+    state = TwinState(twin_dir)
+    app.extensions["twin"] = state
+    app.extensions["twin_tiles"] = TileService(state, int(app.config["TILE_CACHE_BYTES"]), app.config["TILE_CACHE_DIR"])
+    app.before_request(state.refresh)
+    errors.register(app)
+
+    from . import features, openapi, slices, tiles
+
+    app.register_blueprint(tiles.bp)
+    app.register_blueprint(features.bp)
+    app.register_blueprint(slices.bp)
+    app.register_blueprint(openapi.bp)
+
+    @app.get("/")
+    def index() -> Any:
+        from flask import url_for
+
+        return {
+            "title": state.manifest.get("title") or state.manifest.get("name"),
+            "links": [
+                {"rel": "service", "href": url_for("features.landing", _external=True), "title": "OGC API"},
+                {"rel": "tiles", "href": url_for("tiles.index", _external=True), "title": "raster tiles"},
+            ],
+        }
+
+    return app
+
+
+__all__ = ["create_app"]

@@ -37,7 +37,7 @@ def cli(verbose: int) -> None:
 
 
 def _register() -> None:
-    from . import alerts, build, incident, info, navigate, readings, scenario, trace
+    from . import alerts, build, incident, info, navigate, readings, render, scenario, serve, trace
 
     cli.add_command(scenario.scenario)
     cli.add_command(trace.trace)
@@ -51,6 +51,8 @@ def _register() -> None:
     cli.add_command(info.info)
     cli.add_command(navigate.catchment)
     cli.add_command(navigate.downstream)
+    cli.add_command(render.render)
+    cli.add_command(serve.serve)
 
 
 _register()
