@@ -36,7 +36,7 @@ import xarray as xr
 from .catalog import sha256_file
 from .errors import TwinError
 from .parameters import _UNITS, PARAMETERS
-from .store import batches, datastreams, rejected, stations
+from .store import BUSY_TIMEOUT_MS, batches, datastreams, rejected, stations
 
 TIDY_COLUMNS = ["station", "time", "tz_offset_min", "parameter", "value", "unit", "flag", "line_no"]
 NON_NEGATIVE_UNITS = {"mg/L", "µS/cm", "NTU", "cells/L"}
@@ -377,30 +377,35 @@ def _fetch_sqlite_parallel(adbc: Any, path: str, sql: str) -> tuple[np.ndarray, 
 
     import pyarrow as pa
 
-    with adbc.connect(path) as con, con.cursor() as cur:
+    # The first connection stays open until the slices are read: closing the last connection of
+    # a WAL database checkpoints it, and connections opened at that moment find it locked. Each
+    # connection also waits for a lock rather than failing at once (ADBC's SQLite default).
+    with adbc.connect(path) as first, first.cursor() as cur:
+        cur.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         # two sub-queries: SQLite reads a single MIN or MAX off the key's b-tree, not both at once
         cur.execute("SELECT (SELECT MIN(id) FROM readings), (SELECT MAX(id) FROM readings)")
         lo, hi = cur.fetchone()
-    if lo is None:
-        return np.zeros(0, "int64"), np.zeros(0, "int64"), np.zeros(0, "float64")
-    parts = max(1, min(4, os.cpu_count() or 1))
-    edges = [lo + (hi - lo + 1) * k // parts for k in range(parts)] + [hi + 1]
-    tables: list[Any] = [None] * parts
-    errors: list[BaseException] = []
+        if lo is None:
+            return np.zeros(0, "int64"), np.zeros(0, "int64"), np.zeros(0, "float64")
+        parts = max(1, min(4, os.cpu_count() or 1))
+        edges = [lo + (hi - lo + 1) * k // parts for k in range(parts)] + [hi + 1]
+        tables: list[Any] = [None] * parts
+        errors: list[BaseException] = []
 
-    def run(k: int) -> None:
-        try:
-            with adbc.connect(path) as con, con.cursor() as cur:
-                cur.execute(f"{sql} AND id >= {edges[k]} AND id < {edges[k + 1]}")
-                tables[k] = cur.fetch_arrow_table()
-        except BaseException as err:  # re-raised in the caller's thread
-            errors.append(err)
+        def run(k: int) -> None:
+            try:
+                with adbc.connect(path) as con, con.cursor() as c:
+                    c.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+                    c.execute(f"{sql} AND id >= {edges[k]} AND id < {edges[k + 1]}")
+                    tables[k] = c.fetch_arrow_table()
+            except BaseException as err:  # re-raised in the caller's thread
+                errors.append(err)
 
-    threads = [threading.Thread(target=run, args=(k,)) for k in range(parts)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+        threads = [threading.Thread(target=run, args=(k,)) for k in range(parts)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
     if errors:
         raise errors[0]
     schema = pa.schema([("datastream_id", pa.int64()), ("time", pa.int64()), ("value", pa.float64())])

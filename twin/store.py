@@ -158,12 +158,16 @@ def sqlite_url(twin_dir: str | Path) -> str:
     return f"sqlite:///{Path(twin_dir).absolute() / 'ops.sqlite'}"
 
 
+BUSY_TIMEOUT_MS = 30_000
+"""How long a connection to the embedded store waits for another's lock before failing."""
+
+
 def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     cur.execute("PRAGMA cache_size=-65536")  # 64 MB of page cache: bulk inserts keep their indexes in memory
     cur.execute("PRAGMA temp_store=MEMORY")
     cur.close()
