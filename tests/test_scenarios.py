@@ -184,3 +184,16 @@ def test_unknown_scenario_is_refused(demo):
 
     with pytest.raises(ScenarioError, match="unknown scenario"):
         run(demo, "volcano")
+
+
+def test_an_issued_warning_is_traced_to_the_mine(run_scenario):
+    _, _, basin, truth = run_scenario("mine-leak")
+    cli("alerts", str(basin.path), "--from", truth["window"][0], "--to", truth["window"][1], "--record")
+    issued = cli("alerts", str(basin.path), "--issued")
+    [warning] = [w for w in issued if w["station_id"] == "GM-MIALET" and w["parameter"] == "As"]
+    out = cli("trace", str(basin.path), "--upstream", "--warning", str(warning["id"]))
+    assert (out["station"], out["parameter"]) == ("GM-MIALET", "As")
+    assert out["candidates"][0]["candidate"] == "MINE-MOISSAC" and out["candidates"][0]["rank"] == 1
+    assert abs(pd.Timestamp(out["candidates"][0]["release_time"]) - pd.Timestamp(truth["source"]["time"])) <= (
+        pd.Timedelta(minutes=45)
+    )

@@ -320,3 +320,28 @@ def trace_upstream(
     to_ll = Transformer.from_crs(basin.crs, "EPSG:4326", always_xy=True)
     ranked["lon"], ranked["lat"] = to_ll.transform([p[0] for p in xy], [p[1] for p in xy])
     return ranked.drop(columns=["sse"]).head(top)
+
+
+def trace_warning(basin: BasinTwin, warning_id: int, **options: Any) -> tuple[dict, pd.DataFrame]:
+    """Candidate sources of an issued warning (``twin alerts --record``): its station and
+    parameter, up to its end, or, while it is still active, up to the station's last reading of
+    the parameter. Returns the warning (as :func:`twin.response.issued_row` gives it, with
+    ``traced_at``, the time traced) and :func:`trace_upstream`'s candidates; ``options`` are
+    passed on."""
+    import sqlalchemy as sa
+
+    from .response import issued_row
+    from .store import warnings_issued
+
+    with basin.store.connect() as conn:
+        row = conn.execute(sa.select(warnings_issued).where(warnings_issued.c.id == int(warning_id))).mappings().first()
+    if row is None:
+        raise TraceError(f"no warning {warning_id}; list them with `twin alerts DIR --issued`")
+    warning = issued_row(dict(row))
+    if warning["end"] is not None:
+        at = pd.Timestamp(warning["end"])
+    else:
+        seen = query(basin.store, [warning["station_id"]], [warning["parameter"]])
+        at = seen["time"].max()
+    warning["traced_at"] = at.isoformat()
+    return warning, trace_upstream(basin, warning["station_id"], warning["parameter"], at, **options)

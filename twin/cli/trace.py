@@ -16,7 +16,14 @@ from .navigate import flow_ratio_opt
 @click.option("--lon", type=float, default=None, help="Longitude (WGS 84) of the release (--downstream).")
 @click.option("--lat", type=float, default=None, help="Latitude (WGS 84) of the release (--downstream).")
 @click.option("--station", default=None, help="Station id where the anomaly was measured (--upstream).")
-@click.option("--at", "at", required=True, help="Release time (--downstream) or anomaly time (--upstream), with zone.")
+@click.option(
+    "--warning",
+    "warning_id",
+    type=int,
+    default=None,
+    help="Trace an issued warning (id from `twin alerts --issued`) instead of --station/--param/--at (--upstream).",
+)
+@click.option("--at", "at", default=None, help="Release time (--downstream) or anomaly time (--upstream), with zone.")
 @click.option(
     "--mass",
     "mass_kg",
@@ -52,7 +59,19 @@ from .navigate import flow_ratio_opt
 )
 @flow_ratio_opt
 def trace(
-    twin_dir, direction, lon, lat, station, at, mass_kg, parameter, duration_h, decay_per_hour, window_hours, flow_ratio
+    twin_dir,
+    direction,
+    lon,
+    lat,
+    station,
+    warning_id,
+    at,
+    mass_kg,
+    parameter,
+    duration_h,
+    decay_per_hour,
+    window_hours,
+    flow_ratio,
 ):
     """Downstream: who a release reaches, when and how badly. Upstream: the likeliest sources of an anomaly."""
     from ..basin import BasinTwin
@@ -60,19 +79,16 @@ def trace(
 
     basin = BasinTwin.open(twin_dir)
     if direction == "upstream":
-        from ..tracing import trace_upstream
+        from ..tracing import trace_upstream, trace_warning
 
-        if not station:
-            raise TraceError("--upstream needs --station ID (where the anomaly was measured)")
-        ranked = trace_upstream(
-            basin,
-            station,
-            parameter,
-            at,
-            window_hours=window_hours,
-            flow_ratio=flow_ratio,
-            decay_per_hour=decay_per_hour,
-        )
+        options = {"window_hours": window_hours, "flow_ratio": flow_ratio, "decay_per_hour": decay_per_hour}
+        if warning_id is not None:
+            warning, ranked = trace_warning(basin, warning_id, **options)
+            station, parameter, at = warning["station_id"], warning["parameter"], warning["traced_at"]
+        elif not station or not at:
+            raise TraceError("--upstream needs --station ID and --at TIME (or --warning ID)")
+        else:
+            ranked = trace_upstream(basin, station, parameter, at, **options)
         ranked["release_time"] = ranked["release_time"].map(lambda t: t.isoformat())
         click.echo(
             json.dumps(
@@ -82,8 +98,8 @@ def trace(
             )
         )
         return
-    if direction != "downstream" or lon is None or lat is None:
-        raise TraceError("give --downstream with --lon and --lat, or --upstream with --station")
+    if direction != "downstream" or lon is None or lat is None or at is None:
+        raise TraceError("give --downstream with --lon, --lat and --at, or --upstream with --station and --at")
     from ..impact import downstream_report
 
     report = downstream_report(
