@@ -449,3 +449,9 @@ def test_importing_the_scene_and_the_cli_does_not_load_pyvista():
     code = "import sys, twin.scene, twin.cli; print([m for m in ('pyvista', 'vtk') if m in sys.modules])"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_the_basin_builds_its_own_scene(demo):
+    with demo.scene(size=(320, 200), max_triangles=BUDGET) as scene:
+        image = scene.image()
+    assert image.shape[:2] == (200, 320)

@@ -20,6 +20,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
+import xarray as xr
 from pyproj import Transformer
 
 from .catalog import Catalog, Outlet, Parameters, load_catalog, sha256_file
@@ -269,6 +270,41 @@ class BasinTwin:
     @property
     def crs(self):
         return self.terrain.grid.crs
+
+    def grids(self) -> xr.Dataset:
+        """Terrain and drainage as one ``xarray.Dataset`` on the twin's grid, with its CRS.
+
+        Variables: ``elevation`` (m, NaN for nodata), ``conditioned`` (the same with
+        depressions filled), ``upstream_area`` (km², the cell included), ``strahler``
+        (Strahler order of river cells, 0 elsewhere) and ``subbasin`` (the reach id each
+        cell first drains into, 0 if none). Coordinates ``x`` and ``y`` are cell centres
+        in the twin's CRS, which ``ds.rio.crs`` gives (rioxarray). The arrays are copies:
+        changing them does not change the twin.
+
+        Examples
+        --------
+        >>> ds = basin.grids()                                      # doctest: +SKIP
+        >>> ds["elevation"].where(ds["strahler"] >= 4).mean().item()   # doctest: +SKIP
+        """
+        t, d = self.terrain, self.drainage
+        ds = xr.Dataset(
+            {
+                "elevation": t.elevation,
+                "conditioned": t.conditioned_elevation,
+                "upstream_area": d.upstream_area,
+                "strahler": d.stream_order,
+                "subbasin": d.subbasins,
+            }
+        )
+        ds.attrs.update(twin=self.name, title=self.catalog.title or self.name)
+        return ds
+
+    def scene(self, **options: Any):
+        """The basin in 3D (:func:`twin.scene.build_scene`; needs the ``scene`` extra): ``.save(path)``
+        writes a PNG, glb or HTML. ``options`` are build_scene's (at, incident, plume, view, lang...)."""
+        from .scene import build_scene
+
+        return build_scene(self, **options)
 
     def to_twin_xy(self, x: float, y: float, crs: str = "EPSG:4326") -> tuple[float, float]:
         """Transform a point into the twin's CRS (default from lon/lat)."""

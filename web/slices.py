@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-import shapely
 from flask import Blueprint, current_app, request, url_for
 from pyproj import Transformer
 
@@ -55,19 +54,6 @@ def _args(allowed: tuple[str, ...]) -> Mapping[str, str]:
 
 def _to_wgs84(basin: BasinTwin) -> Transformer:
     return Transformer.from_crs(basin.crs, "EPSG:4326", always_xy=True)
-
-
-def _dem_at(basin: BasinTwin, x: np.ndarray, y: np.ndarray, conditioned: bool = False) -> np.ndarray:
-    """Elevation (m) of the cells holding the points (twin CRS); NaN outside the grid or the data."""
-    g = basin.terrain.grid
-    t = g.transform
-    col = np.floor((np.asarray(x) - t.c) / t.a).astype(np.int64)
-    row = np.floor((np.asarray(y) - t.f) / t.e).astype(np.int64)
-    inside = (row >= 0) & (row < g.shape[0]) & (col >= 0) & (col < g.shape[1])
-    dem = basin.terrain.conditioned if conditioned else basin.terrain.dem
-    out = np.full(len(row), np.nan)
-    out[inside] = dem[row[inside], col[inside]]
-    return out
 
 
 def _locate(basin: BasinTwin, lon: float, lat: float) -> Location:
@@ -215,26 +201,21 @@ def profile() -> Any:
     pts = _line(args)
     n = params.integer(args, "samples", 256, lo=2, hi=MAX_SAMPLES)
     assert n is not None
-    basin = state().basin
-    fwd = Transformer.from_crs("EPSG:4326", basin.crs, always_xy=True)
-    xs, ys = fwd.transform([p[0] for p in pts], [p[1] for p in pts])
-    line = shapely.LineString(np.column_stack([xs, ys]))
-    if line.length == 0:
-        raise ParameterError("line", "the points are all the same; give a line of some length")
-    d = np.linspace(0.0, line.length, n)
-    samples = shapely.line_interpolate_point(line, d)
-    sx, sy = shapely.get_x(samples), shapely.get_y(samples)
-    lon, lat = _to_wgs84(basin).transform(sx, sy)
-    z = _dem_at(basin, sx, sy)
+    from twin.profiles import ProfileError, terrain_profile
+
+    try:
+        df = terrain_profile(state().basin.terrain, pts, samples=n)
+    except ProfileError as err:
+        raise ParameterError("line", str(err)) from None
     return {
         "line": [[x, y] for x, y in pts],
         "units": {"distance": "m", "elevation": "m", "coordinates": "WGS 84 degrees"},
-        "length_m": round(float(line.length), 2),
+        "length_m": round(float(df["distance_m"].iloc[-1]), 2),
         "source": "measured DEM of the twin (nearest cell); null outside the data",
-        "distance_m": _round(d, 2),
-        "elevation_m": _round(z, 2),
-        "lon": _round(lon, 6),
-        "lat": _round(lat, 6),
+        "distance_m": _round(df["distance_m"], 2),
+        "elevation_m": _round(df["elevation_m"], 2),
+        "lon": _round(df["lon"], 6),
+        "lat": _round(df["lat"], 6),
     }
 
 
@@ -260,7 +241,7 @@ def _release(args: Mapping[str, str], needs_mass: tuple[str, ...] = ()) -> dict[
 
 @bp.get("/river")
 def river() -> Any:
-    from twin import plume
+    from twin import plume, profiles
 
     allowed = ("lon", "lat", "samples", "mass_kg", "release_at", "at", "parameter")
     args = _args((*allowed, "duration_h", "decay_per_hour", "flow_ratio"))
@@ -276,19 +257,8 @@ def river() -> Any:
     basin = state().basin
     start = _locate(basin, lon0, lat0)
     path, sections, sites = basin.downstream(lon0, lat0, flow_ratio=flow_ratio)
-    from_m = path["from_km"].to_numpy() * 1000.0
-    to_m = path["to_km"].to_numpy() * 1000.0
-    total = float(to_m[-1]) if len(to_m) else 0.0
-    d = np.linspace(0.0, total, n)
-    k = np.clip(np.searchsorted(to_m, d, side="left"), 0, len(path) - 1)
-    offset = np.clip(d - from_m[k], 0.0, None)
-    geoms = path.geometry.to_numpy()
-    pts = shapely.line_interpolate_point(geoms[k], offset)
-    sx, sy = shapely.get_x(pts), shapely.get_y(pts)
-    reach_ids = path["reach_id"].to_numpy()[k]
-    lengths = basin.network.reaches.loc[reach_ids, "length_m"].to_numpy()
-    measure = np.minimum(np.where(k == 0, start.measure_m, 0.0) + offset, lengths)
-    lon, lat = _to_wgs84(basin).transform(sx, sy)
+    df = profiles.sample_river(basin, start, path, n)
+    total_km = float(df["distance_km"].iloc[-1])
     out: dict[str, Any] = {
         "start": {
             "lon": lon0,
@@ -302,14 +272,14 @@ def river() -> Any:
             "concentration": "mg/L",
             "hours": "h after a release at the start",
         },
-        "length_km": round(total / 1000.0, 3),
+        "length_km": round(total_km, 3),
         "flow_ratio": flow_ratio,
-        "distance_km": _round(d / 1000.0, 4),
-        "reach_id": [int(r) for r in reach_ids],
-        "lon": _round(lon, 6),
-        "lat": _round(lat, 6),
-        "elevation_m": _round(_dem_at(basin, sx, sy), 2),
-        "conditioned_elevation_m": _round(_dem_at(basin, sx, sy, conditioned=True), 2),
+        "distance_km": _round(df["distance_km"], 4),
+        "reach_id": [int(r) for r in df["reach_id"]],
+        "lon": _round(df["lon"], 6),
+        "lat": _round(df["lat"], 6),
+        "elevation_m": _round(df["elevation_m"], 2),
+        "conditioned_elevation_m": _round(df["conditioned_elevation_m"], 2),
         "sections": [
             {
                 "section_id": int(s.section_id),
@@ -334,7 +304,6 @@ def river() -> Any:
     }
     if release is not None:
         assert release_at is not None and at is not None
-        points = pd.DataFrame({"id": [str(i) for i in range(n)], "reach_id": reach_ids, "measure_m": measure})
         ds = plume.simulate(
             basin.network.reaches,
             start.reach_id,
@@ -346,20 +315,16 @@ def river() -> Any:
             substance=release["parameter"],
             flow_ratio=flow_ratio,
             times=pd.DatetimeIndex([at]),
-            sites=points,
         )
-        by_id = {str(s): j for j, s in enumerate(ds["site"].to_numpy())}
-        conc = ds["site_concentration"].to_numpy()[:, 0]
-        peak = pd.to_datetime(ds["site_peak_time"].to_numpy(), utc=True)
-        idx = [by_id.get(str(i)) for i in range(n)]
+        df = profiles.assign_concentration(df, basin.network.reaches, ds, at)
         out["release"] = {
             **release,
             "release_at": release_at.isoformat(),
             "at": at.isoformat(),
             "units": {"mass_kg": "kg", "duration_s": "s", "decay_per_hour": "1/h", "value": "mg/L"},
         }
-        out["concentration_mg_l"] = _round([conc[j] if j is not None else np.nan for j in idx], 9)
-        out["peak_time"] = [peak[j].isoformat() if j is not None else None for j in idx]
+        out["concentration_mg_l"] = _round(df["concentration_mg_l"], 9)
+        out["peak_time"] = [None if pd.isna(t) else t.isoformat() for t in df["peak_time"]]
     return out
 
 
@@ -367,48 +332,33 @@ def river() -> Any:
 
 
 def class_bands(parameter: str, water_body: str) -> list[dict[str, Any]]:
-    """The GB 3838-2002 class of a value by range, from the limits table (empty: not classified).
+    """The GB 3838-2002 class of a value by range (:func:`twin.plots.bands`; empty: not classified).
 
     Each band: class, label, ``lower`` and ``upper`` (null: unbounded) and which end is
     inclusive: an upper limit ("max") holds values ``lower < v <= upper``; a lower limit
     ("min", DO) holds ``lower <= v < upper``; pH's range is one band 6–9 for class I.
     """
-    from twin import quality
+    from twin import plots, quality
 
     if parameter not in quality.parameters():
         return []
-    t = quality.table()
-    kind = "river" if water_body == "river" else "lake"
-    rows = t[(t["parameter"] == parameter) & t["water_body"].isin(["all", kind])]
-    cols = ["I", "II", "III", "IV", "V"]
-    upper = rows[rows["bound"] == "max"]
-    lower = rows[rows["bound"] == "min"]
-    label = quality.LABELS
-    if len(upper) and len(lower):  # a range (pH)
-        lo, hi = float(lower.iloc[0]["I"]), float(upper.iloc[0]["I"])
-        return [
-            {"class": 1, "label": label[1], "lower": lo, "upper": hi, "inclusive": "both"},
-            {"class": 6, "label": label[6], "lower": None, "upper": lo, "inclusive": "neither"},
-            {"class": 6, "label": label[6], "lower": hi, "upper": None, "inclusive": "neither"},
-        ]
-    bands: list[dict[str, Any]] = []
-    if len(upper):
-        limits = [float(upper.iloc[0][c]) for c in cols]
-        prev: float | None = None
-        for k, lim in enumerate(limits, start=1):
-            if prev is None or lim > prev:
-                bands.append({"class": k, "label": label[k], "lower": prev, "upper": lim, "inclusive": "upper"})
-            prev = lim
-        bands.append({"class": 6, "label": label[6], "lower": prev, "upper": None, "inclusive": "upper"})
-    elif len(lower):
-        limits = [float(lower.iloc[0][c]) for c in cols]
-        above: float | None = None
-        for k, lim in enumerate(limits, start=1):
-            if above is None or lim < above:
-                bands.append({"class": k, "label": label[k], "lower": lim, "upper": above, "inclusive": "lower"})
-            above = lim
-        bands.append({"class": 6, "label": label[6], "lower": None, "upper": above, "inclusive": "lower"})
-    return bands
+    ranges = plots.bands(parameter, "river" if water_body == "river" else "lake")
+    is_range = parameter == "pH"
+    inclusive = "lower" if parameter == "DO" else "upper"
+
+    def bound(v: float) -> float | None:
+        return None if np.isinf(v) else float(v)
+
+    return [
+        {
+            "class": k,
+            "label": quality.LABELS[k],
+            "lower": bound(lo),
+            "upper": bound(hi),
+            "inclusive": ("both" if k == 1 else "neither") if is_range else inclusive,
+        }
+        for k, lo, hi in sorted(ranges, key=lambda r: (r[0], r[1]))
+    ]
 
 
 @bp.get("/stations/<station_id>")
