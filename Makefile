@@ -1,10 +1,11 @@
 # Two commands do all the set-up on a fresh machine (Python 3.11, pip, the PyPI registry):
-#   make demo   - virtual environment, install, build the demo twin, print its summary
+#   make demo   - virtual environment, install, build the demo twin, print its summary, serve the viewer
 #   make test   - the same set-up, then the whole test suite
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 TWIN_DIR ?= twins/cevennes
+PORT    ?= 8000
 STAMP   = $(VENV)/.installed
 
 .PHONY: setup demo test lint bench clean
@@ -13,8 +14,9 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(STAMP): pyproject.toml | $(BIN)/python
+$(STAMP): pyproject.toml web/package.json | $(BIN)/python
 	$(BIN)/pip install --quiet -e ".[scene,web,test,dev]"
+	sh web/vendor.sh
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -30,6 +32,8 @@ demo: setup
 	$(BIN)/twin classify $(TWIN_DIR) --at 2025-12-31T20:00Z
 	@echo "-- training scenario (simulated): mine-leak; its true answer is in $(TWIN_DIR)/scenarios/"
 	$(BIN)/twin scenario $(TWIN_DIR) mine-leak --seed 1
+	@echo "-- the map viewer of the demo twin (Ctrl-C stops it); set PORT=... for another port"
+	$(BIN)/twin serve $(TWIN_DIR) --port $(PORT)
 
 test: setup
 	$(BIN)/ruff check twin web tests benchmarks

@@ -1,4 +1,4 @@
-"""The web face of the basin twin: raster tiles, OGC API – Features, slices, an OpenAPI description.
+"""The web face of the basin twin: a map viewer, raster tiles, OGC API – Features, slices, an OpenAPI description.
 
 It parses requests, calls :mod:`twin` and serialises; no analysis lives here.
 Build the app with :func:`create_app` and serve it with waitress
@@ -7,9 +7,11 @@ Build the app with :func:`create_app` and serve it with waitress
     from web import create_app
     app = create_app("twins/cevennes", tile_cache_dir="/var/cache/twin")
 
-Blueprints: :mod:`web.tiles` (``/tiles``), :mod:`web.features` (``/api``, OGC
-API – Features), :mod:`web.slices` (``/api/slices``) and :mod:`web.openapi`
-(``/api/openapi.json``). Every error is JSON (:mod:`web.errors`).
+Blueprints: :mod:`web.viewer` (the map viewer at ``/``), :mod:`web.tiles`
+(``/tiles``), :mod:`web.features` (``/api``, OGC API – Features), :mod:`web.slices`
+(``/api/slices``), :mod:`web.viewer_api` (``/api/viewer``) and :mod:`web.openapi`
+(``/api/openapi.json``); ``/api/index`` links the API and the tiles. Every error is
+JSON (:mod:`web.errors`).
 """
 
 from __future__ import annotations
@@ -64,14 +66,17 @@ def create_app(twin_dir: str | os.PathLike[str], **config: Any) -> Flask:
     app.before_request(state.refresh)
     errors.register(app)
 
-    from . import features, openapi, slices, tiles
+    from . import features, openapi, slices, tiles, viewer, viewer_api
 
     app.register_blueprint(tiles.bp)
     app.register_blueprint(features.bp)
     app.register_blueprint(slices.bp)
     app.register_blueprint(openapi.bp)
+    app.register_blueprint(viewer_api.bp)
+    app.register_blueprint(viewer.bp)
+    viewer.check_vendor(app)
 
-    @app.get("/")
+    @app.get("/api/index")
     def index() -> Any:
         from flask import url_for
 

@@ -36,7 +36,16 @@ class Route:
 
 
 ROUTES: tuple[Route, ...] = (
-    Route("/", "getRoot", "Links to the API and the tile layers", "Capabilities"),
+    Route(
+        "/",
+        "getViewer",
+        "The map viewer (an HTML page; Chinese by default, ?lang=en)",
+        "Viewer",
+        (),
+        "text/html",
+        (500,),
+    ),
+    Route("/api/index", "getRoot", "Links to the API and the tile layers", "Capabilities"),
     Route(
         "/api/",
         "getLandingPage",
@@ -131,6 +140,37 @@ ROUTES: tuple[Route, ...] = (
         "Slices",
         ("station", "parameter", "at", "window_hours", "flow_ratio", "top"),
     ),
+    Route(
+        "/api/viewer/",
+        "getViewerSetup",
+        "The viewer's set-up: extent, tile layers, levels, the parameters read and the time to open on",
+        "Viewer",
+    ),
+    Route(
+        "/api/viewer/times",
+        "getReadingTimes",
+        "Every time a parameter was read at the stations (the time slider's stops), with its warning periods",
+        "Viewer",
+        ("parameter",),
+    ),
+    Route(
+        "/api/viewer/plume",
+        "getPlumeOverTime",
+        "A release's plume along the river downstream: concentration at sampled points, one row per time",
+        "Viewer",
+        (
+            "lon",
+            "lat",
+            "release_at_required",
+            "mass_kg_required",
+            "parameter_optional",
+            "duration_h",
+            "decay_per_hour",
+            "flow_ratio",
+            "plume_samples",
+            "step_minutes",
+        ),
+    ),
     Route("/tiles/", "getTileLayers", "The raster tile layers", "Tiles"),
     Route(
         "/tiles/{layer}/tilejson.json",
@@ -192,6 +232,15 @@ def parameters() -> dict[str, dict[str, Any]]:
         "at": _q("at", "A time with its zone", time, True),
         "at_optional": _q("at", "When to show the release's concentration (with mass_kg)", time),
         "release_at": _q("release_at", "When the release starts (with mass_kg)", time),
+        "release_at_required": _q("release_at", "When the release starts", time, True),
+        "plume_samples": _q(
+            "samples", "Points along the river", {"type": "integer", "minimum": 2, "maximum": 2000, "default": 200}
+        ),
+        "step_minutes": _q(
+            "step_minutes",
+            "Minutes between the plume's times (default: its passage in about 200 steps)",
+            {"type": "number", "minimum": 1, "maximum": 1440},
+        ),
         "start": _q("start", "Start of the window", time),
         "end": _q("end", "End of the window", time),
         "parameter": _q("parameter", "A water-quality parameter", param_ids, True),
@@ -251,6 +300,8 @@ def document(server: str = "/") -> dict[str, Any]:
     for r in ROUTES:
         if r.media == "image/png":
             ok: dict[str, Any] = {"image/png": {"schema": {"type": "string", "format": "binary"}}}
+        elif r.media == "text/html":
+            ok = {"text/html": {"schema": {"type": "string"}}}
         else:
             ok = {r.media: {"schema": {"type": "object"}}}
         responses: dict[str, Any] = {"200": {"description": "OK", "content": ok}}
