@@ -198,3 +198,89 @@ def migrate(engine: sa.Engine) -> None:
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
+
+
+# -- the evidence ledger (twin.evidence): files by hash, custody, the Merkle log, signed heads --------
+
+evidence_log = sa.Table(
+    "evidence_log",
+    metadata,
+    sa.Column("idx", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=False),
+    sa.Column("leaf_hash", sa.String(64), nullable=False),  # hex of H(0x00 || data)
+    sa.Column("data", sa.Text, nullable=False),  # canonical JSON of the entry
+    sa.Column("time", sa.BigInteger, nullable=False),
+    sa.Column("actor", sa.Text, nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),  # record, transfer, access, export
+    sa.Column("case_id", sa.String(64)),
+    sa.Column("item_sha256", sa.String(64)),
+)
+
+evidence_log_nodes = sa.Table(
+    "evidence_log_nodes",
+    metadata,
+    # (index << 6) | level of a complete subtree of 2**level leaves (level >= 1; leaves are in evidence_log)
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=False),
+    sa.Column("hash", sa.String(64), nullable=False),
+)
+
+evidence_log_state = sa.Table(
+    "evidence_log_state",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),  # one row, id 1: also the append lock
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("frontier", sa.Text, nullable=False),  # JSON [[level, hex], ...], largest subtree first
+)
+
+evidence_heads = sa.Table(
+    "evidence_heads",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("tree_size", sa.BigInteger, nullable=False),
+    sa.Column("root_hash", sa.String(64), nullable=False),
+    sa.Column("timestamp", sa.String(40), nullable=False),  # ISO 8601 UTC, as signed
+    sa.Column("time", sa.BigInteger, nullable=False),
+    sa.Column("agency", sa.String(64), nullable=False),
+    sa.Column("key_fingerprint", sa.String(64), nullable=False),
+    sa.Column("signature", sa.Text, nullable=False),  # base64 of the 64-byte Ed25519 signature
+    sa.Column("public_key", sa.Text, nullable=False),  # PEM, kept with the head
+)
+
+evidence_items = sa.Table(
+    "evidence_items",
+    metadata,
+    sa.Column("sha256", sa.String(64), primary_key=True),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("sm3", sa.String(64)),
+    sa.Column("stored", sa.BigInteger, nullable=False),
+)
+
+custody_records = sa.Table(
+    "custody_records",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("case_id", sa.String(64), nullable=False),
+    sa.Column("item_sha256", sa.String(64), sa.ForeignKey("evidence_items.sha256"), nullable=False),
+    sa.Column("category", sa.String(24), nullable=False),
+    sa.Column("derived", sa.SmallInteger, nullable=False),
+    sa.Column("record", sa.Text, nullable=False),  # canonical JSON, never changed
+    sa.Column("record_sha256", sa.String(64), nullable=False),
+    sa.Column("leaf_index", sa.BigInteger, sa.ForeignKey("evidence_log.idx"), nullable=False),
+    sa.Column("created", sa.BigInteger, nullable=False),
+    sa.UniqueConstraint("case_id", "item_sha256", name="uq_custody_case_item"),
+    sa.UniqueConstraint("record_sha256", name="uq_custody_record_sha256"),
+)
+
+custody_transfers = sa.Table(
+    "custody_transfers",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("record_id", sa.Integer, sa.ForeignKey("custody_records.id"), nullable=False),
+    sa.Column("seq", sa.Integer, nullable=False),  # 1, 2, ... per record
+    sa.Column("time", sa.BigInteger, nullable=False),
+    sa.Column("from_holder", sa.Text, nullable=False),
+    sa.Column("to_holder", sa.Text, nullable=False),
+    sa.Column("transfer", sa.Text, nullable=False),  # canonical JSON
+    sa.Column("transfer_sha256", sa.String(64), nullable=False),
+    sa.Column("leaf_index", sa.BigInteger, sa.ForeignKey("evidence_log.idx"), nullable=False),
+    sa.UniqueConstraint("record_id", "seq", name="uq_transfer_seq"),
+)

@@ -37,7 +37,7 @@ def cli(verbose: int) -> None:
 
 
 def _register() -> None:
-    from . import alerts, build, incident, info, navigate, readings, render, scenario, serve, trace
+    from . import alerts, build, evidence, incident, info, navigate, readings, render, scenario, serve, trace
 
     cli.add_command(scenario.scenario)
     cli.add_command(trace.trace)
@@ -53,6 +53,9 @@ def _register() -> None:
     cli.add_command(navigate.downstream)
     cli.add_command(render.render)
     cli.add_command(serve.serve)
+    cli.add_command(evidence.keys)
+    cli.add_command(evidence.evidence)
+    cli.add_command(evidence.audit)
 
 
 _register()
