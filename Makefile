@@ -32,7 +32,11 @@ demo: setup
 	$(BIN)/twin classify $(TWIN_DIR) --at 2025-12-31T20:00Z
 	@echo "-- training scenario (simulated): mine-leak; its true answer is in $(TWIN_DIR)/scenarios/"
 	$(BIN)/twin scenario $(TWIN_DIR) mine-leak --seed 1
-	@echo "-- the map viewer of the demo twin (Ctrl-C stops it); set PORT=... for another port"
+	@echo "-- demo accounts (passwords generated now, shown once; secrets stay in $(TWIN_DIR)/secrets and ops.sqlite)"
+	$(BIN)/twin users add $(TWIN_DIR) admin --role admin
+	$(BIN)/twin users add $(TWIN_DIR) investigator-lozere --role investigator --jurisdiction 48
+	$(BIN)/twin users add $(TWIN_DIR) investigator-gard --role investigator --jurisdiction 30
+	@echo "-- the map viewer of the demo twin: log in as admin with the password above (Ctrl-C stops it; PORT=... for another port)"
 	$(BIN)/twin serve $(TWIN_DIR) --port $(PORT)
 
 test: setup

@@ -126,7 +126,19 @@ def start_server(twin_dir: Path, threads: int, log: Any) -> tuple[subprocess.Pop
     return proc, url
 
 
-def run(url: str, mix: Mix, seconds: float, clients: int) -> dict[str, list[tuple[float, bool]]]:
+def load_token(twin_dir: Path) -> str:
+    """An API token of the twin's ``web-load`` admin (made on first use): every request needs a user."""
+    from twin.access import Access, UnknownUserError
+
+    access = Access.open(twin_dir)
+    try:
+        access.user("web-load")
+    except UnknownUserError:
+        access.add_user("web-load", "admin")
+    return access.new_token("web-load")
+
+
+def run(url: str, mix: Mix, seconds: float, clients: int, token: str = "") -> dict[str, list[tuple[float, bool]]]:
     """``clients`` threads requesting for ``seconds``; (latency s, ok) per request, by kind."""
     import requests
 
@@ -140,6 +152,8 @@ def run(url: str, mix: Mix, seconds: float, clients: int) -> dict[str, list[tupl
         r = random.Random(seed)
         mine: list[tuple[str, float, bool]] = []
         with requests.Session() as s:
+            if token:
+                s.headers["Authorization"] = f"Bearer {token}"
             while time.monotonic() < deadline:
                 kind = r.choices(KINDS, WEIGHTS)[0]
                 path = mix.request(kind, r)
@@ -182,6 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--clients", type=int, default=50, help="concurrent clients (default 50)")
     ap.add_argument("--threads", type=int, default=8, help="the server's worker threads (default 8)")
     ap.add_argument("--twin", type=Path, default=None, help="a twin folder with readings (default: demo + scenario)")
+    ap.add_argument("--token", default=None, help="an API token (default: one of a `web-load` admin made in the twin)")
     args = ap.parse_args(argv)
     if not 0 < args.seconds <= 3600 or not 0 < args.clients <= 500:
         ap.error("--seconds must be in (0, 3600] and --clients in (0, 500]")
@@ -192,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
         with open(log_path, "w") as log:
             proc, url = start_server(twin_dir, args.threads, log)
         try:
-            results = run(url, mix, args.seconds, args.clients)
+            results = run(url, mix, args.seconds, args.clients, args.token or load_token(twin_dir))
         finally:
             proc.terminate()
             try:

@@ -29,6 +29,9 @@ from twin.response import warnings
 from web import create_app
 from web.server import Server
 
+from .webauth import authorised, bearer
+from .webauth import token as make_token
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -50,8 +53,14 @@ def app(scenario):
 
 
 @pytest.fixture(scope="module")
-def client(app):
-    return app.test_client()
+def api_token(scenario):
+    """An admin's API token: every endpoint needs a user."""
+    return make_token(scenario[0].path)
+
+
+@pytest.fixture(scope="module")
+def client(app, api_token):
+    return authorised(app.test_client(), api_token)
 
 
 @pytest.fixture(scope="module")
@@ -61,8 +70,8 @@ def server(app):
 
 
 @pytest.fixture(scope="module")
-def ogc(server):
-    return Features(server.url + "api/")
+def ogc(server, api_token):
+    return Features(server.url + "api/", headers=bearer(api_token))
 
 
 def expected_counts(basin: twin.BasinTwin) -> dict[str, int]:
@@ -77,14 +86,17 @@ def expected_counts(basin: twin.BasinTwin) -> dict[str, int]:
     }
 
 
-def test_landing_page_and_conformance_through_owslib(ogc, server):
+def test_landing_page_and_conformance_through_owslib(ogc, server, api_token):
     rels = {link["rel"]: link for link in ogc.links}
     assert {"self", "service-desc", "conformance", "data"} <= set(rels)
     assert rels["service-desc"]["type"] == "application/vnd.oai.openapi+json;version=3.0"
     conforms = ogc.conformance()["conformsTo"]
     assert "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core" in conforms
     assert "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson" in conforms
-    assert requests.get(server.url + "api/conformance", timeout=30).headers["Server"] == "waitress"
+    assert (
+        requests.get(server.url + "api/conformance", headers=bearer(api_token), timeout=30).headers["Server"]
+        == "waitress"
+    )
 
 
 def test_every_collection_holds_what_the_twin_holds(ogc, scenario):
@@ -117,13 +129,13 @@ def test_features_are_geojson_in_lon_lat(ogc, scenario):
     assert incident["properties"]["description"].startswith("[SIMULATED]")
 
 
-def test_paging_visits_every_reach_exactly_once(server, scenario):
+def test_paging_visits_every_reach_exactly_once(server, scenario, api_token):
     basin, _ = scenario
     url = server.url + "api/collections/reaches/items?limit=50"
     seen: list[str] = []
     pages = 0
     while url:
-        page = requests.get(url, timeout=30).json()
+        page = requests.get(url, headers=bearer(api_token), timeout=30).json()
         links = {link["rel"]: link["href"] for link in page["links"]}
         assert page["numberReturned"] == len(page["features"]) <= 50
         assert page["numberMatched"] == len(basin.network.reaches)
@@ -251,7 +263,7 @@ def test_an_unexpected_error_is_logged_and_answered_as_json_500(demo_dir, caplog
         raise RuntimeError("a bug")
 
     with caplog.at_level(logging.ERROR):
-        resp = app.test_client().get("/boom")
+        resp = authorised(app.test_client(), make_token(demo_dir)).get("/boom")
     assert resp.status_code == 500
     assert resp.get_json() == {
         "code": "ServerError",
@@ -261,7 +273,7 @@ def test_an_unexpected_error_is_logged_and_answered_as_json_500(demo_dir, caplog
     assert any(r.exc_info and "a bug" in str(r.exc_info[1]) for r in caplog.records)
 
 
-def test_twin_serve_runs_waitress_and_prints_its_url(scenario):
+def test_twin_serve_runs_waitress_and_prints_its_url(scenario, api_token):
     basin, _ = scenario
     proc = subprocess.Popen(
         [sys.executable, "-m", "twin.cli", "serve", str(basin.path), "--port", "0", "--no-tile-cache"],
@@ -274,7 +286,7 @@ def test_twin_serve_runs_waitress_and_prints_its_url(scenario):
         line = proc.stdout.readline()
         url = re.search(r" at (http://127\.0\.0\.1:\d+/)", line)
         assert url, line
-        resp = requests.get(url.group(1) + "api/collections/stations/items", timeout=60)
+        resp = requests.get(url.group(1) + "api/collections/stations/items", headers=bearer(api_token), timeout=60)
         assert resp.status_code == 200 and resp.headers["Server"] == "waitress"
         assert resp.json()["numberMatched"] == int((basin.sites["kind"] == "station").sum())
     finally:
@@ -300,9 +312,11 @@ def test_importing_the_library_and_its_cli_loads_no_web_framework():
     assert json.loads(out.stdout) == []
 
 
-def test_geojson_of_a_collection_reads_back_with_geopandas(server, scenario):
+def test_geojson_of_a_collection_reads_back_with_geopandas(server, scenario, api_token):
     basin, _ = scenario
-    fc = requests.get(server.url + "api/collections/sections/items?limit=10000", timeout=30).json()
+    fc = requests.get(
+        server.url + "api/collections/sections/items?limit=10000", headers=bearer(api_token), timeout=30
+    ).json()
     gdf = gpd.GeoDataFrame.from_features(fc, crs="OGC:CRS84")
     assert len(gdf) == len(basin.jurisdictions.sections)
     assert set(gdf["level"]) == set(basin.jurisdictions.levels)

@@ -29,6 +29,9 @@ from web import create_app
 from web.server import Server
 from web.viewer import MAPLIBRE, VENDOR_COMMAND
 
+from .webauth import PASSWORD, authorised
+from .webauth import token as make_token
+
 ROOT = Path(__file__).resolve().parent.parent
 ARTEFACTS = ROOT / "test-artifacts" / "browser"
 CHROMIUM = Path("/usr/bin/chromium")
@@ -80,7 +83,8 @@ def scenario(demo_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[
 
 @pytest.fixture(scope="module")
 def server(scenario: tuple[twin.BasinTwin, dict]) -> Iterator[Server]:
-    with Server(create_app(scenario[0].path, testing=True), threads=4) as s:
+    make_token(scenario[0].path, "viewer-admin", "admin")  # the user the pages log in as
+    with Server(create_app(scenario[0].path, testing=True, rate_login=(50, 1.0)), threads=4) as s:
         yield s
 
 
@@ -99,6 +103,16 @@ def browser() -> Iterator[Any]:
         chromium.close()
 
 
+def log_in(page: Any, name: str) -> None:
+    """Through the login page, where the viewer sends a visitor without a session."""
+    page.wait_for_selector("#username")
+    assert "/login?next=" in page.url, page.url
+    page.fill("#username", name)
+    page.fill("#password", PASSWORD)
+    with page.expect_navigation():
+        page.click("#login")
+
+
 class Viewer:
     """A page of the viewer, with what the tests ask of it: settle, find things on screen, read pixels."""
 
@@ -111,6 +125,7 @@ class Viewer:
         self.page.on("response", lambda r: r.status >= 400 and self.problems.append(f"HTTP {r.status}: {r.url}"))
         self.page.set_default_timeout(60_000)
         self.page.goto(server.url)
+        log_in(self.page, "viewer-admin")
         self.page.wait_for_function("() => window.twinViewer && window.twinViewer.ready")
         self.settle()
 
@@ -445,7 +460,7 @@ def test_without_the_vendored_library_the_page_names_the_command(scenario, tmp_p
     app = create_app(scenario[0].path, testing=True)
     app.static_folder = str(tmp_path)  # a static folder without web/static/vendor
     with caplog.at_level(logging.WARNING, logger="web.viewer"):
-        page = app.test_client().get("/")
+        page = authorised(app.test_client(), make_token(scenario[0].path, "viewer-admin", "admin")).get("/")
     assert page.status_code == 200
     html = page.get_data(as_text=True)
     assert VENDOR_COMMAND in html and 'id="vendor-missing"' in html
@@ -458,7 +473,8 @@ def test_without_the_vendored_library_the_page_names_the_command(scenario, tmp_p
 
 @pytest.fixture(scope="module")
 def client(scenario):
-    return create_app(scenario[0].path, testing=True).test_client()
+    tok = make_token(scenario[0].path, "viewer-admin", "admin")
+    return authorised(create_app(scenario[0].path, testing=True).test_client(), tok)
 
 
 def test_the_viewer_opens_on_the_parameter_of_the_latest_warning_at_its_last_reading(client, scenario):

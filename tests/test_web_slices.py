@@ -10,6 +10,8 @@ from pyproj import Transformer
 from web import create_app
 
 from .test_web_api import scenario_twin
+from .webauth import authorised
+from .webauth import token as make_token
 
 
 @pytest.fixture(scope="module")
@@ -19,7 +21,7 @@ def scenario(demo_dir, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def client(scenario):
-    return create_app(scenario[0].path, testing=True).test_client()
+    return authorised(create_app(scenario[0].path, testing=True).test_client(), make_token(scenario[0].path))
 
 
 def get(client, url: str) -> dict:

@@ -16,12 +16,15 @@ from web.cache import TileCache
 from web.render import PALETTE, decode_terrain_rgb
 from web.tiles import LAYERS
 
+from .webauth import authorised
+from .webauth import token as make_token
+
 TMS = morecantile.tms.get("WebMercatorQuad")
 
 
 @pytest.fixture(scope="module")
 def client(demo_dir):
-    return create_app(demo_dir, testing=True).test_client()
+    return authorised(create_app(demo_dir, testing=True).test_client(), make_token(demo_dir))
 
 
 def pixels(resp) -> np.ndarray:
@@ -174,12 +177,13 @@ def test_tiles_are_kept_on_disk_and_read_back_after_a_restart(demo_dir, demo, tm
     t = tile_at(demo, (x0 + x1) / 2, (y0 + y1) / 2, 10)
     url = f"/tiles/elevation/{t.z}/{t.x}/{t.y}.png"
     app = create_app(demo_dir, tile_cache_dir=tmp_path)
-    body = app.test_client().get(url).data
+    body = authorised(app.test_client(), make_token(demo_dir)).get(url).data
     h = app.extensions["twin"].manifest_hash[:16]
     cached = tmp_path / h / "elevation" / str(t.z) / str(t.x) / f"{t.y}.png"
     assert cached.read_bytes() == body
     cached.write_bytes(b"from the disk cache")
-    assert create_app(demo_dir, tile_cache_dir=tmp_path).test_client().get(url).data == b"from the disk cache"
+    again = authorised(create_app(demo_dir, tile_cache_dir=tmp_path).test_client(), make_token(demo_dir))
+    assert again.get(url).data == b"from the disk cache"
 
 
 def test_the_memory_cache_drops_the_least_recently_used_tiles_first():
@@ -227,7 +231,7 @@ def test_a_rebuilt_twin_gets_new_etags(demo_dir, demo, tmp_path):
 
     folder = tmp_path / "cevennes"
     shutil.copytree(demo_dir, folder, ignore=shutil.ignore_patterns("ops.sqlite*", "cache"))
-    client = create_app(folder).test_client()
+    client = authorised(create_app(folder).test_client(), make_token(folder))
     x0, y0, x1, y1 = demo.terrain.grid.bounds
     t = tile_at(demo, (x0 + x1) / 2, (y0 + y1) / 2, 11)
     url = f"/tiles/terrain-rgb/{t.z}/{t.x}/{t.y}.png"

@@ -284,3 +284,56 @@ custody_transfers = sa.Table(
     sa.Column("leaf_index", sa.BigInteger, sa.ForeignKey("evidence_log.idx"), nullable=False),
     sa.UniqueConstraint("record_id", "seq", name="uq_transfer_seq"),
 )
+
+
+# -- access (twin.access): users, API tokens, cases shared across jurisdictions, hearings ------------
+
+users = sa.Table(
+    "users",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(64), nullable=False),
+    sa.Column("role", sa.String(16), nullable=False),  # admin, investigator, researcher, judge, station
+    sa.Column("jurisdictions", sa.Text, nullable=False),  # JSON list of unit codes (investigators)
+    sa.Column("stations", sa.Text, nullable=False),  # JSON list of station ids (station accounts)
+    sa.Column("password_hash", sa.Text),  # werkzeug.security hash; null: token only
+    sa.Column("created", sa.BigInteger, nullable=False),
+    sa.Column("disabled", sa.SmallInteger, nullable=False, server_default="0"),
+    sa.UniqueConstraint("name", name="uq_user_name"),
+)
+
+api_tokens = sa.Table(
+    "api_tokens",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id"), nullable=False),
+    sa.Column("token_sha256", sa.String(64), nullable=False),  # hex SHA-256 of the token; the token is never kept
+    sa.Column("created", sa.BigInteger, nullable=False),
+    sa.Column("revoked", sa.BigInteger),
+    sa.UniqueConstraint("token_sha256", name="uq_token_sha256"),
+)
+
+case_shares = sa.Table(
+    "case_shares",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("case_id", sa.String(64), nullable=False),
+    sa.Column("jurisdiction", sa.String(32), nullable=False),
+    sa.Column("shared_by", sa.Text, nullable=False),
+    sa.Column("time", sa.BigInteger, nullable=False),
+    sa.Column("leaf_index", sa.BigInteger, sa.ForeignKey("evidence_log.idx"), nullable=False),
+    sa.UniqueConstraint("case_id", "jurisdiction", name="uq_case_share"),
+)
+
+hearings = sa.Table(
+    "hearings",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("case_id", sa.String(64), nullable=False),
+    sa.Column("bundle_path", sa.Text, nullable=False),
+    sa.Column("bundle_sha256", sa.String(64), nullable=False),
+    sa.Column("judge_id", sa.Integer, sa.ForeignKey("users.id"), nullable=False),
+    sa.Column("created", sa.BigInteger, nullable=False),
+    sa.Column("created_by", sa.Text, nullable=False),
+    sa.Column("expires", sa.BigInteger, nullable=False),
+)

@@ -9,9 +9,12 @@ Build the app with :func:`create_app` and serve it with waitress
 
 Blueprints: :mod:`web.viewer` (the map viewer at ``/``), :mod:`web.tiles`
 (``/tiles``), :mod:`web.features` (``/api``, OGC API – Features), :mod:`web.slices`
-(``/api/slices``), :mod:`web.viewer_api` (``/api/viewer``) and :mod:`web.openapi`
-(``/api/openapi.json``); ``/api/index`` links the API and the tiles. Every error is
-JSON (:mod:`web.errors`).
+(``/api/slices``), :mod:`web.viewer_api` (``/api/viewer``), :mod:`web.openapi`
+(``/api/openapi.json``), :mod:`web.auth` (``/login``), :mod:`web.readings_api`
+(``POST /api/readings``), :mod:`web.cases` (``/api/cases``, evidence) and
+:mod:`web.hearing` (``/hearing/<id>``); ``/api/index`` links the API and the tiles.
+Every request but the login page, static files and signed hearing links needs a user
+whose role allows it (:mod:`web.auth`). Every error is JSON (:mod:`web.errors`).
 """
 
 from __future__ import annotations
@@ -26,6 +29,15 @@ if TYPE_CHECKING:
 DEFAULTS: dict[str, Any] = {
     "TILE_CACHE_BYTES": 64 * 2**20,  # in-memory LRU of rendered tiles
     "TILE_CACHE_DIR": None,  # tiles also kept on disk here (default: TWIN_CACHE_DIR/tiles if set)
+    "SECRET_KEY": None,  # default: generated at first start into <twin>/secrets/web.key (0600)
+    "MAX_CONTENT_LENGTH": 16 * 2**20,  # largest request body (POST /api/readings); larger: 413
+    "MAX_FORM_MEMORY_SIZE": 64 * 2**10,
+    "SESSION_COOKIE_HTTPONLY": True,
+    "SESSION_COOKIE_SAMESITE": "Lax",
+    "SESSION_COOKIE_SECURE": None,  # None: Secure when the request came over https
+    "PERMANENT_SESSION_LIFETIME": 8 * 3600,  # a login lasts a working day
+    "RATE_LOGIN": (5, 5 / 60),  # per address and per user name: 5 at once, then 5 a minute
+    "RATE_INGEST": (60, 1.0),  # POST /api/readings per user: 60 at once, then 1 a second
 }
 
 
@@ -46,10 +58,12 @@ def create_app(twin_dir: str | os.PathLike[str], **config: Any) -> Flask:
     """
     from flask import Flask
 
+    from twin.access import secret_key
     from twin.settings import Settings
 
-    from . import errors
+    from . import auth, errors
     from .encoding import JSONProvider
+    from .limits import RateLimiter
     from .state import TwinState
     from .tiles import TileService
 
@@ -61,12 +75,18 @@ def create_app(twin_dir: str | os.PathLike[str], **config: Any) -> Flask:
         app.config["TILE_CACHE_DIR"] = os.path.join(Settings.from_env().cache_dir, "tiles")
 
     state = TwinState(twin_dir)
+    if not app.config["SECRET_KEY"]:
+        app.config["SECRET_KEY"] = secret_key(state.path)
     app.extensions["twin"] = state
+    app.extensions["twin_limits"] = RateLimiter(
+        {"login": tuple(app.config["RATE_LOGIN"]), "ingest": tuple(app.config["RATE_INGEST"])}
+    )
     app.extensions["twin_tiles"] = TileService(state, int(app.config["TILE_CACHE_BYTES"]), app.config["TILE_CACHE_DIR"])
     app.before_request(state.refresh)
     errors.register(app)
+    auth.register(app)
 
-    from . import features, openapi, slices, tiles, viewer, viewer_api
+    from . import cases, features, hearing, openapi, readings_api, slices, tiles, viewer, viewer_api
 
     app.register_blueprint(tiles.bp)
     app.register_blueprint(features.bp)
@@ -74,6 +94,10 @@ def create_app(twin_dir: str | os.PathLike[str], **config: Any) -> Flask:
     app.register_blueprint(openapi.bp)
     app.register_blueprint(viewer_api.bp)
     app.register_blueprint(viewer.bp)
+    app.register_blueprint(auth.bp)
+    app.register_blueprint(readings_api.bp)
+    app.register_blueprint(cases.bp)
+    app.register_blueprint(hearing.bp)
     viewer.check_vendor(app)
 
     @app.get("/api/index")

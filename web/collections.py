@@ -238,3 +238,34 @@ def features(state: TwinState, collection: Collection) -> FeatureTable:
     if collection.dynamic:
         key = (key, state.fingerprint())
     return state.memo(f"collection:{collection.id}", key, lambda: collection.build(state))
+
+
+def scopes(state: TwinState, collection: Collection) -> list[Any]:
+    """Each feature of an incidents or warnings collection as a :class:`twin.access.Resource`, in order.
+
+    An incident lies in the units it touches (every level's code) and belongs to its case;
+    a warning lies in its station's units.
+    """
+    import json
+
+    from twin.access import Resource, codes_of
+
+    tab = features(state, collection)
+
+    def compute() -> list[Any]:
+        out = []
+        if collection.id == "warnings":
+            sites = state.basin.sites.set_index("id")
+            levels = [lv for lv in state.basin.jurisdictions.levels if lv in sites.columns]
+            for text in tab.texts:
+                station = json.loads(text)["properties"].get("station")
+                codes = sites.loc[station, levels].dropna().astype(str).tolist() if station in sites.index else []
+                out.append(Resource(codes_of(codes)))
+        else:
+            for text in tab.texts:
+                p = json.loads(text)["properties"]
+                out.append(Resource(codes_of(p.get("jurisdictions")), case_id=p.get("case_id")))
+        return out
+
+    key: Any = (state.manifest_hash, state.fingerprint() if collection.dynamic else None)
+    return state.memo(f"scopes:{collection.id}", key, compute)

@@ -10,6 +10,8 @@ error                                       status  why
 ==========================================  ======  ===============================
 :class:`ApiError` (and :class:`ParameterError`) its own  raised by the web layer
 ``rio_tiler.errors.TileOutsideBounds``       404     a tile of no data
+``twin.access.NotAuthenticatedError``        401     no valid credentials
+``TwinError`` that is a ``PermissionError``  403     the user's role or scope does not allow it
 ``TwinError`` that is a ``LookupError``      404     unknown reach, station, incident
 ``TwinError`` that is a ``ValueError``       400     a value the library refuses
 ``TwinError`` that is an ``OSError``         503     twin folder or store unusable
@@ -25,6 +27,7 @@ from typing import Any
 from flask import Flask, Response, current_app, jsonify
 from werkzeug.exceptions import HTTPException
 
+from twin.access import NotAuthenticatedError
 from twin.errors import TwinError
 
 log = logging.getLogger(__name__)
@@ -73,6 +76,8 @@ def _rio_tiler_outside() -> type[BaseException]:
 #: (classes an error must all be instances of, status, OGC code), first match wins
 STATUS: tuple[tuple[tuple[type[BaseException], ...], int, str], ...] = (
     ((_rio_tiler_outside(),), 404, "NotFound"),
+    ((NotAuthenticatedError,), 401, "Unauthorized"),
+    ((TwinError, PermissionError), 403, "Forbidden"),
     ((TwinError, LookupError), 404, "NotFound"),
     ((TwinError, ValueError), 400, "InvalidParameterValue"),
     ((TwinError, OSError), 503, "ServiceUnavailable"),
@@ -100,7 +105,11 @@ def error_response(status: int, code: str, description: str, parameter: str | No
 
 
 def _api_error(err: ApiError) -> Response:
-    return error_response(err.status, err.code, err.description, err.parameter)
+    resp = error_response(err.status, err.code, err.description, err.parameter)
+    retry_after = getattr(err, "retry_after", None)
+    if retry_after is not None:
+        resp.headers["Retry-After"] = str(retry_after)
+    return resp
 
 
 def _http_error(err: HTTPException) -> Response:

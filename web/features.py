@@ -25,11 +25,13 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlencode
 
+import numpy as np
 import pandas as pd
 from flask import Blueprint, Response, current_app, request, url_for
 
 from . import params
-from .collections import COLLECTIONS, CRS84, GREGORIAN, Collection, FeatureTable, features
+from .auth import COLLECTION_ACTIONS, current_user
+from .collections import COLLECTIONS, CRS84, GREGORIAN, Collection, FeatureTable, features, scopes
 from .encoding import dumps
 from .errors import NotFoundError, ParameterError
 from .state import TwinState
@@ -68,6 +70,28 @@ def _link(href: str, rel: str, type_: str = JSON, title: str | None = None) -> d
     if title:
         out["title"] = title
     return out
+
+
+def _visible(c: Collection) -> np.ndarray | None:
+    """Which features of an incidents or warnings collection the user may see (None: all).
+
+    An investigator sees those of their jurisdictions and of the cases shared with them;
+    the others are left out of pages and are 404 one by one, as if they did not exist.
+    """
+    from twin.access import can
+
+    user = current_user()
+    action = COLLECTION_ACTIONS.get(c.id)
+    if action is None or user is None or user.role == "admin":
+        return None
+    return np.array([can(user, action, r) for r in scopes(state(), c)], dtype=bool)
+
+
+def _readable(c: Collection) -> bool:
+    from twin.access import can
+
+    action = COLLECTION_ACTIONS.get(c.id)
+    return action is None or can(current_user(), action)
 
 
 def _collection(collection_id: str) -> Collection:
@@ -136,7 +160,7 @@ def collections() -> Any:
     st = state()
     return {
         "links": [_link(url_for("features.collections", _external=True), "self")],
-        "collections": [_describe(c, features(st, c)) for c in COLLECTIONS.values()],
+        "collections": [_describe(c, features(st, c)) for c in COLLECTIONS.values() if _readable(c)],
     }
 
 
@@ -167,6 +191,9 @@ def items(collection_id: str) -> Response:
     page = params.paging(request.args)
     tab = features(state(), c)
     chosen = tab.select(box, when)
+    mask = _visible(c)
+    if mask is not None:
+        chosen = chosen[mask[chosen]]
     shown = chosen[page.offset : page.offset + page.limit]
     links = [_link(request.url, "self", GEOJSON, "this page")]
     if page.offset + page.limit < len(chosen):
@@ -194,7 +221,8 @@ def item(collection_id: str, feature_id: str) -> Response:
     _plain()
     tab = features(state(), c)
     k = tab.index.get(feature_id)
-    if k is None:
+    mask = _visible(c)
+    if k is None or (mask is not None and not mask[k]):
         raise NotFoundError(f"no feature {feature_id[:60]!r} in collection {c.id}", parameter="featureId")
     feature = json.loads(tab.texts[k])
     if c.id == "warnings":

@@ -33,6 +33,9 @@ class Route:
     parameters: tuple[str, ...] = ()
     media: str = "application/json"
     errors: tuple[int, ...] = (400, 500)
+    method: str = "get"
+    body: tuple[str, ...] = ()  # media types of the request body (POST)
+    public: bool = False  # no bearer token needed (its own check, or none)
 
 
 ROUTES: tuple[Route, ...] = (
@@ -171,6 +174,101 @@ ROUTES: tuple[Route, ...] = (
             "step_minutes",
         ),
     ),
+    Route(
+        "/api/readings",
+        "postReadings",
+        "Post readings (station tokens, own stations only): a JSON batch, a tidy CSV or HJ 212 lines; "
+        "answers the ingest report",
+        "Readings",
+        (),
+        errors=(400, 401, 403, 413, 415, 429, 500),
+        method="post",
+        body=("application/json", "text/csv", "text/plain"),
+    ),
+    Route(
+        "/api/cases/", "getCases", "The cases whose evidence the user may see", "Evidence", (), errors=(401, 403, 500)
+    ),
+    Route(
+        "/api/cases/{caseId}/evidence",
+        "getCaseEvidence",
+        "A case's evidence records (the listing is logged)",
+        "Evidence",
+        ("caseId",),
+        errors=(401, 403, 404, 500),
+    ),
+    Route(
+        "/api/cases/{caseId}/evidence/{sha256}",
+        "getEvidenceFile",
+        "One evidence file, verified (the read is logged)",
+        "Evidence",
+        ("caseId", "sha256"),
+        "application/octet-stream",
+        (401, 403, 404, 409, 500),
+    ),
+    Route("/login", "getLogin", "The login page", "Access", (), "text/html", (500,), public=True),
+    Route(
+        "/login",
+        "postLogin",
+        "Log in (form: username, password, csrf_token); sets the session cookie",
+        "Access",
+        (),
+        "text/html",
+        (400, 401, 429, 500),
+        method="post",
+        body=("application/x-www-form-urlencoded",),
+        public=True,
+    ),
+    Route(
+        "/logout",
+        "postLogout",
+        "Log out (form: csrf_token)",
+        "Access",
+        (),
+        "text/html",
+        (400, 500),
+        method="post",
+        body=("application/x-www-form-urlencoded",),
+        public=True,
+    ),
+    Route(
+        "/hearing/{hearingId}",
+        "getHearing",
+        "The hearing view of a case's bundle (HTML; needs the signed link's exp and sig)",
+        "Hearing",
+        ("hearingId", "exp", "sig"),
+        "text/html",
+        (401, 403, 404, 500),
+        public=True,
+    ),
+    Route(
+        "/hearing/{hearingId}/data.json",
+        "getHearingData",
+        "The hearing's incident, timeline and evidence list",
+        "Hearing",
+        ("hearingId", "exp", "sig"),
+        errors=(401, 403, 404, 500),
+        public=True,
+    ),
+    Route(
+        "/hearing/{hearingId}/overlays/{name}",
+        "getHearingOverlay",
+        "The bundle's map or 3D overlay",
+        "Hearing",
+        ("hearingId", "overlay", "exp", "sig"),
+        "image/png",
+        (401, 403, 404, 500),
+        public=True,
+    ),
+    Route(
+        "/hearing/{hearingId}/files/{sha256}",
+        "getHearingFile",
+        "One evidence file of the hearing's bundle, as stored (the page re-hashes it)",
+        "Hearing",
+        ("hearingId", "sha256", "exp", "sig"),
+        "application/octet-stream",
+        (401, 403, 404, 500),
+        public=True,
+    ),
     Route("/tiles/", "getTileLayers", "The raster tile layers", "Tiles"),
     Route(
         "/tiles/{layer}/tilejson.json",
@@ -282,14 +380,58 @@ def parameters() -> dict[str, dict[str, Any]]:
         "z": _path("z", "Zoom level", {"type": "integer", "minimum": 0}),
         "x": _path("x", "Tile column (0 .. 2^z - 1)", {"type": "integer", "minimum": 0}),
         "y": _path("y", "Tile row (0 .. 2^z - 1, from the north)", {"type": "integer", "minimum": 0}),
+        "caseId": _path("caseId", "A case id", {"type": "string", "maxLength": 64}),
+        "sha256": _path("sha256", "An evidence file's SHA-256", {"type": "string", "pattern": "^[0-9a-f]{64}$"}),
+        "hearingId": _path("hearingId", "A hearing", {"type": "string", "maxLength": 32}),
+        "overlay": _path("name", "An overlay", {"type": "string", "enum": ["map.png", "scene.png"]}),
+        "exp": _q("exp", "The signed link's expiry (seconds since 1970, UTC)", {"type": "string"}),
+        "sig": _q("sig", "The signed link's HMAC-SHA256 (hex)", {"type": "string"}),
     }
 
 
 ERRORS = {
     304: "Not modified (If-None-Match names the tile's ETag)",
     400: "A bad parameter; the body names it",
+    401: "No valid credentials (a bearer token, the session cookie or a hearing's signed link)",
+    403: "The user's role or jurisdictions do not allow it",
     404: "Not found",
+    409: "The stored file was altered",
+    413: "The request body is too large",
+    415: "A body of a type not read here",
+    429: "Too many requests; Retry-After says when to try again",
     500: "Server error",
+}
+
+BODY_SCHEMAS: dict[str, dict[str, Any]] = {
+    "application/json": {
+        "schema": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["station", "time", "parameter", "value", "unit"],
+                "properties": {
+                    "station": {"type": "string"},
+                    "time": {"type": "string", "format": "date-time"},
+                    "parameter": {"type": "string"},
+                    "value": {"type": "number"},
+                    "unit": {"type": "string"},
+                    "flag": {"type": "string"},
+                },
+            },
+        }
+    },
+    "text/csv": {"schema": {"type": "string"}},
+    "text/plain": {"schema": {"type": "string"}},
+    "application/x-www-form-urlencoded": {
+        "schema": {
+            "type": "object",
+            "properties": {
+                "username": {"type": "string"},
+                "password": {"type": "string"},
+                "csrf_token": {"type": "string"},
+            },
+        }
+    },
 }
 
 
@@ -310,15 +452,23 @@ def document(server: str = "/") -> dict[str, Any]:
                 responses["304"] = {"description": ERRORS[304]}
             else:
                 responses[str(code)] = {"$ref": f"#/components/responses/E{code}"}
-        paths[r.path] = {
-            "get": {
-                "operationId": r.operation,
-                "summary": r.summary,
-                "tags": [r.tag],
-                "parameters": [{"$ref": f"#/components/parameters/{p}"} for p in r.parameters],
-                "responses": responses,
-            }
+        op: dict[str, Any] = {
+            "operationId": r.operation,
+            "summary": r.summary,
+            "tags": [r.tag],
+            "parameters": [{"$ref": f"#/components/parameters/{p}"} for p in r.parameters],
+            "responses": responses,
         }
+        if r.body:
+            op["requestBody"] = {"required": True, "content": {m: BODY_SCHEMAS[m] for m in r.body}}
+        if r.public:
+            op["security"] = []
+        elif "401" not in responses:
+            responses["401"] = {"$ref": "#/components/responses/E401"}
+            responses["403"] = {"$ref": "#/components/responses/E403"}
+        if r.media == "text/html" and r.method == "post":
+            responses["302"] = {"description": "Done: on to the page asked for"}
+        paths.setdefault(r.path, {})[r.method] = op
     exception = {
         "type": "object",
         "required": ["code"],
@@ -343,14 +493,19 @@ def document(server: str = "/") -> dict[str, Any]:
         "components": {
             "parameters": params,
             "schemas": {"exception": exception},
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer", "description": "An API token (`twin users token`)"}
+            },
             "responses": {
                 f"E{code}": {
                     "description": ERRORS[code],
                     "content": {"application/json": {"schema": {"$ref": "#/components/schemas/exception"}}},
                 }
-                for code in (400, 404, 500)
+                for code in ERRORS
+                if code != 304
             },
         },
+        "security": [{"bearer": []}],
     }
 
 

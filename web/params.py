@@ -11,6 +11,7 @@ import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
 import shapely
@@ -219,3 +220,18 @@ def interval(args: Mapping[str, str], name: str = "datetime") -> Interval | None
         return Interval(_bound(raw, name, end=False), _bound(raw, name, end=True))
     t = parse_time(raw, name)
     return Interval(t, t)
+
+
+def near(lon: float, lat: float, bounds: Any, margin: float = 0.5) -> None:
+    """Refuse a point far outside the twin's WGS84 bounds (``None``: no bounds known) before any projection.
+
+    Far from the twin's zone, a projected CRS gives infinite or meaningless coordinates.
+    """
+    if not bounds:
+        return
+    west, south, east, north = (float(b) for b in bounds)
+    if not (west - margin <= lon <= east + margin and south - margin <= lat <= north + margin):
+        raise ParameterError(
+            "lon,lat",
+            f"({lon}, {lat}) is outside the twin (lon {west:.3f}..{east:.3f}, lat {south:.3f}..{north:.3f})",
+        )

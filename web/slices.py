@@ -60,6 +60,7 @@ def _locate(basin: BasinTwin, lon: float, lat: float) -> Location:
     """The point snapped to its river; off the basin or far from any river is a bad ``lon,lat``."""
     from twin.errors import OutsideBasinError, SnapError
 
+    params.near(lon, lat, state().manifest.get("summary", {}).get("bounds_wgs84"))
     try:
         return basin.locate(lon, lat)
     except (OutsideBasinError, SnapError) as err:

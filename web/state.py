@@ -29,6 +29,7 @@ from twin.errors import TwinFolderError
 if TYPE_CHECKING:
     import sqlalchemy as sa
 
+    from twin.access import Access
     from twin.basin import BasinTwin
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,7 @@ class TwinState:
         self.path = Path(path).absolute()
         self._lock = threading.RLock()
         self._basin: BasinTwin | None = None
+        self._access: Access | None = None
         self._memo: dict[str, tuple[Any, Any]] = {}
         self._stamp: tuple[int, int] | None = None
         self.manifest: dict[str, Any] = {}
@@ -125,6 +127,23 @@ class TwinState:
             with self._lock:
                 return basin.store
         return basin.store
+
+    @property
+    def access(self) -> Access:
+        """Users, tokens, shares, hearings and the evidence ledger (:class:`twin.access.Access`), opened once.
+
+        It has its own connection to the operations store, so checking who asks never
+        waits for the model to open.
+        """
+        access = self._access
+        if access is None:
+            with self._lock:
+                if self._access is None:
+                    from twin.access import Access
+
+                    self._access = Access.open(self.path)
+                access = self._access
+        return access
 
     def fingerprint(self) -> tuple[int, int]:
         """What the store holds, cheaply: (highest reading id, highest incident event id).

@@ -216,6 +216,7 @@ def _samples(basin: BasinTwin, lon: float, lat: float, n: int, flow_ratio: float
 
     from twin.errors import OutsideBasinError, SnapError
 
+    params.near(lon, lat, state().manifest.get("summary", {}).get("bounds_wgs84"))
     try:
         start = basin.locate(lon, lat)
     except (OutsideBasinError, SnapError) as err:

@@ -37,7 +37,7 @@ def cli(verbose: int) -> None:
 
 
 def _register() -> None:
-    from . import alerts, build, evidence, incident, info, navigate, readings, render, scenario, serve, trace
+    from . import alerts, build, evidence, incident, info, navigate, readings, render, scenario, serve, trace, users
 
     cli.add_command(scenario.scenario)
     cli.add_command(trace.trace)
@@ -56,6 +56,9 @@ def _register() -> None:
     cli.add_command(evidence.keys)
     cli.add_command(evidence.evidence)
     cli.add_command(evidence.audit)
+    cli.add_command(users.users)
+    cli.add_command(users.case)
+    cli.add_command(users.hearing)
 
 
 _register()

@@ -35,6 +35,12 @@ def serve(twin_dir: str, host: str, port: int, threads: int, tile_cache: str | N
     app = create_app(twin_dir, tile_cache_dir=cache)
     server = Server(app, host=host, port=port, threads=threads)
     click.echo(f"serving {twin_dir} at {server.url} (API {server.url}api/, tiles {server.url}tiles/); Ctrl-C stops")
+    users = app.extensions["twin"].access.users()
+    click.echo(
+        f"log in at {server.url}login; API clients send `Authorization: Bearer TOKEN` (`twin users token {twin_dir} NAME`)"
+        + ("" if users else f"; no user yet: `twin users add {twin_dir} admin --role admin` prints a password"),
+        err=True,
+    )
     try:
         server.run()
     finally:
