@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
     AwareDatetime,
@@ -41,20 +41,6 @@ from pydantic import (
 from .canonical import canonical, digest_bytes
 from .errors import CustodyError
 
-CATEGORIES = (
-    "photo",
-    "video",
-    "audio",
-    "lab_report",
-    "orthophoto",
-    "sensor_export",
-    "sample_record",
-    "document",
-    "map",
-    "scene",
-    "trace",
-    "other",
-)
 Category = Literal[
     "photo",
     "video",
@@ -69,6 +55,7 @@ Category = Literal[
     "trace",
     "other",
 ]
+CATEGORIES: tuple[str, ...] = get_args(Category)
 CLOCK_SKEW = dt.timedelta(minutes=5)
 """A record's times may lie this far in the future (clocks of field devices differ)."""
 
