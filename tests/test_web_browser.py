@@ -84,6 +84,7 @@ def scenario(demo_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[
 @pytest.fixture(scope="module")
 def server(scenario: tuple[twin.BasinTwin, dict]) -> Iterator[Server]:
     make_token(scenario[0].path, "viewer-admin", "admin")  # the user the pages log in as
+    make_token(scenario[0].path, "viewer-researcher", "researcher")
     with Server(create_app(scenario[0].path, testing=True, rate_login=(50, 1.0)), threads=4) as s:
         yield s
 
@@ -116,7 +117,7 @@ def log_in(page: Any, name: str) -> None:
 class Viewer:
     """A page of the viewer, with what the tests ask of it: settle, find things on screen, read pixels."""
 
-    def __init__(self, browser: Any, server: Server, viewport: dict[str, int]):
+    def __init__(self, browser: Any, server: Server, viewport: dict[str, int], user: str = "viewer-admin"):
         self.page = browser.new_page(viewport=viewport)
         self.problems: list[str] = []  # console errors, uncaught exceptions, failed requests
         self.page.on("console", lambda m: m.type == "error" and self.problems.append(f"console: {m.text}"))
@@ -125,7 +126,7 @@ class Viewer:
         self.page.on("response", lambda r: r.status >= 400 and self.problems.append(f"HTTP {r.status}: {r.url}"))
         self.page.set_default_timeout(60_000)
         self.page.goto(server.url)
-        log_in(self.page, "viewer-admin")
+        log_in(self.page, user)
         self.page.wait_for_function("() => window.twinViewer && window.twinViewer.ready")
         self.settle()
 
@@ -530,3 +531,18 @@ def test_the_plume_over_time_travels_downstream_from_the_release(client, scenari
     ):
         bad = client.get(f"/api/viewer/plume?{q}")
         assert bad.status_code == 400 and bad.get_json()["parameter"] == parameter, q
+
+
+def test_a_researcher_gets_the_model_and_readings_but_no_incidents_or_warnings(browser: Any, server: Server, sites):
+    viewer = Viewer(browser, server, DESKTOP, user="viewer-researcher")
+    try:
+        shot = viewer.image("11-researcher")
+        assert viewer.rendered("stations") >= 8  # the stations are drawn and coloured
+        counts = viewer.page.evaluate(
+            "() => [twinViewer.incidents.features.length, twinViewer.warnings.features.length]"
+        )
+        assert counts == [0, 0]
+        assert shot.std() > 10  # the map is drawn, not a blank page
+        viewer.check_no_problems()  # no 403 was asked for, nothing failed
+    finally:
+        viewer.page.close()

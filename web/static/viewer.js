@@ -86,7 +86,12 @@ class Viewer {
   async start() {
     this.bindControls();
     this.applyLanguage();
-    const collection = (id) => getJSON(url(`api/collections/${id}/items`, { limit: 10000 }));
+    // only the collections this user may read (a researcher sees no incidents or warnings)
+    const readable = await this.track(getJSON(url("api/collections")));
+    const listed = new Set(readable.collections.map((c) => c.id));
+    const empty = { type: "FeatureCollection", features: [] };
+    const collection = (id) =>
+      listed.has(id) ? getJSON(url(`api/collections/${id}/items`, { limit: 10000 })) : Promise.resolve(empty);
     const [stations, sites, incidents, warnings, sections, jurisdictions] = await this.track(
       Promise.all(["stations", "sites", "incidents", "warnings", "sections", "jurisdictions"].map(collection)),
     );
