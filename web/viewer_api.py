@@ -211,39 +211,18 @@ def _samples(basin: BasinTwin, lon: float, lat: float, n: int, flow_ratio: float
     The points: ``id`` (their order), ``reach_id``, ``measure_m`` (on the reach), ``distance_km``
     from the release, ``lon``, ``lat``.
     """
-    import shapely
-    from pyproj import Transformer
-
     from twin.errors import OutsideBasinError, SnapError
+    from twin.profiles import ProfileError, sample_river
 
     params.near(lon, lat, state().manifest.get("summary", {}).get("bounds_wgs84"))
     try:
         start = basin.locate(lon, lat)
-    except (OutsideBasinError, SnapError) as err:
+        path, _, _ = basin.downstream(lon, lat, flow_ratio=flow_ratio)
+        river = sample_river(basin, start, path, n)
+    except (OutsideBasinError, SnapError, ProfileError) as err:
         raise ParameterError("lon,lat", str(err)) from None
-    path, _, _ = basin.downstream(lon, lat, flow_ratio=flow_ratio)
-    from_m = path["from_km"].to_numpy() * 1000.0
-    to_m = path["to_km"].to_numpy() * 1000.0
-    d = np.linspace(0.0, float(to_m[-1]) if len(to_m) else 0.0, n)
-    k = np.clip(np.searchsorted(to_m, d, side="left"), 0, len(path) - 1)
-    along = np.clip(d - from_m[k], 0.0, None)  # along the path's piece of reach k
-    pts = shapely.line_interpolate_point(path.geometry.to_numpy()[k], along)
-    reach_ids = path["reach_id"].to_numpy()[k]
-    lengths = basin.network.reaches.loc[reach_ids, "length_m"].to_numpy()
-    measure = np.minimum(np.where(k == 0, start.measure_m, 0.0) + along, lengths)  # the first piece starts mid-reach
-    x, y = Transformer.from_crs(basin.crs, "EPSG:4326", always_xy=True).transform(
-        shapely.get_x(pts), shapely.get_y(pts)
-    )
-    points = pd.DataFrame(
-        {
-            "id": [str(i) for i in range(n)],
-            "reach_id": reach_ids,
-            "measure_m": measure,
-            "distance_km": d / 1000.0,
-            "lon": x,
-            "lat": y,
-        }
-    )
+    points = river[["reach_id", "measure_m", "distance_km", "lon", "lat"]].copy()
+    points.insert(0, "id", [str(i) for i in range(n)])
     return start, points
 
 
