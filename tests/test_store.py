@@ -25,5 +25,5 @@ def test_reopening_a_store_runs_no_migration_twice(tmp_path):
     store.connect(url).dispose()
     engine = store.connect(url)
     with engine.connect() as conn:
-        assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one() == "0005"
+        assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one() == "0008"
     engine.dispose()
