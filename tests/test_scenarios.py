@@ -197,3 +197,26 @@ def test_an_issued_warning_is_traced_to_the_mine(run_scenario):
     assert abs(pd.Timestamp(out["candidates"][0]["release_time"]) - pd.Timestamp(truth["source"]["time"])) <= (
         pd.Timedelta(minutes=45)
     )
+
+
+def test_a_warning_recorded_while_active_is_traced_at_its_own_time(run_scenario, tmp_path):
+    """Recorded mid-episode (end unknown), a warning is traced at the reading that raised it, not
+    at the station's last reading days later; the trace by its id equals the trace by station and time."""
+    _, _, basin, truth = run_scenario("mine-leak")
+    folder = tmp_path / "cevennes"
+    shutil.copytree(basin.path, folder)
+    cli("alerts", str(folder), "--at", "2026-09-03T15:00Z", "--record")
+    [warning] = [
+        w for w in cli("alerts", str(folder), "--issued") if (w["station_id"], w["parameter"]) == ("GM-MIALET", "As")
+    ]
+    assert warning["end"] is None and warning["start"] == "2026-09-03T14:00:00+00:00"
+    by_warning = cli("trace", str(folder), "--upstream", "--warning", str(warning["id"]))
+    by_station = cli(
+        "trace", str(folder), "--upstream", "--station", "GM-MIALET", "--param", "As", "--at", warning["start"]
+    )
+    assert pd.Timestamp(by_warning["at"]) == pd.Timestamp(warning["start"])
+    assert by_warning["candidates"] == by_station["candidates"]
+    best = by_warning["candidates"][0]
+    assert (best["candidate"], best["rank"]) == ("MINE-MOISSAC", 1)
+    assert best["mass_kg"] > 0.5 * truth["source"]["mass_kg"]["As"]
+    assert abs(pd.Timestamp(best["release_time"]) - pd.Timestamp(truth["source"]["time"])) <= pd.Timedelta(minutes=45)

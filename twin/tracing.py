@@ -323,11 +323,18 @@ def trace_upstream(
 
 
 def trace_warning(basin: BasinTwin, warning_id: int, **options: Any) -> tuple[dict, pd.DataFrame]:
-    """Candidate sources of an issued warning (``twin alerts --record``): its station and
-    parameter, up to its end, or, while it is still active, up to the station's last reading of
-    the parameter. Returns the warning (as :func:`twin.response.issued_row` gives it, with
-    ``traced_at``, the time traced) and :func:`trace_upstream`'s candidates; ``options`` are
-    passed on."""
+    """Candidate sources of an issued warning (``twin alerts --record``), traced at the warning's own time.
+
+    The warning's station and parameter are traced at the end of its episode when it has
+    ended (the whole episode is seen), else at its start, the time of the reading that
+    raised it: what is known of a warning still active when it was recorded. Readings
+    after that (days of them, when the record was never updated) belong to no known
+    episode and would move the window off the anomaly. Tracing the station and parameter
+    at that time with :func:`trace_upstream` gives the same candidates.
+
+    Returns the warning (as :func:`twin.response.issued_row` gives it, with ``traced_at``,
+    the time traced) and :func:`trace_upstream`'s candidates; ``options`` are passed on.
+    """
     import sqlalchemy as sa
 
     from .response import issued_row
@@ -338,10 +345,6 @@ def trace_warning(basin: BasinTwin, warning_id: int, **options: Any) -> tuple[di
     if row is None:
         raise TraceError(f"no warning {warning_id}; list them with `twin alerts DIR --issued`")
     warning = issued_row(dict(row))
-    if warning["end"] is not None:
-        at = pd.Timestamp(warning["end"])
-    else:
-        seen = query(basin.store, [warning["station_id"]], [warning["parameter"]])
-        at = seen["time"].max()
+    at = pd.Timestamp(warning["end"] if warning["end"] is not None else warning["start"])
     warning["traced_at"] = at.isoformat()
     return warning, trace_upstream(basin, warning["station_id"], warning["parameter"], at, **options)

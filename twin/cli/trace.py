@@ -21,7 +21,7 @@ from .navigate import flow_ratio_opt
     "warning_id",
     type=int,
     default=None,
-    help="Trace an issued warning (id from `twin alerts --issued`) instead of --station/--param/--at (--upstream).",
+    help="Trace an issued warning (id from `twin alerts --issued`) at its own time (its end, or its start while active) instead of --station/--param/--at (--upstream).",
 )
 @click.option("--at", "at", default=None, help="Release time (--downstream) or anomaly time (--upstream), with zone.")
 @click.option(
