@@ -615,9 +615,11 @@ def case_resources(engine: sa.Engine, case_ids: Sequence[str] | None = None) -> 
 
 def station_units(sites: Any, levels: Sequence[str]) -> dict[str, frozenset[str]]:
     """Each site's unit codes at every level (``sites``: a table with ``id`` and one column per level)."""
+    import pandas as pd
+
     cols = [lv for lv in levels if lv in sites.columns]
     table = sites.set_index("id")[cols]
-    return {str(i): codes_of([v for v in row if isinstance(v, str) and v]) for i, row in zip(table.index, table.values)}
+    return {str(i): codes_of([str(v) for v in row if pd.notna(v)]) for i, row in zip(table.index, table.values)}
 
 
 #: the fields of a station's row in a time slice that say its warning (absent when not permitted)
