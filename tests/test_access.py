@@ -1,4 +1,5 @@
-"""Who may do what, over HTTP: every role against every endpoint, scoping by jurisdiction, sharing, readings, hardening.
+"""Who may do what, over HTTP: scoping by jurisdiction, sharing, readings, hardening (the role x endpoint
+matrix is generated in tests/test_access_matrix.py).
 
 The twin is a copy of the demo after the mine-leak scenario with two cases recorded by
 Lozère (see :func:`tests.webauth.mine_leak_case`); one user per role.
@@ -9,20 +10,33 @@ from __future__ import annotations
 import json
 import stat
 
+import pandas as pd
 import pytest
 from click.testing import CliRunner
 
 from twin.access import ROLES, Resource, User, can, codes_of
 from twin.cli import cli
 from twin.hj212 import frame
+from twin.incidents import Incidents
 from web import create_app
 
-from .webauth import CASE, CASE_LOZERE, PASSWORD, bearer, mine_leak_case
+from .webauth import CASE, CASE_LOZERE, PASSWORD, bearer, mine_leak_case, token
 
 
 @pytest.fixture(scope="module")
 def case(demo_dir, tmp_path_factory):
-    return mine_leak_case(demo_dir, tmp_path_factory.mktemp("access") / "cevennes")
+    """The mine-leak twin, with a waste dumping recorded in Gard a week later (no case: Gard's alone)."""
+    made = mine_leak_case(demo_dir, tmp_path_factory.mktemp("access") / "cevennes")
+    ales = made["basin"].sites.to_crs("EPSG:4326").set_index("id").loc["GA-ALES"].geometry
+    made["dumping"] = Incidents(made["basin"]).add(
+        "waste_dumping", DUMPED, f"POINT ({ales.x + 0.002} {ales.y + 0.002})", reporter="DDTM 30"
+    )
+    return made
+
+
+DUMPED = "2026-09-10T07:00Z"
+#: the stations of each département in the demo (data/cevennes/stations.csv)
+LOZERE_STATIONS = {"GA-COLLET", "GM-STETIENNE"}
 
 
 @pytest.fixture(scope="module")
@@ -38,60 +52,6 @@ def reading(station: str = "GM-MIALET", value: float = 0.012, hour: int = 6) -> 
         "value": value,
         "unit": "mg/L",
     }
-
-
-OK, FORBIDDEN, NONE = 200, 403, 401
-#: (endpoint, method, expected status by user; missing users: 403)
-ENDPOINTS = {
-    "viewer page": ("GET", "/", {"admin": 200, "lozere": 200, "gard": 200, "researcher": 200}),
-    "tile layers": ("GET", "/tiles/", {"admin": 200, "lozere": 200, "gard": 200, "researcher": 200}),
-    "a tilejson": (
-        "GET",
-        "/tiles/hillshade/tilejson.json",
-        {"admin": 200, "lozere": 200, "gard": 200, "researcher": 200},
-    ),
-    "openapi": ("GET", "/api/openapi.json", {"admin": 200, "lozere": 200, "gard": 200, "researcher": 200}),
-    "reaches": (
-        "GET",
-        "/api/collections/reaches/items?limit=2",
-        {"admin": 200, "lozere": 200, "gard": 200, "researcher": 200},
-    ),
-    "stations": (
-        "GET",
-        "/api/collections/stations/items?limit=2",
-        {"admin": 200, "lozere": 200, "gard": 200, "researcher": 200},
-    ),
-    "station series": (
-        "GET",
-        "/api/slices/stations/GM-MIALET?parameter=As",
-        {"admin": 200, "lozere": 200, "gard": 200, "researcher": 200},
-    ),
-    "viewer set-up": ("GET", "/api/viewer/", {"admin": 200, "lozere": 200, "gard": 200, "researcher": 200}),
-    "incidents": ("GET", "/api/collections/incidents/items", {"admin": 200, "lozere": 200, "gard": 200}),
-    "warnings": ("GET", "/api/collections/warnings/items", {"admin": 200, "lozere": 200, "gard": 200}),
-    "cases": ("GET", "/api/cases/", {"admin": 200, "lozere": 200, "gard": 200}),
-    "a Lozère case": ("GET", f"/api/cases/{CASE}/evidence", {"admin": 200, "lozere": 200}),
-    "post readings": ("POST", "/api/readings", {"admin": 200, "mialet": 200}),
-}
-USERS = ["admin", "lozere", "gard", "researcher", "judge", "mialet", None]
-
-
-@pytest.mark.parametrize("user", USERS, ids=lambda u: u or "no-token")
-@pytest.mark.parametrize("endpoint", list(ENDPOINTS))
-def test_every_role_against_every_endpoint(app, case, endpoint, user):
-    method, url, allowed = ENDPOINTS[endpoint]
-    headers = bearer(case["tokens"][user]) if user else {}
-    client = app.test_client()
-    if method == "POST":
-        resp = client.post(url, json=[reading(hour=USERS.index(user) if user else 0)], headers=headers)
-    else:
-        resp = client.get(url, headers=headers)
-    want = (302 if url == "/" else NONE) if user is None else allowed.get(user, FORBIDDEN)
-    assert resp.status_code == want, (endpoint, user, resp.get_data(as_text=True)[:300])
-    if want == 302:
-        assert resp.headers["Location"].startswith("/login?next=")
-    elif want in (NONE, FORBIDDEN):
-        assert resp.get_json()["status"] == want
 
 
 def test_the_policy_table_answers_for_each_role():
@@ -112,12 +72,18 @@ def test_the_policy_table_answers_for_each_role():
 
 def test_an_investigator_sees_incidents_and_warnings_of_their_jurisdictions_only(app, case):
     tok = case["tokens"]
-    # the fish kill is in Gard; the warnings are at stations in both départements
-    gard = app.test_client().get("/api/collections/incidents/items", headers=bearer(tok["gard"])).get_json()
-    assert gard["numberMatched"] == 1
-    lozere = app.test_client().get("/api/collections/incidents/items", headers=bearer(tok["lozere"])).get_json()
-    assert lozere["numberMatched"] == 0
-    assert app.test_client().get("/api/collections/incidents/items/1", headers=bearer(tok["lozere"])).status_code == 404
+    # the fish kill is in Gard, but it names the scenario's case, whose evidence was taken in Lozère: the
+    # case and its incident lie in both, and both investigators see them; a researcher sees neither
+    # the dumping, in Gard with no case, is Gard's alone
+    for who, want in (("gard", [CASE, None]), ("lozere", [CASE])):
+        got = app.test_client().get("/api/collections/incidents/items", headers=bearer(tok[who])).get_json()
+        assert [f["properties"]["case_id"] for f in got["features"]] == want, who
+        assert app.test_client().get(f"/api/cases/{CASE}/evidence", headers=bearer(tok[who])).status_code == 200
+    assert (
+        app.test_client().get("/api/collections/incidents/items/1", headers=bearer(tok["researcher"])).status_code
+        == 403
+    )
+    # the warnings are at stations in both départements
     every = app.test_client().get("/api/collections/warnings/items?limit=1000", headers=bearer(tok["admin"])).get_json()
     mine = app.test_client().get("/api/collections/warnings/items?limit=1000", headers=bearer(tok["lozere"])).get_json()
     theirs = app.test_client().get("/api/collections/warnings/items?limit=1000", headers=bearer(tok["gard"])).get_json()
@@ -128,6 +94,147 @@ def test_an_investigator_sees_incidents_and_warnings_of_their_jurisdictions_only
     # a researcher does not even see that the collections exist
     listed = app.test_client().get("/api/collections", headers=bearer(tok["researcher"])).get_json()
     assert {c["id"] for c in listed["collections"]} == {"reaches", "sections", "jurisdictions", "stations", "sites"}
+
+
+# -- the failures of issue 11 ("Access"), one test each ----------------------------------------------
+
+
+def get(app, url: str, who: str, case: dict, status: int = 200) -> dict:
+    resp = app.test_client().get(url, headers=bearer(case["tokens"][who]))
+    assert resp.status_code == status, (who, url, resp.get_data(as_text=True)[:300])
+    return resp.get_json()
+
+
+def test_a_time_slice_shows_warnings_only_to_who_may_see_them(app, case):
+    url = "/api/slices/time?at=2026-09-03T16:00Z&parameter=As"  # the plume at Mialet, in Gard
+    every = {s["id"]: s for s in get(app, url, "admin", case)["stations"]}
+    assert every["GM-MIALET"]["warning"] == "red"
+    researcher = get(app, url, "researcher", case)["stations"]
+    assert all("warning" not in s and "warning_level" not in s for s in researcher)  # no level, not even 0
+    assert {s["id"]: s["class"] for s in researcher} == {k: s["class"] for k, s in every.items()}  # readings: yes
+    for s in get(app, url, "lozere", case)["stations"]:
+        assert ("warning_level" in s) == (s["id"] in LOZERE_STATIONS), s
+    gard = {s["id"]: s for s in get(app, url, "gard", case)["stations"]}
+    assert gard["GM-MIALET"]["warning"] == "red" and "warning" not in gard["GM-STETIENNE"]
+
+
+def test_a_station_series_shows_its_warning_periods_only_to_who_may_see_them(app, case):
+    url = "/api/slices/stations/GM-MIALET?parameter=As"
+    assert [w["level_name"] for w in get(app, url, "gard", case)["warnings"]].count("red") == 1
+    for who in ("researcher", "lozere"):
+        body = get(app, url, who, case)
+        assert "warnings" not in body and len(body["value"]) > 50, who  # the readings, not the warnings
+    assert "warnings" in get(app, "/api/slices/stations/GM-STETIENNE?parameter=As", "lozere", case)
+
+
+def test_the_slider_times_carry_only_the_warnings_the_user_may_see(app, case):
+    url = "/api/viewer/times?parameter=As"
+    assert "warnings" not in get(app, url, "researcher", case)
+    assert {w["station"] for w in get(app, url, "lozere", case)["warnings"]} == {"GM-STETIENNE"}
+    assert {w["station"] for w in get(app, url, "gard", case)["warnings"]} == {"GM-MIALET", "GD-ANDUZE"}
+    assert {w["station"] for w in get(app, url, "admin", case)["warnings"]} == {
+        "GM-STETIENNE",
+        "GM-MIALET",
+        "GD-ANDUZE",
+    }
+    assert get(app, "/api/viewer/", "researcher", case)["may"] == ["model.read", "readings.read"]
+
+
+def test_a_collections_extent_spans_only_what_the_user_may_see(app, case):
+    fish_kill = case["basin"].incidents.get(1)
+    lozere = get(app, "/api/collections/incidents", "lozere", case)["extent"]
+    assert lozere["temporal"]["interval"] == [[fish_kill["observed"], fish_kill["observed"]]]
+    assert lozere["spatial"]["bbox"][0] == pytest.approx([fish_kill["lon"], fish_kill["lat"]] * 2, abs=1e-5)
+    gard = get(app, "/api/collections/incidents", "gard", case)["extent"]
+    assert pd.Timestamp(gard["temporal"]["interval"][0][1]) == pd.Timestamp(DUMPED)  # Gard's dumping is in Gard's
+    listed = {c["id"]: c for c in get(app, "/api/collections", "lozere", case)["collections"]}
+    assert listed["incidents"]["extent"] == lozere
+    # warnings: the span of Saint-Étienne's (Lozère) episodes, not of Gard's, which end later downstream
+    mine = get(app, "/api/collections/warnings/items?limit=1000", "lozere", case)["features"]
+    every = get(app, "/api/collections/warnings", "admin", case)["extent"]["temporal"]["interval"][0]
+    span = get(app, "/api/collections/warnings", "lozere", case)["extent"]["temporal"]["interval"][0]
+    assert pd.Timestamp(span[0]) == min(pd.Timestamp(f["properties"]["start"]) for f in mine)
+    assert span != every
+
+
+def test_a_case_and_its_incident_are_visible_by_the_same_rule(app, case):
+    for who in ("gard", "lozere"):
+        incident = get(app, "/api/collections/incidents/items/1", who, case)
+        assert incident["properties"]["case_id"] == CASE
+        assert get(app, f"/api/cases/{CASE}/evidence", who, case)["items"], who
+    for who in ("researcher", "judge", "mialet"):  # neither, by role
+        assert (
+            app.test_client().get("/api/collections/incidents/items/1", headers=bearer(case["tokens"][who])).status_code
+            == 403
+        )
+        assert (
+            app.test_client().get(f"/api/cases/{CASE}/evidence", headers=bearer(case["tokens"][who])).status_code == 403
+        )
+
+
+def test_every_response_carries_a_content_security_policy(app, case):
+    from web.auth import DATA_CSP, PAGE_CSP
+
+    admin = bearer(case["tokens"]["admin"])
+    c = app.test_client()
+    answers = {
+        "viewer page": (c.get("/", headers=admin), PAGE_CSP),
+        "login page": (c.get("/login"), PAGE_CSP),
+        "a redirect to login": (c.get("/"), PAGE_CSP),
+        "API JSON": (c.get("/api/viewer/", headers=admin), DATA_CSP),
+        "GeoJSON": (c.get("/api/collections/stations/items?limit=1", headers=admin), DATA_CSP),
+        "a tile": (c.get("/tiles/hillshade/0/0/0.png", headers=admin), DATA_CSP),
+        "a 404": (c.get("/api/nothing-here", headers=admin), DATA_CSP),
+        "a 401": (c.get("/api/viewer/"), DATA_CSP),
+        "a 400": (c.get("/api/slices/time?at=0454-01-01T00:00Z&parameter=As", headers=admin), DATA_CSP),
+        "a static file": (c.get("/static/viewer.js"), DATA_CSP),
+    }
+    for what, (resp, policy) in answers.items():
+        resp.close()
+        assert resp.headers.get("Content-Security-Policy") == policy, what
+    assert "frame-ancestors 'none'" in PAGE_CSP and "default-src 'self'" in PAGE_CSP
+    assert "'unsafe-inline'" not in PAGE_CSP and "'unsafe-eval'" not in PAGE_CSP
+    assert DATA_CSP == "default-src 'none'; frame-ancestors 'none'"
+
+
+def test_a_time_out_of_bounds_is_a_400_naming_its_parameter(app, case):
+    src = case["truth"]["source"]
+    where = f"lon={src['lon']}&lat={src['lat']}&mass_kg=10"
+    for url, name in (
+        ("/api/slices/time?at=0454-01-01T00:00Z&parameter=As", "at"),
+        ("/api/slices/time?at=9999-01-01T00:00Z&parameter=As", "at"),
+        ("/api/slices/stations/GM-MIALET?parameter=As&start=1600-01-01T00:00Z", "start"),
+        ("/api/slices/stations/GM-MIALET?parameter=As&end=2300-01-01T00:00Z", "end"),
+        (f"/api/slices/downstream?{where}&at=0454-01-01T00:00Z", "at"),
+        (f"/api/slices/river?{where}&release_at=0454-01-01T00:00Z&at=2026-09-03T00:00Z", "release_at"),
+        (f"/api/viewer/plume?{where}&release_at=1900-01-01T00:00Z", "release_at"),
+        ("/api/slices/upstream?station=GM-MIALET&parameter=As&at=0001-01-01T00:00Z", "at"),
+        ("/api/collections/incidents/items?datetime=0454-01-01/..", "datetime"),
+        ("/api/collections/warnings/items?datetime=1969-12-31T23:00Z", "datetime"),
+    ):
+        body = get(app, url, "admin", case, status=400)
+        assert body["parameter"] == name and "1970-01-01" in body["description"], url
+
+
+def test_a_station_series_comes_in_pages(app, case):
+    stored = case["basin"].readings.query(["GM-MIALET"], ["As"])
+    first = get(app, "/api/slices/stations/GM-MIALET?parameter=As&limit=10", "gard", case)
+    assert len(first["time"]) == 10 and first["limit"] == 10 and first["time"][0] == stored["time"].min().isoformat()
+    times, values, url, pages = [], [], first["next"], 1
+    times += first["time"]
+    values += first["value"]
+    while url:
+        page = app.test_client().get(url, headers=bearer(case["tokens"]["gard"])).get_json()
+        times += page["time"]
+        values += page["value"]
+        url, pages = page.get("next"), pages + 1
+    assert pages == -(-len(stored) // 10)
+    assert times == [t.isoformat() for t in stored.sort_values("time")["time"]]
+    assert len(set(times)) == len(times)
+    whole = get(app, "/api/slices/stations/GM-MIALET?parameter=As", "gard", case)  # the default: the most, 10 000
+    assert whole["limit"] == 10_000 and len(whole["time"]) == len(stored) and "next" not in whole
+    bad = get(app, "/api/slices/stations/GM-MIALET?parameter=As&limit=10001", "gard", case, status=400)
+    assert bad["parameter"] == "limit"
 
 
 def test_a_gard_investigator_sees_a_lozere_case_only_once_it_is_shared(app, case):
@@ -149,10 +256,10 @@ def test_a_gard_investigator_sees_a_lozere_case_only_once_it_is_shared(app, case
     assert [i["sha256"] for i in got.get_json()["items"]] == [sha]
     file = app.test_client().get(f"{url}/{sha}", headers=gard)
     assert file.status_code == 200 and file.mimetype == "image/png"
-    # the scenario's case stays Lozère's (its items were taken there), though its fish kill is in Gard
-    assert [c["case_id"] for c in app.test_client().get("/api/cases/", headers=gard).get_json()["cases"]] == [
-        CASE_LOZERE
-    ]
+    # the scenario's case lies in Lozère (its items were taken there) and in Gard (its fish kill): Gard saw it
+    # before; the Lozère case now shared with Gard is listed beside it
+    listed = app.test_client().get("/api/cases/", headers=gard).get_json()["cases"]
+    assert sorted(c["case_id"] for c in listed) == sorted([CASE, CASE_LOZERE])
     # the share, the listing and the read are in the evidence log, with who
     audit = CliRunner().invoke(cli, ["audit", folder, "--case", CASE_LOZERE])
     entries = [json.loads(line) for line in audit.stdout.splitlines()]
@@ -199,28 +306,57 @@ def test_a_station_posting_for_another_station_is_refused_whole(app, case):
     )
 
 
-def test_ingest_and_login_are_rate_limited_and_bodies_are_bounded(case):
+def test_ingest_is_rate_limited_and_bodies_are_bounded(case):
     folder = case["basin"].path
-    app = create_app(folder, testing=True, rate_ingest=(2, 0.01), rate_login=(3, 0.01), max_content_length=2000)
-    station = bearer(case["tokens"]["mialet"])
+    app = create_app(folder, testing=True, rate_ingest=(2, 0.01), max_content_length=2000)
+    station = bearer(token(folder, "st-limited", "station", stations=["GM-MIALET"]))
     codes = [
         app.test_client().post("/api/readings", json=[reading(hour=14)], headers=station).status_code for _ in range(3)
     ]
     assert codes == [200, 200, 429]
     limited = app.test_client().post("/api/readings", json=[reading(hour=14)], headers=station)
     assert limited.get_json()["code"] == "TooManyRequests" and int(limited.headers["Retry-After"]) >= 1
+    # the bucket is in the store: another process (another app on the same twin) finds it empty too
+    other = create_app(folder, testing=True, rate_ingest=(2, 0.01))
+    assert other.test_client().post("/api/readings", json=[reading(hour=14)], headers=station).status_code == 429
     big = app.test_client().post(
         "/api/readings", json=[reading(hour=15)] * 100, headers=bearer(case["tokens"]["admin"])
     )
     assert big.status_code == 413
-    c = app.test_client()
-    page = c.get("/login").get_data(as_text=True)
+
+
+def log_in(client, name: str, password: str, address: str):
+    """A login through the form, from ``address``."""
+    env = {"REMOTE_ADDR": address}
+    page = client.get("/login", environ_base=env).get_data(as_text=True)
     csrf = page.split('name="csrf_token" value="')[1].split('"')[0]
-    tries = [
-        c.post("/login", data={"username": "admin", "password": "wrong password", "csrf_token": csrf}).status_code
-        for _ in range(4)
-    ]
-    assert tries == [401, 401, 401, 429]
+    return client.post("/login", data={"username": name, "password": password, "csrf_token": csrf}, environ_base=env)
+
+
+def test_wrong_passwords_from_one_address_never_lock_the_user_out_at_another(case):
+    folder = case["basin"].path
+    app = create_app(folder, testing=True)  # the defaults: 5 failures for a name at an address, then 60 s
+    attacker = app.test_client()
+    tries = [log_in(attacker, "lozere", "not the password", "203.0.113.7").status_code for _ in range(6)]
+    assert tries == [401, 401, 401, 401, 401, 429]
+    locked = log_in(attacker, "lozere", PASSWORD, "203.0.113.7")  # locked: the password is not even looked at
+    assert locked.status_code == 429 and 30 <= int(locked.headers["Retry-After"]) <= 60
+    assert "lozere" in locked.get_json()["description"]
+    # the real user, from their own address, logs in at once
+    assert log_in(app.test_client(), "lozere", PASSWORD, "198.51.100.20").status_code == 302
+    # the count is in the store: a second process of the deployment sees the lock too
+    other = create_app(folder, testing=True)
+    assert log_in(other.test_client(), "lozere", "not the password", "203.0.113.7").status_code == 429
+    assert log_in(other.test_client(), "lozere", PASSWORD, "198.51.100.21").status_code == 302
+
+
+def test_an_address_trying_many_names_is_slowed_down_whatever_the_name(case):
+    app = create_app(case["basin"].path, testing=True, rate_login_address=(4, 300.0))
+    c = app.test_client()
+    tries = [log_in(c, f"guess-{k}", "not the password", "203.0.113.9").status_code for k in range(5)]
+    assert tries == [401, 401, 401, 401, 429]
+    assert log_in(c, "gard", PASSWORD, "203.0.113.9").status_code == 429  # any name, from that address
+    assert log_in(app.test_client(), "gard", PASSWORD, "198.51.100.30").status_code == 302
 
 
 def test_the_login_form_needs_its_csrf_token_and_sets_a_safe_cookie(case):

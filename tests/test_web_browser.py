@@ -357,17 +357,18 @@ def test_the_trace_tool_draws_the_lozere_to_gard_path_and_a_plume(desktop: Viewe
     desktop.image("06-trace-and-plume")
     # the path's own pixels: what changes on the map when the layer switcher hides it (labels aside)
     page.click(".tabs button[data-tab='layers']")
-    page.add_style_tag(content=".map-label { visibility: hidden; }")
+    # labels hidden through the CSSOM (the page's CSP refuses an injected <style>, as it should)
+    labels = "(v) => document.querySelectorAll('.map-label').forEach((e) => { e.style.visibility = v; })"
+    page.evaluate(labels, "hidden")
     shown = desktop.image("06-trace-path", "#map")
     try:
         page.locator("#overlays input[data-layer='trace']").uncheck()
         desktop.settle()
+        page.evaluate(labels, "hidden")
         hidden = desktop.image("06-trace-path-hidden", "#map")
         page.locator("#overlays input[data-layer='trace']").check()
     finally:
-        page.evaluate(
-            "() => document.querySelectorAll('style').forEach((e) => e.textContent.includes('.map-label') && e.remove())"
-        )
+        page.evaluate(labels, "")
     desktop.settle()
     changed = np.abs(shown - hidden).sum(axis=2) > 60
     assert changed.sum() > 1500, f"the traced path is not drawn ({changed.sum()} pixels)"
@@ -536,13 +537,50 @@ def test_the_plume_over_time_travels_downstream_from_the_release(client, scenari
 def test_a_researcher_gets_the_model_and_readings_but_no_incidents_or_warnings(browser: Any, server: Server, sites):
     viewer = Viewer(browser, server, DESKTOP, user="viewer-researcher")
     try:
+        page = viewer.page
         shot = viewer.image("11-researcher")
         assert viewer.rendered("stations") >= 8  # the stations are drawn and coloured
-        counts = viewer.page.evaluate(
-            "() => [twinViewer.incidents.features.length, twinViewer.warnings.features.length]"
-        )
+        counts = page.evaluate("() => [twinViewer.incidents.features.length, twinViewer.warnings.features.length]")
         assert counts == [0, 0]
         assert shot.std() > 10  # the map is drawn, not a blank page
-        viewer.check_no_problems()  # no 403 was asked for, nothing failed
+        # the panels say the lists are not permitted, not that there are none
+        page.click(".tabs button[data-tab='warnings']")
+        assert viewer.text("#incident-list") == "您的角色无权查看"
+        assert viewer.text("#warning-list") == "您的角色无权查看"
+        assert page.locator("#colour-by option[value='warning']").is_disabled()
+        page.mouse.click(*viewer.point(*sites["GM-MIALET"]))
+        viewer.settle()
+        assert "您的角色无权查看" in viewer.text("#details dl.now")  # the station's warning
+        assert "您的角色无权查看" in viewer.text("#details ul.periods")
+        assert "红色预警" not in viewer.text("#details")
+        page.click("#language button[data-lang='en']")
+        viewer.settle()
+        page.click(".tabs button[data-tab='warnings']")
+        assert viewer.text("#incident-list") == "Not permitted for your role"
+        assert viewer.text("#warning-list") == "Not permitted for your role"
+        viewer.image("11-researcher-not-permitted")
+        page.click("#language button[data-lang='zh']")
+        viewer.check_no_problems()  # no 403 was asked for, nothing failed, no CSP violation
     finally:
         viewer.page.close()
+
+
+def test_every_page_the_viewer_loads_runs_under_its_content_security_policy(desktop: Viewer, server: Server):
+    """The page carries the policy, MapLibre runs under it (no violation reached the console), inline script is refused."""
+    page = desktop.page
+    policy = page.evaluate(
+        "async () => (await fetch(location.href, {credentials: 'same-origin'})).headers.get('content-security-policy')"
+    )
+    assert "default-src 'self'" in policy and "frame-ancestors 'none'" in policy and "worker-src 'self' blob:" in policy
+    ran = page.evaluate(
+        """() => new Promise((resolve) => {
+            window.__inlineRan = false;
+            const s = document.createElement('script');
+            s.textContent = 'window.__inlineRan = true';
+            document.addEventListener('securitypolicyviolation', () => resolve(window.__inlineRan), {once: true});
+            document.body.appendChild(s);
+        })"""
+    )
+    assert ran is False  # an injected inline script is refused
+    desktop.problems[:] = [p for p in desktop.problems if "Content Security Policy" not in p]  # that one, on purpose
+    desktop.check_no_problems()

@@ -14,11 +14,14 @@ is the only place that reads it::
     station       post readings for its own station(s), nothing else
     ============  ===========================================================================
 
-What an investigator sees is scoped: an incident or a warning by the units it lies in
-(every level's code), a case's evidence by the units its items were acquired in (the
-codes in each custody record's ``place.jurisdiction``; the case's incidents' units when
-no item has a place), and any case shared with one of their units (:meth:`Access.share_case`,
-an explicit act logged as a leaf of the evidence Merkle log).
+What an investigator sees is scoped, by one rule (:class:`Scope`, which every web view
+asks): a warning by its station's units (every level's code); a case by the union of the
+units its evidence was acquired in (the codes in each custody record's
+``place.jurisdiction``) and of the units its incidents touch, or because it was shared with
+one of their units (:meth:`Access.share_case`, an explicit act logged as a leaf of the
+evidence Merkle log); an incident with a case id exactly when its case is (so sharing a
+case shares its incidents), one without a case by its own units. A case and its incidents
+are therefore always visible together.
 
 Passwords are hashed with :func:`werkzeug.security.generate_password_hash` (scrypt); an
 API token is shown once and kept only as its SHA-256. The web secret (session signing,
@@ -44,7 +47,7 @@ import os
 import re
 import secrets
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -55,6 +58,9 @@ from .errors import TwinError
 from .store import api_tokens, case_shares, custody_records, hearings, incidents, users
 
 if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
     from .basin import BasinTwin
     from .evidence import Ledger
 
@@ -98,6 +104,7 @@ SCOPED: dict[str, str] = {
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
 CODE = re.compile(r"\(([^()]+)\)")
 TOKEN_PREFIX = "twt_"
+_EMPTY: Mapping[str, Any] = {}
 
 
 class AccessError(TwinError, ValueError):
@@ -380,37 +387,28 @@ class Access:
     # -- cases -----------------------------------------------------------------------------------
     def cases(self) -> list[str]:
         """Every case id the store knows: of evidence records or of incidents."""
-        with self.engine.connect() as conn:
-            a = set(conn.execute(sa.select(custody_records.c.case_id).distinct()).scalars())
-            b = set(conn.execute(sa.select(incidents.c.case_id).where(incidents.c.case_id.is_not(None))).scalars())
-        return sorted(a | b)
+        return sorted(case_resources(self.engine))
 
     def case_scope(self, case_id: str) -> Resource:
-        """The case as a resource: the units its items were acquired in (else its incidents' units).
+        """The case as a resource: the units of its evidence places and of its incidents (:func:`case_resources`).
 
         Raises
         ------
         UnknownCaseError
             No evidence and no incident has this case id.
         """
-        with self.engine.connect() as conn:
-            recs = conn.execute(
-                sa.select(custody_records.c.record).where(custody_records.c.case_id == case_id)
-            ).scalars()
-            units: set[str] = set()
-            found = False
-            for text in recs:
-                found = True
-                place = json.loads(text).get("place") or {}
-                units |= codes_of(place.get("jurisdiction"))
-            incs = conn.execute(sa.select(incidents.c.jurisdictions).where(incidents.c.case_id == case_id)).scalars()
-            inc_units: set[str] = set()
-            for text in incs:
-                found = True
-                inc_units |= codes_of(json.loads(text))
-        if not found:
+        found = case_resources(self.engine, [case_id])
+        if case_id not in found:
             raise UnknownCaseError(f"no case {case_id!r}: no evidence and no incident has this case id")
-        return Resource(frozenset(units or inc_units), case_id=case_id)
+        return found[case_id]
+
+    def scope(self, user: User | None, sites: Any = None, levels: Sequence[str] = ()) -> Scope:
+        """What ``user`` may see (:class:`Scope`): cases from this store, warnings by the stations of ``sites``."""
+        return Scope(
+            user,
+            cases=lambda: case_resources(self.engine),
+            stations=(lambda: station_units(sites, levels)) if sites is not None else {},
+        )
 
     def share_case(self, case_id: str, jurisdiction: str, *, by: str) -> dict[str, Any]:
         """Share a case with another unit: an explicit act by a user who may see it, logged in the evidence log.
@@ -578,6 +576,182 @@ def _dummy_hash() -> str:
     return _hash_password(secrets.token_hex(8))
 
 
-def visible(user: User, action: str, resources: Iterable[Resource]) -> list[bool]:
-    """For each resource, whether ``user`` may take ``action`` on it."""
-    return [can(user, action, r) for r in resources]
+# -- the scope rule: what a user may see of warnings, incidents, cases and evidence ------------------
+
+
+def case_units(places: Iterable[Any], incident_units: Iterable[Any]) -> frozenset[str]:
+    """The units a case lies in: the union of its evidence places' units and its incidents' units.
+
+    ``places`` are custody records' ``place.jurisdiction`` values, ``incident_units`` the
+    incidents' ``{level: [codes]}`` (anything :func:`codes_of` reads).
+    """
+    out: set[str] = set()
+    for units in (*places, *incident_units):
+        out |= codes_of(units)
+    return frozenset(out)
+
+
+def case_resources(engine: sa.Engine, case_ids: Sequence[str] | None = None) -> dict[str, Resource]:
+    """Every case of the store (or those of ``case_ids`` that exist) as a :class:`Resource`, in one pass.
+
+    A case lies in :func:`case_units` of its custody records and incidents; a case id unknown
+    to both is left out. This is the function :meth:`Access.case_scope` and incident
+    visibility (:meth:`Scope.incident`) both use.
+    """
+    rec_q = sa.select(custody_records.c.case_id, custody_records.c.record)
+    inc_q = sa.select(incidents.c.case_id, incidents.c.jurisdictions).where(incidents.c.case_id.is_not(None))
+    if case_ids is not None:
+        rec_q = rec_q.where(custody_records.c.case_id.in_(list(case_ids)))
+        inc_q = inc_q.where(incidents.c.case_id.in_(list(case_ids)))
+    places: dict[str, list[Any]] = {}
+    units: dict[str, list[Any]] = {}
+    with engine.connect() as conn:
+        for case_id, text in conn.execute(rec_q):
+            places.setdefault(case_id, []).append((json.loads(text).get("place") or {}).get("jurisdiction"))
+        for case_id, text in conn.execute(inc_q):
+            units.setdefault(case_id, []).append(json.loads(text))
+    return {c: Resource(case_units(places.get(c, ()), units.get(c, ())), case_id=c) for c in sorted({*places, *units})}
+
+
+def station_units(sites: Any, levels: Sequence[str]) -> dict[str, frozenset[str]]:
+    """Each site's unit codes at every level (``sites``: a table with ``id`` and one column per level)."""
+    import pandas as pd
+
+    cols = [lv for lv in levels if lv in sites.columns]
+    table = sites.set_index("id")[cols]
+    return {str(i): codes_of([str(v) for v in row if pd.notna(v)]) for i, row in zip(table.index, table.values)}
+
+
+#: the fields of a station's row in a time slice that say its warning (absent when not permitted)
+WARNING_FIELDS = ("warning_level", "warning")
+
+
+class Scope:
+    """What one user may see of warnings, incidents, cases and evidence: the one rule every view asks.
+
+    =========  ====================================================================================
+    what       visible when
+    =========  ====================================================================================
+    model,     the role may (``model.read``, ``readings.read``): no unit scoping
+    readings
+    warning    ``warnings.read`` on its station's units: an investigator holds one of them
+    case       ``evidence.read`` on the case: it lies in the union of the units of its evidence
+               places and of its incidents (:func:`case_resources`), or it was shared with one of
+               the user's units
+    incident   with a case id: exactly when its case is (``incidents.read`` on the case's
+               resource, so sharing a case shares its incidents); without: by its own units
+    hearing    ``hearing.view``: its judge (and admins)
+    =========  ====================================================================================
+
+    ``cases`` (case id -> :class:`Resource`) and ``stations`` (station id -> unit codes) are
+    mappings or functions that give one; a function is called once, at first need.
+    """
+
+    def __init__(
+        self,
+        user: User | None,
+        *,
+        cases: Mapping[str, Resource] | Callable[[], Mapping[str, Resource]] = _EMPTY,
+        stations: Mapping[str, frozenset[str]] | Callable[[], Mapping[str, frozenset[str]]] = _EMPTY,
+    ):
+        self.user = user
+        self._cases = cases
+        self._stations = stations
+
+    @functools.cached_property
+    def case_index(self) -> Mapping[str, Resource]:
+        return self._cases() if callable(self._cases) else self._cases
+
+    @functools.cached_property
+    def station_index(self) -> Mapping[str, frozenset[str]]:
+        return self._stations() if callable(self._stations) else self._stations
+
+    # -- by role ---------------------------------------------------------------------------------
+    def may(self, action: str) -> bool:
+        """Whether the user's role may take ``action`` at all (on some resource)."""
+        return can(self.user, action)
+
+    def permissions(self) -> list[str]:
+        """The actions the user's role may take, in :data:`ACTIONS` order (none when anonymous)."""
+        return [a for a in ACTIONS if can(self.user, a)]
+
+    # -- warnings --------------------------------------------------------------------------------
+    def sees_warnings_at(self, station: str) -> bool:
+        """Whether the user may see the warnings of a station (an unknown station has no units)."""
+        if not self.may("warnings.read"):
+            return False
+        return can(self.user, "warnings.read", Resource(self.station_index.get(str(station), frozenset())))
+
+    def warning_mask(self, stations: Iterable[Any]) -> np.ndarray:
+        """For each station id (of a warning), whether the user may see it."""
+        import numpy as np
+
+        stations = list(stations)
+        if not self.may("warnings.read"):
+            return np.zeros(len(stations), dtype=bool)
+        seen: dict[str, bool] = {}
+        out = np.empty(len(stations), dtype=bool)
+        for k, s in enumerate(stations):
+            key = str(s)
+            if key not in seen:
+                seen[key] = self.sees_warnings_at(key)
+            out[k] = seen[key]
+        return out
+
+    def warnings(self, table: pd.DataFrame, column: str = "station") -> pd.DataFrame:
+        """The rows of a table of warnings (one per warning, its station in ``column``) the user may see."""
+        if not len(table):
+            return table
+        return table[self.warning_mask(table[column])]
+
+    def slice_row(self, row: dict[str, Any]) -> dict[str, Any]:
+        """A station's row of a time slice without its warning fields (:data:`WARNING_FIELDS`) when not permitted."""
+        if self.sees_warnings_at(row["id"]):
+            return row
+        return {k: v for k, v in row.items() if k not in WARNING_FIELDS}
+
+    # -- cases and incidents ---------------------------------------------------------------------
+    def case(self, case_id: str) -> Resource:
+        """The case as a resource (:func:`case_resources`), or :class:`UnknownCaseError`."""
+        found = self.case_index.get(case_id)
+        if found is None:
+            raise UnknownCaseError(f"no case {case_id!r}: no evidence and no incident has this case id")
+        return found
+
+    def sees_case(self, case_id: str) -> bool:
+        """Whether the user may see a case's evidence (an unknown case: no)."""
+        found = self.case_index.get(case_id)
+        return found is not None and can(self.user, "evidence.read", found)
+
+    def cases(self) -> list[str]:
+        """The case ids the user may see."""
+        return [c for c in self.case_index if self.sees_case(c)]
+
+    def incident(self, units: Any, case_id: str | None) -> Resource:
+        """An incident as a resource: its case's when it has one the store knows, else its own units."""
+        if case_id:
+            found = self.case_index.get(case_id)
+            return found if found is not None else Resource(codes_of(units), case_id=case_id)
+        return Resource(codes_of(units))
+
+    def sees_incident(self, units: Any, case_id: str | None) -> bool:
+        return self.may("incidents.read") and can(self.user, "incidents.read", self.incident(units, case_id))
+
+    def incident_mask(self, units: Iterable[Any], case_ids: Iterable[str | None]) -> np.ndarray:
+        import numpy as np
+
+        return np.array([self.sees_incident(u, c) for u, c in zip(units, case_ids)], dtype=bool)
+
+    def incidents(self, table: pd.DataFrame) -> pd.DataFrame:
+        """The rows of a table of incidents (``jurisdictions``, ``case_id``) the user may see."""
+        import pandas as pd
+
+        if not len(table):
+            return table
+        case_ids = [None if c is None or pd.isna(c) else str(c) for c in table["case_id"]]
+        return table[self.incident_mask(table["jurisdictions"], case_ids)]
+
+    # -- hearings --------------------------------------------------------------------------------
+    def sees_hearing(self, hearing: Hearing) -> bool:
+        """Whether the user may open a hearing without its signed link: its judge (and admins), until it expires."""
+        return can(self.user, "hearing.view", Resource(judge_id=hearing.judge_id)) and time.time() < hearing.expires

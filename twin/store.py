@@ -337,3 +337,23 @@ hearings = sa.Table(
     sa.Column("created_by", sa.Text, nullable=False),
     sa.Column("expires", sa.BigInteger, nullable=False),
 )
+
+
+# -- throttling (web.limits): failed logins and request rates, shared by every process ---------------
+
+login_attempts = sa.Table(
+    "login_attempts",
+    metadata,
+    sa.Column("key", sa.String(160), primary_key=True),  # "name\x1faddress" or "address\x1faddress"
+    sa.Column("failures", sa.Integer, nullable=False),  # since the key was last forgotten or cleared
+    sa.Column("last", sa.Float, nullable=False),  # the last failure, seconds since 1970 UTC
+    sa.Column("locked_until", sa.Float, nullable=False),  # no attempt is checked before this
+)
+
+rate_buckets = sa.Table(
+    "rate_buckets",
+    metadata,
+    sa.Column("key", sa.String(160), primary_key=True),  # "<limit>\x1f<who>", e.g. ingest per station user
+    sa.Column("tokens", sa.Float, nullable=False),
+    sa.Column("stamp", sa.Float, nullable=False),  # when ``tokens`` was counted, seconds since 1970 UTC
+)

@@ -36,7 +36,11 @@ DEFAULTS: dict[str, Any] = {
     "SESSION_COOKIE_SAMESITE": "Lax",
     "SESSION_COOKIE_SECURE": None,  # None: Secure when the request came over https
     "PERMANENT_SESSION_LIFETIME": 8 * 3600,  # a login lasts a working day
-    "RATE_LOGIN": (5, 5 / 60),  # per address and per user name: 5 at once, then 5 a minute
+    # failed logins (web.limits): after N failures wait S seconds, doubling with each further failure
+    "RATE_LOGIN": (5, 60.0),  # a user name at one address
+    "RATE_LOGIN_ADDRESS": (20, 300.0),  # one address, whatever the names it tries
+    "LOGIN_MAX_WAIT": 3600.0,  # the longest wait
+    "LOGIN_FORGET": 86400.0,  # a key with no failure for this long starts again from nothing
     "RATE_INGEST": (60, 1.0),  # POST /api/readings per user: 60 at once, then 1 a second
 }
 
@@ -63,7 +67,7 @@ def create_app(twin_dir: str | os.PathLike[str], **config: Any) -> Flask:
 
     from . import auth, errors
     from .encoding import JSONProvider
-    from .limits import RateLimiter
+    from .limits import Backoff, Throttle
     from .state import TwinState
     from .tiles import TileService
 
@@ -78,8 +82,14 @@ def create_app(twin_dir: str | os.PathLike[str], **config: Any) -> Flask:
     if not app.config["SECRET_KEY"]:
         app.config["SECRET_KEY"] = secret_key(state.path)
     app.extensions["twin"] = state
-    app.extensions["twin_limits"] = RateLimiter(
-        {"login": tuple(app.config["RATE_LOGIN"]), "ingest": tuple(app.config["RATE_INGEST"])}
+    longest, forget = float(app.config["LOGIN_MAX_WAIT"]), float(app.config["LOGIN_FORGET"])
+    n, wait = app.config["RATE_LOGIN"]
+    n_addr, wait_addr = app.config["RATE_LOGIN_ADDRESS"]
+    app.extensions["twin_limits"] = Throttle(
+        lambda: state.access.engine,  # the operations store: every process of the deployment counts in it
+        login=Backoff(int(n), float(wait), longest, forget),
+        address=Backoff(int(n_addr), float(wait_addr), longest, forget),
+        rates={"ingest": tuple(app.config["RATE_INGEST"])},
     )
     app.extensions["twin_tiles"] = TileService(state, int(app.config["TILE_CACHE_BYTES"]), app.config["TILE_CACHE_DIR"])
     app.before_request(state.refresh)

@@ -9,14 +9,19 @@ redirect to ``/login`` for pages; a role without the action gets 403 JSON. Open 
 all: the login page, static files, and the hearing pages (which check their own signed
 link, :mod:`web.hearing`). An endpoint missing from the table is for admins only.
 
-Scoping inside a collection or a case (an investigator's jurisdictions and shared
-cases) is done by the views, with :func:`twin.access.can` on each resource.
+What a user may see inside what they may use (an investigator's jurisdictions and shared
+cases: which warnings, incidents, cases, evidence) is decided by one rule,
+:class:`twin.access.Scope`; every view asks it through :func:`scope` and decides nothing
+itself.
 
 Hardening: the login form carries a CSRF token kept in the session; the session
 cookie is HttpOnly, SameSite=Lax and Secure when the request came over https (or as
 ``SESSION_COOKIE_SECURE`` says); writes under ``/api`` take a bearer token only (a
-cookie cannot be ridden by another site); logins are rate-limited per address and per
-user name (:mod:`web.limits`), answering 429 JSON.
+cookie cannot be ridden by another site); failed logins are throttled per (user name,
+address) and per address, with a growing wait, in the operations store that every process
+of a deployment shares (:mod:`web.limits`), answering 429 JSON. Every response carries a
+Content-Security-Policy (:data:`PAGE_CSP` for pages, :data:`DATA_CSP` for everything else;
+hearing pages keep their own, stricter one).
 """
 
 from __future__ import annotations
@@ -40,13 +45,14 @@ from flask import (
 from flask.sessions import SecureCookieSessionInterface
 from werkzeug.wrappers import Response as WResponse
 
-from twin.access import ForbiddenError, NotAuthenticatedError, User, can
+from twin.access import ForbiddenError, NotAuthenticatedError, Scope, User, can, case_resources, station_units
 
 from .errors import ApiError
 
 bp = Blueprint("auth", __name__)
 
-#: endpoint -> the action it needs; "*" after a blueprint name: all its endpoints; None: open to all
+#: endpoint -> the action it needs; "*" after a blueprint name: all its endpoints; None: open to all;
+#: "<blueprint>.*:<collection id>": that collection's routes (the one table of route -> action)
 ENDPOINTS: dict[str, str | None] = {
     "static": None,
     "auth.login": None,
@@ -57,7 +63,9 @@ ENDPOINTS: dict[str, str | None] = {
     "viewer_api.*": "model.read",
     "openapi.document": "model.read",
     "tiles.*": "model.read",
-    "features.*": "model.read",  # incidents and warnings: see COLLECTION_ACTIONS
+    "features.*": "model.read",
+    "features.*:incidents": "incidents.read",
+    "features.*:warnings": "warnings.read",
     "slices.index": "model.read",
     "slices.profile": "model.read",
     "slices.river": "model.read",
@@ -69,8 +77,15 @@ ENDPOINTS: dict[str, str | None] = {
     "cases.*": "evidence.read",
 }
 
-#: collections of the operations store that need more than the model
-COLLECTION_ACTIONS = {"incidents": "incidents.read", "warnings": "warnings.read"}
+#: the policy of every page (the viewer, login, errors as HTML): MapLibre GL JS makes its workers from
+#: blob: URLs and decodes tiles into data: and blob: images; everything else comes from this server
+PAGE_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+    "worker-src 'self' blob:; child-src blob:; connect-src 'self'; font-src 'self'; object-src 'none'; "
+    "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+#: the policy of every other response (JSON, GeoJSON, tiles, files): nothing may run or load from it
+DATA_CSP = "default-src 'none'; frame-ancestors 'none'"
 
 CSRF_KEY = "csrf"
 
@@ -111,12 +126,19 @@ def action_of(endpoint: str | None, view_args: dict[str, Any] | None) -> str | N
     if endpoint in ENDPOINTS:
         return ENDPOINTS[endpoint]
     blueprint = endpoint.split(".", 1)[0] + ".*"
+    collection = (view_args or {}).get("collection_id")
+    if collection is not None and f"{blueprint}:{collection}" in ENDPOINTS:
+        return ENDPOINTS[f"{blueprint}:{collection}"]
     if blueprint in ENDPOINTS:
-        action = ENDPOINTS[blueprint]
-        if blueprint == "features.*" and view_args and view_args.get("collection_id") in COLLECTION_ACTIONS:
-            return COLLECTION_ACTIONS[view_args["collection_id"]]
-        return action
+        return ENDPOINTS[blueprint]
     return False
+
+
+def collection_action(collection_id: str) -> str:
+    """The action a collection's routes need (from :data:`ENDPOINTS`)."""
+    action = action_of("features.items", {"collection_id": collection_id})
+    assert isinstance(action, str)
+    return action
 
 
 def current_user() -> User | None:
@@ -171,6 +193,37 @@ def guard() -> WResponse | None:
     return None
 
 
+def _case_index(st: Any) -> Any:
+    """Every case of the store as a resource, kept until evidence or an incident is added (both append only)."""
+    import sqlalchemy as sa
+
+    from twin.store import custody_records, incidents
+
+    engine = st.access.engine
+    with engine.connect() as conn:
+        key = conn.execute(
+            sa.select(sa.select(sa.func.max(custody_records.c.id)).scalar_subquery(), sa.func.max(incidents.c.id))
+        ).one()
+    return st.memo("access:cases", tuple(key), lambda: case_resources(engine))
+
+
+def scope() -> Scope:
+    """The scope rule for this request's user (:class:`twin.access.Scope`), made once per request."""
+    found = g.get("scope")
+    if found is None:
+        st = current_app.extensions["twin"]
+
+        def stations() -> Any:
+            return st.memo(
+                "access:stations",
+                st.manifest_hash,
+                lambda: station_units(st.basin.sites, st.basin.jurisdictions.levels),
+            )
+
+        found = g.scope = Scope(current_user(), cases=lambda: _case_index(st), stations=stations)
+    return found
+
+
 def require(action: str, resource: Any = None, message: str | None = None) -> User:
     """The user, if they may take ``action`` on ``resource``; else 401/403."""
     user = current_user()
@@ -217,16 +270,21 @@ def login() -> Any:
         check_csrf()
         name = request.form.get("username", "")[:64]
         password = request.form.get("password", "")[:256]
-        limiter = current_app.extensions["twin_limits"]
-        wait = max(limiter.take("login", client_address()), limiter.take("login", "user:" + name))
+        throttle = current_app.extensions["twin_limits"]
+        address = client_address()
+        wait = throttle.login_wait(name, address)
         if wait:
-            raise TooManyRequestsError(f"too many login attempts; wait {int(wait) + 1} s", wait)
+            raise TooManyRequestsError(
+                f"too many failed logins for {name[:64]!r} from here; wait {int(wait) + 1} s", wait
+            )
         access = current_app.extensions["twin"].access
         try:
             user = access.authenticate_password(name, password)
         except NotAuthenticatedError as err:
+            throttle.login_failed(name, address)
             error, status = str(err), 401
         else:
+            throttle.login_succeeded(name, address)
             target = _safe_next(request.args.get("next"))
             session.clear()
             session.permanent = True
@@ -265,6 +323,9 @@ def register(app: Flask) -> None:
         resp.headers.setdefault("X-Content-Type-Options", "nosniff")
         resp.headers.setdefault("Referrer-Policy", "no-referrer")  # hearing links carry their signature
         resp.headers.setdefault("X-Frame-Options", "DENY")
+        if "Content-Security-Policy" not in resp.headers:
+            page = resp.mimetype == "text/html"
+            resp.headers["Content-Security-Policy"] = PAGE_CSP if page else DATA_CSP
         if resp.status_code == 401 and request.path.startswith(("/api", "/tiles")):
             resp.headers.setdefault("WWW-Authenticate", 'Bearer realm="basin twin"')
         return resp

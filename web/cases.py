@@ -1,7 +1,8 @@
 """Case files over HTTP: ``/api/cases`` (the cases a user may see), a case's evidence records and files.
 
-An investigator sees a case when one of its items was acquired in their jurisdictions
-or when it was shared with one of them (:mod:`twin.access`); asking for another case's
+Which cases a user sees is the scope rule's answer (:class:`twin.access.Scope`): a case
+lies in the units its evidence was acquired in and its incidents touch, or was shared
+with one of the user's units; asking for another case's
 evidence is a 403 naming how to get it shared (a case id is known across agencies, so
 hiding its existence would help no one). Every listing and every file read is a leaf of
 the evidence log (who, when, what), as reads on the command line are.
@@ -13,9 +14,9 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app
 
-from twin.access import Access, User, can
+from twin.access import Access, ForbiddenError, User
 
-from .auth import require
+from .auth import require, scope
 from .errors import ApiError, NotFoundError
 
 bp = Blueprint("cases", __name__, url_prefix="/api/cases")
@@ -28,26 +29,27 @@ def access() -> Access:
 def _case(case_id: str) -> tuple[User, Any]:
     if len(case_id) > 64:
         raise NotFoundError(f"no case {case_id[:40]!r}...", parameter="caseId")
-    scope = access().case_scope(case_id)
-    user = require(
-        "evidence.read",
-        scope,
-        f"case {case_id!r} is not of your jurisdictions and has not been shared with them; "
-        "ask its investigators to share it (`twin case share DIR --case ID --with CODE --by NAME`)",
-    )
-    return user, scope
+    rule = scope()
+    found = rule.case(case_id)  # an unknown case is a 404
+    user = require("evidence.read")
+    if not rule.sees_case(case_id):
+        raise ForbiddenError(
+            f"case {case_id!r} is not of your jurisdictions and has not been shared with them; "
+            "ask its investigators to share it (`twin case share DIR --case ID --with CODE --by NAME`)"
+        )
+    return user, found
 
 
 @bp.get("/")
 def index() -> Any:
-    user = require("evidence.read")
+    require("evidence.read")
+    rule = scope()
     acc = access()
     out = []
-    for case_id in acc.cases():
-        scope = acc.case_scope(case_id)
-        if can(user, "evidence.read", scope):
-            shared = [s["with"] for s in acc.shares(case_id)]
-            out.append({"case_id": case_id, "jurisdictions": sorted(scope.jurisdictions), "shared_with": shared})
+    for case_id in rule.cases():
+        shared = [s["with"] for s in acc.shares(case_id)]
+        units = sorted(rule.case(case_id).jurisdictions)
+        out.append({"case_id": case_id, "jurisdictions": units, "shared_with": shared})
     return {"cases": out}
 
 

@@ -76,11 +76,24 @@ class FeatureTable:
                 keep &= np.asarray(end.isna() | (end >= when.start))
         return np.flatnonzero(keep)
 
-    def temporal_extent(self) -> list[str | None] | None:
-        if self.start is None or self.end is None or not len(self.start):
+    def temporal_extent(self, chosen: np.ndarray | None = None) -> list[str | None] | None:
+        """[first start, last end] of the features at positions ``chosen`` (all: None); None without any."""
+        if self.start is None or self.end is None:
             return None
-        last = None if self.end.isna().any() else self.end.max().isoformat()
-        return [self.start.min().isoformat(), last]
+        start, end = (self.start, self.end) if chosen is None else (self.start[chosen], self.end[chosen])
+        if not len(start):
+            return None
+        last = None if end.isna().any() else end.max().isoformat()
+        return [start.min().isoformat(), last]
+
+    def spatial_extent(self, chosen: np.ndarray | None = None) -> tuple[float, float, float, float] | None:
+        """The bounds (CRS84) of the features at positions ``chosen`` (all: None); None without any."""
+        if chosen is None:
+            return self.bounds
+        if not len(chosen):
+            return None
+        b = shapely.total_bounds(self.tree.geometries.take(chosen))
+        return (float(b[0]), float(b[1]), float(b[2]), float(b[3]))
 
 
 def table(
@@ -240,32 +253,21 @@ def features(state: TwinState, collection: Collection) -> FeatureTable:
     return state.memo(f"collection:{collection.id}", key, lambda: collection.build(state))
 
 
-def scopes(state: TwinState, collection: Collection) -> list[Any]:
-    """Each feature of an incidents or warnings collection as a :class:`twin.access.Resource`, in order.
+def scope_keys(state: TwinState, collection: Collection) -> list[Any]:
+    """What the scope rule (:class:`twin.access.Scope`) needs of each feature of a scoped collection, in order.
 
-    An incident lies in the units it touches (every level's code) and belongs to its case;
-    a warning lies in its station's units.
+    A warning: its station id; an incident: ``(units, case id)``, its units as ``{level: [codes]}``.
+    Which of them a user may see is the rule's answer, never decided here.
     """
     import json
-
-    from twin.access import Resource, codes_of
 
     tab = features(state, collection)
 
     def compute() -> list[Any]:
-        out = []
+        props = [json.loads(text)["properties"] for text in tab.texts]
         if collection.id == "warnings":
-            sites = state.basin.sites.set_index("id")
-            levels = [lv for lv in state.basin.jurisdictions.levels if lv in sites.columns]
-            for text in tab.texts:
-                station = json.loads(text)["properties"].get("station")
-                codes = sites.loc[station, levels].dropna().astype(str).tolist() if station in sites.index else []
-                out.append(Resource(codes_of(codes)))
-        else:
-            for text in tab.texts:
-                p = json.loads(text)["properties"]
-                out.append(Resource(codes_of(p.get("jurisdictions")), case_id=p.get("case_id")))
-        return out
+            return [p.get("station") for p in props]
+        return [(p.get("jurisdictions"), p.get("case_id")) for p in props]
 
     key: Any = (state.manifest_hash, state.fingerprint() if collection.dynamic else None)
-    return state.memo(f"scopes:{collection.id}", key, compute)
+    return state.memo(f"scope-keys:{collection.id}", key, compute)

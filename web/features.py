@@ -30,8 +30,8 @@ import pandas as pd
 from flask import Blueprint, Response, current_app, request, url_for
 
 from . import params
-from .auth import COLLECTION_ACTIONS, current_user
-from .collections import COLLECTIONS, CRS84, GREGORIAN, Collection, FeatureTable, features, scopes
+from .auth import collection_action, scope
+from .collections import COLLECTIONS, CRS84, GREGORIAN, Collection, FeatureTable, features, scope_keys
 from .encoding import dumps
 from .errors import NotFoundError, ParameterError
 from .state import TwinState
@@ -73,25 +73,21 @@ def _link(href: str, rel: str, type_: str = JSON, title: str | None = None) -> d
 
 
 def _visible(c: Collection) -> np.ndarray | None:
-    """Which features of an incidents or warnings collection the user may see (None: all).
+    """Which features of a scoped collection (incidents, warnings) the user may see (None: all, unscoped).
 
-    An investigator sees those of their jurisdictions and of the cases shared with them;
-    the others are left out of pages and are 404 one by one, as if they did not exist.
+    The scope rule (:class:`twin.access.Scope`) decides; the others are left out of pages,
+    of the collection's extent, and are 404 one by one, as if they did not exist.
     """
-    from twin.access import can
-
-    user = current_user()
-    action = COLLECTION_ACTIONS.get(c.id)
-    if action is None or user is None or user.role == "admin":
-        return None
-    return np.array([can(user, action, r) for r in scopes(state(), c)], dtype=bool)
+    if c.id == "warnings":
+        return scope().warning_mask(scope_keys(state(), c))
+    if c.id == "incidents":
+        keys = scope_keys(state(), c)
+        return scope().incident_mask([k[0] for k in keys], [k[1] for k in keys])
+    return None
 
 
 def _readable(c: Collection) -> bool:
-    from twin.access import can
-
-    action = COLLECTION_ACTIONS.get(c.id)
-    return action is None or can(current_user(), action)
+    return scope().may(collection_action(c.id))
 
 
 def _collection(collection_id: str) -> Collection:
@@ -129,16 +125,20 @@ def conformance() -> Any:
 
 
 def _describe(c: Collection, tab: FeatureTable) -> dict[str, Any]:
+    """A collection's description; its extent spans only the features the user may see."""
     items = url_for("features.items", collection_id=c.id, _external=True)
+    mask = _visible(c)
+    chosen = None if mask is None else np.flatnonzero(mask)
     extent: dict[str, Any] = {}
-    if tab.bounds is not None:
-        extent["spatial"] = {"bbox": [[round(v, 6) for v in tab.bounds]], "crs": CRS84}
-    else:
+    bounds = tab.spatial_extent(chosen)
+    if bounds is not None:
+        extent["spatial"] = {"bbox": [[round(v, 6) for v in bounds]], "crs": CRS84}
+    else:  # nothing (visible): the twin's own extent, which says nothing of the features
         b = state().manifest.get("summary", {}).get("bounds_wgs84")
         if b:
             extent["spatial"] = {"bbox": [b], "crs": CRS84}
     if c.time is not None:
-        interval = tab.temporal_extent() or [None, None]
+        interval = tab.temporal_extent(chosen) or [None, None]
         extent["temporal"] = {"interval": [interval], "trs": GREGORIAN}
     return {
         "id": c.id,

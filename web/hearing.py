@@ -26,9 +26,9 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, render_template, request
 
-from twin.access import Access, Hearing, Resource, can, check_link, secret_key
+from twin.access import Access, Hearing, check_link, secret_key
 
-from .auth import current_user
+from .auth import current_user, scope
 from .errors import NotFoundError
 
 bp = Blueprint("hearing", __name__, url_prefix="/hearing")
@@ -49,7 +49,7 @@ def _open(hearing_id: str) -> tuple[Hearing, str]:
     exp, sig = request.args.get("exp"), request.args.get("sig")
     user = current_user()
     if sig is None and user is not None:
-        if not can(user, "hearing.view", Resource(judge_id=h.judge_id)) or time.time() >= h.expires:
+        if not scope().sees_hearing(h):
             from twin.access import ForbiddenError
 
             raise ForbiddenError(f"hearing {h.id} is not given to {user.name} (or it has expired)")

@@ -17,6 +17,7 @@ from flask import Blueprint, Response, request
 from .collections import COLLECTIONS
 from .encoding import dumps
 from .params import DEFAULT_LIMIT, MAX_LIMIT
+from .slices import MAX_SERIES
 from .tiles import LAYERS
 
 bp = Blueprint("openapi", __name__, url_prefix="/api")
@@ -124,9 +125,11 @@ ROUTES: tuple[Route, ...] = (
     Route(
         "/api/slices/stations/{stationId}",
         "getStationSeries",
-        "A station's series of a parameter with its GB 3838 class bands and warning periods",
+        "A station's series of a parameter with its GB 3838 class bands and warning periods (those the user "
+        "may see; absent otherwise): at most `limit` readings, the first of the window, and a `next` link "
+        "when there are more",
         "Slices",
-        ("stationId", "parameter", "start", "end"),
+        ("stationId", "parameter", "start", "end", "series_limit"),
         errors=(400, 404, 500),
     ),
     Route(
@@ -303,7 +306,11 @@ def parameters() -> dict[str, dict[str, Any]]:
     from twin.parameters import PARAMETERS
 
     number = {"type": "number"}
-    time = {"type": "string", "format": "date-time"}
+    time = {
+        "type": "string",
+        "format": "date-time",
+        "description": "RFC 3339 with a zone, from 1970-01-01T00:00Z to ten years after now",
+    }
     param_ids = {"type": "string", "enum": list(PARAMETERS)}
     return {
         "f": _q("f", "Output format; only JSON is served", {"type": "string", "enum": ["json", "geojson"]}),
@@ -340,6 +347,11 @@ def parameters() -> dict[str, dict[str, Any]]:
             {"type": "number", "minimum": 1, "maximum": 1440},
         ),
         "start": _q("start", "Start of the window", time),
+        "series_limit": _q(
+            "limit",
+            f"Readings per page (the first of the window); at most {MAX_SERIES}. The answer's `next` link pages on",
+            {"type": "integer", "minimum": 1, "maximum": MAX_SERIES, "default": MAX_SERIES},
+        ),
         "end": _q("end", "End of the window", time),
         "parameter": _q("parameter", "A water-quality parameter", param_ids, True),
         "parameter_optional": _q("parameter", "The released substance's parameter (default NH3-N)", param_ids),

@@ -3,6 +3,11 @@
 Each parser takes the request's arguments (a mapping of str to str), the name of
 the parameter and what it allows, and returns a plain value or a small frozen
 dataclass. Nothing here touches the twin.
+
+Every time of every route lies within :data:`EARLIEST` (1970-01-01, where the store's
+clock starts) and now + :data:`AHEAD` (ten years: a query, unlike a reading, may ask about
+a planned release or a scenario in the future); outside, or unparsable, it is a 400
+naming the parameter, never a 500 from an out-of-range date deeper down.
 """
 
 from __future__ import annotations
@@ -24,6 +29,27 @@ _NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
 _INTEGER = re.compile(r"^[+-]?\d+$")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
+
+#: the earliest time a parameter may name (UTC)
+EARLIEST = pd.Timestamp("1970-01-01T00:00Z")
+#: how far after now a parameter may name a time
+AHEAD = pd.Timedelta(days=3653)
+
+
+def latest() -> pd.Timestamp:
+    """The latest time a parameter may name: now + :data:`AHEAD`."""
+    return pd.Timestamp.now(tz="UTC") + AHEAD
+
+
+def in_window(t: pd.Timestamp, name: str, raw: str) -> pd.Timestamp:
+    """``t`` if it lies within :data:`EARLIEST` .. :func:`latest`, else a :class:`ParameterError` naming ``name``."""
+    last = latest()
+    if not EARLIEST <= t <= last:
+        raise ParameterError(
+            name,
+            f"{raw[:40]!r} is outside the times served ({EARLIEST:%Y-%m-%d} to {last:%Y-%m-%d}, UTC)",
+        )
+    return t
 
 
 def check_known(args: Mapping[str, str], allowed: Iterable[str]) -> None:
@@ -106,7 +132,11 @@ def parse_time(raw: str, name: str) -> pd.Timestamp:
         raise ParameterError(name, f"{raw[:40]!r} is not a date-time; give e.g. 2026-09-03T06:00Z")
     if t.tzinfo is None:
         raise ParameterError(name, f"{raw[:40]!r} has no zone; add Z or an offset (e.g. 2026-09-03T06:00Z)")
-    return t.tz_convert("UTC")
+    try:
+        utc = t.tz_convert("UTC")
+    except (ValueError, OverflowError):
+        raise ParameterError(name, f"{raw[:40]!r} is outside the times served") from None
+    return in_window(utc, name, raw)
 
 
 def time(
@@ -192,8 +222,8 @@ def _bound(raw: str, name: str, end: bool) -> pd.Timestamp | None:
         return None
     if _DATE.match(raw):  # a whole day, UTC
         try:
-            day = pd.Timestamp(raw, tz="UTC")
-        except ValueError:
+            day = in_window(pd.Timestamp(raw, tz="UTC"), name, raw)
+        except (ValueError, OverflowError):
             raise ParameterError(name, f"{raw!r} is not a date") from None
         return day + pd.Timedelta(days=1) - pd.Timedelta(microseconds=1) if end else day
     return parse_time(raw, name)

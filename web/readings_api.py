@@ -103,7 +103,7 @@ def post() -> Any:
 
     user = current_user()
     assert user is not None
-    wait = current_app.extensions["twin_limits"].take("ingest", f"user:{user.id}")
+    wait = current_app.extensions["twin_limits"].take("ingest", f"user:{user.id}")  # shared by every process
     if wait:
         raise TooManyRequestsError(f"too many ingests; wait {int(wait) + 1} s", wait)
     fmt = _format()

@@ -12,8 +12,15 @@ Routes (blueprint ``slices``, under ``/api/slices``)::
     /api/slices/upstream                candidate sources of an anomaly at a station
 
 Coordinates in and out are WGS 84 longitude/latitude; times ISO 8601 with a
-zone (UTC out). Every response says its units. A bad or missing parameter is a
-400 whose ``parameter`` names it; an unknown station in the path is a 404.
+zone (UTC out), within :data:`web.params.EARLIEST` .. now + :data:`web.params.AHEAD`.
+Every response says its units. A bad or missing parameter is a 400 whose ``parameter``
+names it; an unknown station in the path is a 404.
+
+A station's series gives at most ``limit`` readings (default and most :data:`MAX_SERIES`),
+the first ones of the window; when there are more, ``next`` is the link to the following
+page. Warning fields (a time slice's ``warning_level`` and ``warning``, a series'
+``warnings``) are present only for the stations whose warnings the user may see
+(:class:`twin.access.Scope`): absent means not permitted, not "no warning".
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ from pyproj import Transformer
 from twin.parameters import PARAMETERS
 
 from . import params
+from .auth import scope
 from .collections import episodes, warning_id
 from .errors import NotFoundError, ParameterError
 from .state import TwinState
@@ -41,6 +49,8 @@ bp = Blueprint("slices", __name__, url_prefix="/api/slices")
 
 MAX_SAMPLES = 5000
 MAX_VERTICES = 500
+#: readings of a station series per request (its ``limit``); past it, the answer's ``next`` link pages on
+MAX_SERIES = 10_000
 
 
 def state() -> TwinState:
@@ -91,8 +101,8 @@ SLICES = {
         "lon, lat[, samples][, mass_kg, release_at, at, parameter, duration_h, decay_per_hour, flow_ratio]",
     ),
     "stations/<station>": (
-        "a station's series with class bands and warning periods",
-        "parameter[, start, end]",
+        f"a station's series with class bands and warning periods, at most {MAX_SERIES} readings a page",
+        "parameter[, start, end, limit]",
     ),
     "downstream": (
         "downstream report and plume of a release",
@@ -139,7 +149,8 @@ def at_time() -> Any:
     times = last["time"].reindex(stations["id"])
     wb = stations["water_body"].fillna("river").astype(str).to_numpy()
     klass = quality.classify_values(p, values, wb) if p in quality.parameters() else np.zeros(len(values), "int8")
-    ep = episodes(st)
+    rule = scope()
+    ep = rule.warnings(episodes(st)) if rule.may("warnings.read") else pd.DataFrame()  # only those they may see
     ep = ep[ep["parameter"] == p] if len(ep) else ep
     levels = alerts.levels_at(ep, at) if len(ep) else pd.DataFrame(columns=["level", "level_name"])
     lon, lat = _to_wgs84(basin).transform(stations.geometry.x.to_numpy(), stations.geometry.y.to_numpy())
@@ -148,21 +159,23 @@ def at_time() -> Any:
         level = int(levels.loc[s.id, "level"]) if s.id in levels.index else 0
         c = int(klass[k])
         out.append(
-            {
-                "id": s.id,
-                "name": s.name,
-                "lon": round(float(lon[k]), 6),
-                "lat": round(float(lat[k]), 6),
-                "water_body": s.water_body,
-                "target_class": int(s.target_class),
-                "time": None if pd.isna(times.iloc[k]) else times.iloc[k].isoformat(),
-                "value": None if not np.isfinite(values[k]) else float(values[k]),
-                "class": c or None,
-                "label": str(quality.label(c)),
-                "exceeds": bool(c > int(s.target_class)),
-                "warning_level": level,
-                "warning": alerts.LEVEL_NAMES[level] if level else None,
-            }
+            rule.slice_row(
+                {
+                    "id": s.id,
+                    "name": s.name,
+                    "lon": round(float(lon[k]), 6),
+                    "lat": round(float(lat[k]), 6),
+                    "water_body": s.water_body,
+                    "target_class": int(s.target_class),
+                    "time": None if pd.isna(times.iloc[k]) else times.iloc[k].isoformat(),
+                    "value": None if not np.isfinite(values[k]) else float(values[k]),
+                    "class": c or None,
+                    "label": str(quality.label(c)),
+                    "exceeds": bool(c > int(s.target_class)),
+                    "warning_level": level,
+                    "warning": alerts.LEVEL_NAMES[level] if level else None,
+                }
+            )
         )
     return {
         "at": at.isoformat(),
@@ -369,39 +382,21 @@ def station_series(station_id: str) -> Any:
 
     st = state()
     site = _site(st.basin, station_id, "station", path=True)
-    args = _args(("parameter", "start", "end"))
+    args = _args(("parameter", "start", "end", "limit"))
     p = params.parameter(args)
     start = params.time(args, "start")
     end = params.time(args, "end")
+    limit = params.integer(args, "limit", MAX_SERIES, lo=1, hi=MAX_SERIES)
+    assert limit is not None
     if start is not None and end is not None and start > end:
         raise ParameterError("end", f"{end.isoformat()} is before start {start.isoformat()}")
     rows = query(st.store, [station_id], [p], start, end).sort_values("time")
+    more = len(rows) > limit
+    rows = rows.iloc[:limit]
     wb = str(site.get("water_body") or "river")
     values = rows["value"].to_numpy(dtype=float)
     klass = quality.classify_values(p, values, wb) if p in quality.parameters() else np.zeros(len(values), "int8")
-    ep = episodes(st)
-    periods = []
-    if len(ep):
-        mine = ep[(ep["station"] == station_id) & (ep["parameter"] == p)]
-        for e in mine.to_dict("records"):
-            e_start, e_end = pd.Timestamp(e["start"]), e["end"]
-            ended = not pd.isna(e_end)
-            if (end is not None and e_start > end) or (start is not None and ended and pd.Timestamp(e_end) < start):
-                continue
-            periods.append(
-                {
-                    "id": warning_id(str(e["station"]), str(e["parameter"]), e_start),
-                    "level": int(e["level"]),
-                    "level_name": e["level_name"],
-                    "start": e_start.isoformat(),
-                    "end": pd.Timestamp(e_end).isoformat() if ended else None,
-                    "end_reason": e["end_reason"],
-                    "peak_value": float(e["peak_value"]),
-                    "rule": e["rule"],
-                    "changes": [[pd.Timestamp(t).isoformat(), int(lv), r] for t, lv, r in e["changes"]],
-                }
-            )
-    return {
+    out: dict[str, Any] = {
         "station": {
             "id": station_id,
             "name": site["name"],
@@ -418,8 +413,43 @@ def station_series(station_id: str) -> Any:
         "class": [int(c) or None for c in klass],
         "class_bands": class_bands(p, wb),
         "class_source": quality.SOURCE,
-        "warnings": periods,
+        "limit": limit,
     }
+    if more:  # the next page starts one second after this one's last reading (times are whole seconds)
+        following = (rows["time"].iloc[-1] + pd.Timedelta(seconds=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        query_args = {k: v for k, v in args.items() if k != "start"} | {"start": following}
+        out["next"] = url_for("slices.station_series", station_id=station_id, _external=True, **query_args)
+    if scope().sees_warnings_at(station_id):  # absent, not empty, when the user may not see them
+        out["warnings"] = _periods(st, station_id, p, start, end)
+    return out
+
+
+def _periods(st: TwinState, station_id: str, p: str, start: Any, end: Any) -> list[dict[str, Any]]:
+    """The warning periods of a station and parameter that overlap [start, end]."""
+    ep = episodes(st)
+    periods: list[dict[str, Any]] = []
+    if not len(ep):
+        return periods
+    mine = ep[(ep["station"] == station_id) & (ep["parameter"] == p)]
+    for e in mine.to_dict("records"):
+        e_start, e_end = pd.Timestamp(e["start"]), e["end"]
+        ended = not pd.isna(e_end)
+        if (end is not None and e_start > end) or (start is not None and ended and pd.Timestamp(e_end) < start):
+            continue
+        periods.append(
+            {
+                "id": warning_id(str(e["station"]), str(e["parameter"]), e_start),
+                "level": int(e["level"]),
+                "level_name": e["level_name"],
+                "start": e_start.isoformat(),
+                "end": pd.Timestamp(e_end).isoformat() if ended else None,
+                "end_reason": e["end_reason"],
+                "peak_value": float(e["peak_value"]),
+                "rule": e["rule"],
+                "changes": [[pd.Timestamp(t).isoformat(), int(lv), r] for t, lv, r in e["changes"]],
+            }
+        )
+    return periods
 
 
 # -- downstream and upstream --------------------------------------------------------------------

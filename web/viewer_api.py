@@ -4,9 +4,11 @@ Routes (blueprint ``viewer_api``, under ``/api/viewer``)::
 
     /api/viewer/           the viewer's set-up: title, extent, tile layers, jurisdiction levels,
                            the parameters read at the stations (count, first and last time),
-                           the parameter and time to open on, whether the readings are simulated
+                           the parameter and time to open on, whether the readings are simulated,
+                           and what the user may read (``may``: the actions of their role)
     /api/viewer/times      every time a parameter was read at the stations (the time slider's
-                           stops), with that parameter's warning periods
+                           stops), with that parameter's warning periods the user may see
+                           (``warnings`` is absent when their role may not read warnings)
     /api/viewer/plume      a release's plume along the river at many times: concentration at
                            points sampled along the path downstream, one row per time
 
@@ -27,6 +29,7 @@ from flask import Blueprint, current_app, request, url_for
 from twin.parameters import PARAMETERS
 
 from . import params
+from .auth import scope
 from .collections import episodes, warning_id
 from .errors import ParameterError
 from .state import TwinState
@@ -97,13 +100,14 @@ def reading_summary(st: TwinState) -> pd.DataFrame:
 
 
 def _default_parameter(st: TwinState, summary: pd.DataFrame) -> str | None:
-    """The parameter to open on: that of the latest, highest warning; else the first classified one read."""
+    """The parameter to open on: that of the latest, highest warning the user may see; else the first classified one read."""
     from twin import quality
 
     read = summary["parameter"].tolist()
     if not read:
         return None
-    ep = episodes(st)
+    rule = scope()
+    ep = rule.warnings(episodes(st)) if rule.may("warnings.read") else pd.DataFrame()
     if len(ep):
         ep = ep[ep["parameter"].isin(read)]
     if len(ep):
@@ -155,6 +159,7 @@ def config() -> Any:
         ],
         "default": {"parameter": default, "at": last},
         "simulated": bool(readings["simulated"].any()),
+        "may": scope().permissions(),  # what the page may ask for, so it can say "not permitted"
         "class_source": quality.SOURCE,
         "units": {"time": "UTC", "bounds": "WGS 84 degrees", "elevation_m": "m"},
     }
@@ -186,9 +191,13 @@ def times() -> Any:
         return [t.isoformat() for t in pd.to_datetime(epochs, unit="s", utc=True)]
 
     stops = st.memo(f"viewer:times:{p}", (st.manifest_hash, st.fingerprint()), compute)
-    ep = episodes(st)
+    out: dict[str, Any] = {"parameter": p, "units": {"time": "UTC"}, "time": stops}
+    rule = scope()
+    if not rule.may("warnings.read"):
+        return out
+    ep = rule.warnings(episodes(st))
     ep = ep[ep["parameter"] == p] if len(ep) else ep
-    periods = [
+    out["warnings"] = [
         {
             "id": warning_id(str(e["station"]), p, pd.Timestamp(e["start"])),
             "station": e["station"],
@@ -199,7 +208,7 @@ def times() -> Any:
         }
         for e in ep.sort_values("start").to_dict("records")
     ]
-    return {"parameter": p, "units": {"time": "UTC"}, "time": stops, "warnings": periods}
+    return out
 
 
 # -- a plume over time ---------------------------------------------------------------------------

@@ -126,7 +126,7 @@ export function drawSeriesChart(container, series, { window, cursor, i18n, colou
 
   // warning periods
   const warnLayer = el("g", { class: "warnings" }, plot);
-  for (const wp of series.warnings) {
+  for (const wp of series.warnings ?? []) {  // absent: the user may not see this station's warnings
     const s = Date.parse(wp.start);
     const e = wp.end ? Date.parse(wp.end) : t1;
     if (e < t0 || s > t1) continue;

@@ -12,6 +12,13 @@ export function esc(s) {
   return String(s ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
 }
 
+// colours given as data-bg="#rrggbb" in HTML made from strings, set through the CSSOM: the page's
+// Content-Security-Policy refuses inline style attributes (style-src 'self'), not element.style
+export function paint(root) {
+  for (const e of root.querySelectorAll("[data-bg]")) e.style.background = e.dataset.bg;
+  return root;
+}
+
 // the absolute URL of a path of this server (relative to where the app is mounted), with a query
 export function url(path, query = {}) {
   const u = new URL(ROOT + path.replace(/^\//, ""), window.location.href);

@@ -3,7 +3,7 @@
 // response plan per jurisdiction, a downstream trace). Each function reads the viewer v and writes HTML.
 
 import { drawSeriesChart } from "./chart.js";
-import { $, esc } from "./page.js";
+import { $, esc, paint } from "./page.js";
 import { COLOURS } from "./style.js";
 
 export const CHART_WINDOWS_DAYS = [2, 7, 30];
@@ -12,18 +12,21 @@ export const CHART_WINDOWS_DAYS = [2, 7, 30];
 export function renderLists(v) {
   if (!v.warnings) return;
   const incidents = [...v.incidents.features].sort((a, b) => Date.parse(b.properties.observed) - Date.parse(a.properties.observed));
-  $("#incident-list").innerHTML = incidents.length
-    ? incidents
-        .map((f) => {
-          const p = f.properties;
-          return `<li><button type="button" class="item" data-incident="${esc(f.id)}">
+  $("#incident-list").innerHTML = !v.may("incidents.read")
+    ? `<li class="hint not-permitted">${esc(v.t("access.not_permitted"))}</li>`
+    : incidents.length
+      ? incidents
+          .map((f) => {
+            const p = f.properties;
+            return `<li><button type="button" class="item" data-incident="${esc(f.id)}">
             <span class="chip incident"></span>
             <span class="what">${esc(v.t("incidents.item", { id: p.id, kind: v.i18n.term("incident_kind", p.kind) }))}</span>
             <span class="when">${esc(v.i18n.dateTime(p.observed))} · ${esc(v.i18n.term("incident_status", p.status))}</span></button></li>`;
-        })
-        .join("")
-    : `<li class="hint">${esc(v.t("incidents.none"))}</li>`;
+          })
+          .join("")
+      : `<li class="hint">${esc(v.t("incidents.none"))}</li>`;
   const filter = $("#warning-filter").value;
+  $("#warning-filter").disabled = !v.may("warnings.read");
   const t = v.timesMs[v.index];
   let list = [...v.warnings.features];
   if (filter === "active") {
@@ -32,20 +35,28 @@ export function renderLists(v) {
     list = list.filter((f) => f.properties.parameter === v.parameter);
   }
   list.sort((a, b) => Date.parse(b.properties.start) - Date.parse(a.properties.start) || b.properties.level - a.properties.level);
-  $("#warning-list").innerHTML = list.length
-    ? list
-        .map((f) => {
-          const p = f.properties;
-          const end = p.end ? v.i18n.dateTime(p.end) : v.t("warnings.ongoing");
-          return `<li><button type="button" class="item" data-warning="${esc(f.id)}">
-            <span class="chip" style="background:${COLOURS.levels[p.level]}"></span>
+  $("#warning-list").innerHTML = !v.may("warnings.read")
+    ? `<li class="hint not-permitted">${esc(v.t("access.not_permitted"))}</li>`
+    : list.length
+      ? list
+          .map((f) => {
+            const p = f.properties;
+            const end = p.end ? v.i18n.dateTime(p.end) : v.t("warnings.ongoing");
+            return `<li><button type="button" class="item" data-warning="${esc(f.id)}">
+            <span class="chip" data-bg="${COLOURS.levels[p.level]}"></span>
             <span class="what">${esc(v.i18n.level(p.level))} · ${esc(v.stationName(p.station))} · ${esc(v.i18n.parameterName(v.parameterInfo(p.parameter)))}</span>
             <span class="when">${esc(v.i18n.dateTime(p.start))} – ${esc(end)}</span></button></li>`;
-        })
-        .join("")
-    : `<li class="hint">${esc(v.t("warnings.none"))}</li>`;
+          })
+          .join("")
+      : `<li class="hint">${esc(v.t("warnings.none"))}</li>`;
+  paint($("#warning-list"));
   for (const b of document.querySelectorAll("[data-incident]")) b.addEventListener("click", () => v.selectIncident(b.dataset.incident));
   for (const b of document.querySelectorAll("[data-warning]")) b.addEventListener("click", () => v.selectWarning(b.dataset.warning));
+}
+
+// what a station's warning is when the slice does not say it: not permitted by role, or outside the user's units
+function warningHidden(v) {
+  return v.may("warnings.read") ? v.t("access.outside_units") : v.t("access.not_permitted");
 }
 
 // -- legend ---------------------------------------------------------------------------------------
@@ -61,7 +72,7 @@ export function renderLegend(v) {
   }
   let html = `<h3>${esc(v.colourBy === "warning" ? v.t("legend.levels") : v.t("legend.classes"))}</h3>
     <p class="param">${esc(v.i18n.parameterName(p))}</p><ul>`;
-  html += rows.map(([c, label]) => `<li><span class="dot" style="background:${c}"></span>${esc(label)}</li>`).join("");
+  html += rows.map(([c, label]) => `<li><span class="dot" data-bg="${c}"></span>${esc(label)}</li>`).join("");
   html += "</ul>";
   if (v.trace) {
     const now = v.plumeNow;
@@ -73,6 +84,7 @@ export function renderLegend(v) {
     html += `<p class="param hint">${esc(v.t("legend.plume_hint"))}</p>`;
   }
   box.innerHTML = html;
+  paint(box);
 }
 
 // -- the details panel --------------------------------------------------------------------------------
@@ -88,6 +100,7 @@ export function renderDetails(v) {
   else if (sel.kind === "warning") renderWarning(v, box);
   else if (sel.kind === "trace") renderTrace(v, box, v.t("trace.title"));
   else if (sel.kind === "site") renderSite(v, box);
+  paint(box);
 }
 
 function renderStation(v, box) {
@@ -113,8 +126,12 @@ function renderStation(v, box) {
     <dl class="now">
       <dt>${esc(v.t("station.at"))}</dt><dd>${esc(v.i18n.dateTimeZone(v.times[v.index]))}</dd>
       <dt>${esc(v.i18n.parameterName(par))}</dt><dd>${now?.value === null || now?.value === undefined ? esc(v.t("station.no_reading")) : esc(v.i18n.quantity(now.value, par.unit))}</dd>
-      <dt>${esc(v.t("station.class"))}</dt><dd><span class="dot" style="background:${now?.class ? COLOURS.classes[now.class] : COLOURS.none}"></span>${esc(v.i18n.klass(now?.class))}</dd>
-      <dt>${esc(v.t("station.warning"))}</dt><dd><span class="dot" style="background:${COLOURS.levels[now?.warning_level || 0]}"></span>${esc(v.i18n.level(now?.warning_level || 0))}</dd>
+      <dt>${esc(v.t("station.class"))}</dt><dd><span class="dot" data-bg="${now?.class ? COLOURS.classes[now.class] : COLOURS.none}"></span>${esc(v.i18n.klass(now?.class))}</dd>
+      <dt>${esc(v.t("station.warning"))}</dt><dd>${
+        now && !("warning_level" in now)
+          ? `<span class="dot" data-bg="${COLOURS.none}"></span><span class="not-permitted">${esc(warningHidden(v))}</span>`
+          : `<span class="dot" data-bg="${COLOURS.levels[now?.warning_level || 0]}"></span>${esc(v.i18n.level(now?.warning_level || 0))}`
+      }</dd>
     </dl>
     <div class="chart-head"><h3>${esc(v.t("chart.title"))}</h3>
       <span><select id="chart-scale" aria-label="${esc(v.t("chart.scale"))}">${scales}</select>
@@ -123,10 +140,12 @@ function renderStation(v, box) {
     <p class="caption">${esc(v.t("chart.caption", { source: series?.class_source ?? v.config.class_source }))}${series && series.flag.includes("S") ? ` ${esc(v.t("chart.simulated"))}` : ""}</p>
     <h3>${esc(v.t("chart.periods"))}</h3>
     <ul class="periods">${
-      series?.warnings.length
+      series && !series.warnings
+        ? `<li class="hint not-permitted">${esc(warningHidden(v))}</li>`
+        : series?.warnings.length
         ? series.warnings
             .map(
-              (w) => `<li><button type="button" class="link" data-warning="${esc(w.id)}"><span class="dot" style="background:${COLOURS.levels[w.level]}"></span>${esc(v.i18n.level(w.level))}</button>
+              (w) => `<li><button type="button" class="link" data-warning="${esc(w.id)}"><span class="dot" data-bg="${COLOURS.levels[w.level]}"></span>${esc(v.i18n.level(w.level))}</button>
             ${esc(v.i18n.dateTime(w.start))} – ${esc(w.end ? v.i18n.dateTime(w.end) : v.t("warnings.ongoing"))}</li>`,
             )
             .join("")
@@ -241,7 +260,7 @@ function renderTrace(v, box, title) {
       const peak =
         e.peak_mg_l === null
           ? "—"
-          : `${esc(v.i18n.number(e.peak_mg_l, 3))}${e.class ? `<br><span class="dot" style="background:${COLOURS.classes[e.class]}"></span><small>${esc(v.i18n.klass(e.class))}</small>` : ""}`;
+          : `${esc(v.i18n.number(e.peak_mg_l, 3))}${e.class ? `<br><span class="dot" data-bg="${COLOURS.classes[e.class]}"></span><small>${esc(v.i18n.klass(e.class))}</small>` : ""}`;
       return `<tr class="${esc(e.kind)}">
         <td>${esc(name)}<br><small>${esc(kind)}${esc(note)}</small></td>
         <td class="num">${esc(v.i18n.number(e.distance_km, 3))}</td>
@@ -311,7 +330,7 @@ function renderWarning(v, box) {
         )
         .join("");
       return `<section class="plan">
-        <h4><span class="dot" style="background:${COLOURS.levels[levelNumber(v, u.warning_level)]}"></span>${esc(u.name)} <small>${esc(v.i18n.term("jurisdiction_level", u.level))} ${esc(u.code)}</small></h4>
+        <h4><span class="dot" data-bg="${COLOURS.levels[levelNumber(v, u.warning_level)]}"></span>${esc(u.name)} <small>${esc(v.i18n.term("jurisdiction_level", u.level))} ${esc(u.code)}</small></h4>
         <p>${esc(v.t("plan.level", { level: v.i18n.level(levelNumber(v, u.warning_level)) }))}</p>
         <p>${esc(v.t("plan.times", { earliest: v.i18n.dateTimeZone(u.earliest), likely: v.i18n.dateTime(u.likely) }))}</p>
         <p class="action">${esc(actionText(v, u.action, u.warning_level))}</p>
@@ -319,7 +338,7 @@ function renderWarning(v, box) {
       </section>`;
     })
     .join("");
-  box.innerHTML = `<h2 class="warning-title"><span class="chip" style="background:${COLOURS.levels[p.level]}"></span>${esc(v.i18n.level(p.level))} · ${esc(v.stationName(p.station))}</h2>
+  box.innerHTML = `<h2 class="warning-title"><span class="chip" data-bg="${COLOURS.levels[p.level]}"></span>${esc(v.i18n.level(p.level))} · ${esc(v.stationName(p.station))}</h2>
     <dl class="props">
       <dt>${esc(v.t("warning.parameter"))}</dt><dd>${esc(v.i18n.parameterName(par))}</dd>
       <dt>${esc(v.t("warning.start"))}</dt><dd>${esc(v.i18n.dateTimeZone(p.start))}</dd>

@@ -75,6 +75,11 @@ class Viewer {
     return this.i18n.t(key, vars);
   }
 
+  // whether the user's role may take an action (the set-up's "may"): the panels say "not permitted" otherwise
+  may(action) {
+    return (this.config.may ?? []).includes(action);
+  }
+
   track(promise) {
     this.pending.add(promise);
     const done = () => this.pending.delete(promise);
@@ -162,6 +167,10 @@ class Viewer {
 
   // -- controls ---------------------------------------------------------------------------------------
   bindControls() {
+    // colouring by warning level means nothing to a role that may not read warnings
+    const byWarning = $('#colour-by option[value="warning"]');
+    byWarning.disabled = !this.may("warnings.read");
+    byWarning.title = byWarning.disabled ? this.t("access.not_permitted") : "";
     $("#parameter").addEventListener("change", (ev) => this.setParameter(ev.target.value));
     $("#colour-by").addEventListener("change", (ev) => {
       this.colourBy = ev.target.value;
@@ -323,7 +332,7 @@ class Viewer {
     const data = await this.track(getJSON(url("api/viewer/times", { parameter: this.parameter })));
     this.times = data.time;
     this.timesMs = data.time.map((t) => Date.parse(t));
-    this.periods = data.warnings;
+    this.periods = data.warnings ?? []; // absent when the role may not read warnings
     const slider = $("#time-slider");
     slider.max = String(Math.max(0, this.times.length - 1));
     slider.disabled = this.times.length === 0;
@@ -419,7 +428,7 @@ class Viewer {
 
   colourOf(entry) {
     if (!entry) return COLOURS.none;
-    if (this.colourBy === "warning") return COLOURS.levels[entry.warning_level || 0];
+    if (this.colourBy === "warning") return "warning_level" in entry ? COLOURS.levels[entry.warning_level || 0] : COLOURS.none;
     return entry.class ? COLOURS.classes[entry.class] : COLOURS.none;
   }
 
