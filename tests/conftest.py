@@ -23,6 +23,9 @@ import yaml
 
 from . import pg_cluster, synthetic
 
+#: pytester for the tests of the skip policy; the skip policy itself (tests/skips.py)
+pytest_plugins = ("pytester", "tests.skips")
+
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_CATALOG = ROOT / "data" / "cevennes" / "basin.yml"
 

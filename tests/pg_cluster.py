@@ -29,6 +29,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 INSTALL = "sudo apt-get install -y postgresql"
 SETTINGS = {
@@ -114,7 +115,7 @@ def running() -> Iterator[Cluster]:
     ids = server_user()
     folder = Path(tempfile.mkdtemp(prefix="twin-pg-"))
     data = folder / "data"
-    as_user = {} if ids is None else {"user": ids[0], "group": ids[1], "extra_groups": []}
+    as_user: dict[str, Any] = {} if ids is None else {"user": ids[0], "group": ids[1], "extra_groups": []}
     watchdog = subprocess.Popen(
         [sys.executable, "-c", _WATCHDOG, str(bindir / "pg_ctl"), str(data), str(folder)]
         + (["-", "-"] if ids is None else [str(ids[0]), str(ids[1])]),

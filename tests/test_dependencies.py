@@ -63,7 +63,7 @@ def imports(package: str) -> list[tuple[str, int, str, bool]]:
             for module in modules:
                 top = module.split(".")[0]
                 if top not in sys.stdlib_module_names:
-                    found.append((str(path.relative_to(ROOT)), child.lineno, top, in_function))
+                    found.append((str(path.relative_to(ROOT)), getattr(child, "lineno", 0), top, in_function))
             visit(child, path, in_function or isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda))
 
     for path in sorted((ROOT / package).rglob("*.py")):
