@@ -1,25 +1,38 @@
-# Two commands do all the set-up on a fresh machine (Python 3.11, pip, the PyPI registry):
-#   make demo   - virtual environment, install, build the demo twin, print its summary, serve the viewer
-#   make test   - the same set-up, then the whole test suite
+# Two commands do all the set-up on a fresh machine (Debian or Ubuntu with Python 3.11, venv and make):
+#   make demo   - system packages (Node and npm), virtual environment, install, build the demo twin, print its
+#                 summary, serve the viewer
+#   make test   - system packages (also Chromium, a CJK font, Mesa's EGL, PostgreSQL), the same set-up, then
+#                 lint, types and the whole test suite
+# Missing system packages are installed with apt-get when run as root; otherwise the command to run is printed
+# (scripts/system-packages.sh).
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 TWIN_DIR ?= twins/cevennes
 PORT    ?= 8000
 STAMP   = $(VENV)/.installed
+MAPLIBRE = web/static/vendor/maplibre-gl/VERSION
+# what scripts/system-packages.sh checks for: the goal asked for (a prerequisite inherits it)
+SYSTEM_FOR = demo
+test: SYSTEM_FOR = test
 
-.PHONY: setup demo test lint bench clean
+.PHONY: system setup demo test lint bench clean
 
-$(BIN)/python:
+system:
+	@sh scripts/system-packages.sh $(SYSTEM_FOR)
+
+$(BIN)/python: | system
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(STAMP): pyproject.toml web/package.json | $(BIN)/python
+$(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e ".[scene,web,test,dev]"
-	sh web/vendor.sh
 	touch $(STAMP)
 
-setup: $(STAMP)
+$(MAPLIBRE): web/package.json web/package-lock.json | system
+	sh web/vendor.sh
+
+setup: system $(STAMP) $(MAPLIBRE)
 
 demo: setup
 	$(BIN)/twin build data/cevennes/basin.yml -o $(TWIN_DIR) --overwrite
@@ -42,6 +55,7 @@ demo: setup
 test: setup
 	$(BIN)/ruff check twin web tests benchmarks
 	$(BIN)/mypy
+	@echo "-- tests: PostgreSQL in a throwaway cluster the run starts and removes; a skipped test is a failure unless marked expected_skip(reason=...)"
 	$(BIN)/python -m pytest -q
 
 lint: setup

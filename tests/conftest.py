@@ -1,15 +1,30 @@
-"""Shared fixtures: synthetic DEMs and catalogs in temp dirs, and the demo twin (built once)."""
+"""Shared fixtures: synthetic DEMs and catalogs in temp dirs, the demo twin (built once), a PostgreSQL server.
+
+PostgreSQL: a test that needs a server asks for the ``postgres_database`` fixture (the URL of
+a new empty database, dropped afterwards) or ``postgres_url`` (the server's ``postgres``
+database, where it may create its own); it never reads ``TWIN_TEST_POSTGRES_URL`` itself.
+That variable, when set, names the server to use; otherwise a throwaway cluster is started
+for the session (:mod:`tests.pg_cluster`: initdb in a temporary folder, a Unix socket
+there, stopped and removed at the end). Without PostgreSQL's server binaries those tests
+fail, saying what to install: they do not skip.
+"""
 
 from __future__ import annotations
 
 import json
+import os
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
 
-from . import synthetic
+from . import pg_cluster, synthetic
+
+#: pytester for the tests of the skip policy; the skip policy itself (tests/skips.py)
+pytest_plugins = ("pytester", "tests.skips")
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_CATALOG = ROOT / "data" / "cevennes" / "basin.yml"
@@ -124,3 +139,37 @@ def make_saved_valley(make_catalog, tmp_path):
         return basin
 
     return make
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """SQLAlchemy URL of a PostgreSQL server's ``postgres`` database, as a role that may create databases.
+
+    ``TWIN_TEST_POSTGRES_URL`` if set, else a throwaway cluster for the session (see the module's docstring).
+    """
+    url = os.environ.get("TWIN_TEST_POSTGRES_URL")
+    if url:
+        yield url
+        return
+    try:
+        with pg_cluster.running() as cluster:
+            yield cluster.url
+    except pg_cluster.ClusterError as err:  # no server binaries: the tests that need one fail, saying so
+        pytest.fail(str(err), pytrace=False)
+
+
+@pytest.fixture
+def postgres_database(postgres_url: str) -> Iterator[str]:
+    """SQLAlchemy URL of a new empty database on the ``postgres_url`` server, dropped after the test."""
+    import sqlalchemy as sa
+
+    name = f"twin_test_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    try:
+        yield sa.make_url(postgres_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE "{name}" WITH (FORCE)')
+        admin.dispose()

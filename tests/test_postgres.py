@@ -1,13 +1,10 @@
 """The operations store on a real PostgreSQL server: same schema, same queries, same answers.
 
-Runs when ``TWIN_TEST_POSTGRES_URL`` names a server where the test may create
-databases (``.ci/run`` starts one and sets it); each test gets a database of its own.
+Each test gets a database of its own (the ``postgres_database`` fixture of conftest.py:
+on ``TWIN_TEST_POSTGRES_URL`` if set, else on a throwaway cluster the session starts).
 """
 
 from __future__ import annotations
-
-import os
-import uuid
 
 import pandas as pd
 import pytest
@@ -15,26 +12,15 @@ import sqlalchemy as sa
 
 from .synthetic import cell_lonlat
 
-ADMIN_URL = os.environ.get("TWIN_TEST_POSTGRES_URL")
-pytestmark = pytest.mark.skipif(not ADMIN_URL, reason="TWIN_TEST_POSTGRES_URL not set (.ci/run sets it)")
 HEADER = "station,time,parameter,value,unit,flag\n"
 
 
 @pytest.fixture
-def pg_basin(make_saved_valley, monkeypatch):
-    assert ADMIN_URL is not None
-    name = f"twin_test_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    url = sa.make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    monkeypatch.setenv("TWIN_DATABASE_URL", url)
+def pg_basin(make_saved_valley, monkeypatch, postgres_database):
+    monkeypatch.setenv("TWIN_DATABASE_URL", postgres_database)
     basin = make_saved_valley({"UP": (10, "station"), "LOW": (35, "station")})
     yield basin
     basin.store.dispose()
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'DROP DATABASE "{name}" WITH (FORCE)')
-    admin.dispose()
 
 
 def test_store_lives_in_postgres_with_the_migrated_schema(pg_basin):

@@ -11,6 +11,7 @@ import base64
 import hashlib
 import io
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -29,12 +30,14 @@ from twin.cli import cli
 from twin.scenarios import run
 from twin.scene import (
     FontError,
+    OpenGLError,
     SceneError,
     SceneOutputError,
     build_scene,
     decimate,
     find_cjk_font,
     mesh,
+    opengl,
     output,
     style,
 )
@@ -455,3 +458,43 @@ def test_the_basin_builds_its_own_scene(demo):
     with demo.scene(size=(320, 200), max_triangles=BUDGET) as scene:
         image = scene.image()
     assert image.shape[:2] == (200, 320)
+
+
+# -- without OpenGL ------------------------------------------------------------------------------------
+#: Two ways a machine lacks what VTK's EGL window loads (without either, VTK used to crash the process):
+#: no EGL vendor library (Debian's libegl-mesa0), no Mesa driver (libgl1-mesa-dri).
+NO_OPENGL = {
+    "no EGL vendor": {"__EGL_VENDOR_LIBRARY_FILENAMES": "/nonexistent/50_mesa.json"},
+    "no Mesa driver": {"LIBGL_DRIVERS_PATH": "/nonexistent"},
+}
+PACKAGES = "sudo apt-get install -y libegl1 libegl-mesa0 libgl1-mesa-dri"
+
+
+@pytest.mark.parametrize("env", NO_OPENGL.values(), ids=NO_OPENGL.keys())
+def test_cli_render_without_opengl_is_one_line_naming_the_packages_not_a_crash(make_saved_valley, tmp_path, env):
+    basin = make_saved_valley({"UP": (10, "station")})
+    out = tmp_path / "out"
+    out.mkdir()
+
+    def twin_render(name: str) -> subprocess.CompletedProcess:
+        command = [sys.executable, "-m", "twin.cli", "render", str(basin.path), "-o", str(out / name)]
+        return subprocess.run(command, env={**os.environ, **env}, capture_output=True, text=True, check=False)
+
+    png = twin_render("scene.png")
+    assert png.returncode == 1, png.stderr  # not -11: a segmentation fault
+    lines = png.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("twin: error: cannot render the 3D scene off screen"), lines
+    assert PACKAGES in lines[0] and "Traceback" not in png.stderr
+    assert list(out.iterdir()) == []
+    glb = twin_render("scene.glb")  # what the message offers instead: no OpenGL needed
+    assert glb.returncode == 0, glb.stderr
+    assert (out / "scene.glb").read_bytes()[:4] == b"glTF"
+
+
+def test_a_scene_without_opengl_raises_an_error_naming_the_packages(make_saved_valley, monkeypatch):
+    basin = make_saved_valley({"UP": (10, "station")})
+    monkeypatch.setenv("LIBGL_DRIVERS_PATH", "/nonexistent")
+    opengl.check_offscreen_rendering.cache_clear()  # this process has rendered already: check again
+    with build_scene(basin, size=(64, 40)) as scene, pytest.raises(OpenGLError, match=re.escape(PACKAGES)):
+        scene.image()
+    assert isinstance(OpenGLError("x"), OSError)  # the web layer answers 503: the server lacks a library

@@ -4,7 +4,7 @@ The server is waitress on a free loopback port in a thread (:class:`web.server.S
 runs headless with SwiftShader's WebGL, so MapLibre really draws and the checks look at pixels of
 screenshots, not only at the DOM. Every state is saved to ``test-artifacts/browser/`` to be looked at.
 
-Needs ``/usr/bin/chromium`` (``apt-get install -y chromium``; ``.ci/run`` installs it), the
+Needs ``/usr/bin/chromium`` (``apt-get install -y chromium``; ``make test`` installs it), the
 ``playwright`` package (its driver only: no browser is downloaded) and MapLibre GL JS vendored into
 ``web/static/vendor`` (``sh web/vendor.sh``, run by ``make setup``). Without them these tests fail,
 saying what to install: they are not skipped.
@@ -56,7 +56,7 @@ def missing_requirements() -> list[str]:
     """What the browser tests need and this machine lacks, each with how to get it."""
     missing = []
     if not CHROMIUM.is_file():
-        missing.append(f"Chromium at {CHROMIUM}: apt-get install -y chromium (.ci/run installs it)")
+        missing.append(f"Chromium at {CHROMIUM}: apt-get install -y chromium (make test installs it)")
     try:
         import playwright.sync_api  # noqa: F401
     except ImportError:

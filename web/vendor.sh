@@ -1,13 +1,13 @@
 #!/bin/sh
 # The viewer's browser libraries, from the npm registry (versions pinned by web/package-lock.json),
 # copied into web/static/vendor/ where the Flask app serves them: the page loads nothing from a CDN.
-# Run by `make setup` (and so by `make demo` and `make test`); safe to run again.
+# Run by `make setup` (and so by `make demo` and `make test`, which install Node and npm first when they
+# are missing); safe to run again. Fails when it cannot produce MapLibre: a viewer without it draws no map.
 set -eu
 cd "$(dirname "$0")"
-if ! command -v npm >/dev/null 2>&1; then
-  echo "web/vendor.sh: npm not found; the map viewer needs it once to fetch MapLibre GL JS:" >&2
-  echo "  apt-get install -y nodejs npm   then   sh web/vendor.sh" >&2
-  exit 0 # the library and the API work without the viewer; the page and the server log say what is missing
+if ! command -v npm >/dev/null 2>&1 || ! command -v node >/dev/null 2>&1; then
+  echo "web/vendor.sh: Node.js and npm are needed to fetch MapLibre GL JS for the map viewer; install them with: sudo apt-get install -y nodejs npm" >&2
+  exit 1
 fi
 npm ci --no-audit --no-fund --loglevel=error
 out=static/vendor/maplibre-gl

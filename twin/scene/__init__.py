@@ -35,6 +35,10 @@ Assumptions
 * Chinese labels need a font with CJK glyphs (VTK's built-in fonts draw nothing for
   them): WenQuanYi Micro Hei, Debian package ``fonts-wqy-microhei``, is looked for
   first; a missing font or glyph raises :class:`FontError` (see :mod:`.style`).
+* A PNG needs OpenGL off screen: Mesa's EGL and software renderer (Debian packages
+  ``libegl1 libegl-mesa0 libgl1-mesa-dri``). Without them the first render raises
+  :class:`OpenGLError` naming them instead of crashing (see :mod:`.opengl`); ``.glb``
+  and ``.html`` are written without OpenGL.
 * Images are deterministic: no anti-aliasing or depth peeling, the terrain unlit
   (its hillshade is in its vertex colours), PNG without metadata. The same twin and
   parameters give the same bytes with the same OpenGL driver (drivers may differ).
@@ -44,9 +48,10 @@ from __future__ import annotations
 
 from .build import DEFAULT_EXAGGERATION, DEFAULT_SIZE, build_scene, parse_size, parse_time
 from .camera import VIEWS, Camera
-from .errors import FontError, SceneDependencyError, SceneError, SceneOutputError
+from .errors import FontError, OpenGLError, SceneDependencyError, SceneError, SceneOutputError
 from .layers import Label, Layer, station_levels
 from .mesh import DEFAULT_MAX_TRIANGLES, Decimation, decimate
+from .opengl import check_offscreen_rendering
 from .output import FORMATS, Scene, check_writable, output_format, write_glb
 from .style import LANGS, find_cjk_font
 
@@ -62,11 +67,13 @@ __all__ = [
     "FontError",
     "Label",
     "Layer",
+    "OpenGLError",
     "Scene",
     "SceneDependencyError",
     "SceneError",
     "SceneOutputError",
     "build_scene",
+    "check_offscreen_rendering",
     "check_writable",
     "decimate",
     "find_cjk_font",

@@ -19,3 +19,7 @@ class SceneOutputError(TwinError, OSError):
 
 class SceneDependencyError(TwinError, ImportError):
     """pyvista/VTK are not installed (the ``scene`` extra)."""
+
+
+class OpenGLError(TwinError, OSError):
+    """No OpenGL that VTK can render off screen with (Mesa's EGL is not installed); names the packages."""

@@ -21,6 +21,7 @@ from shapely.ops import substring
 from . import style
 from .errors import SceneDependencyError
 from .mesh import Decimation, grid_triangles, hillshade, ramp
+from .opengl import DEFAULT_WINDOW
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -84,7 +85,7 @@ def xyz(p: Any) -> tuple[float, float, float]:
 def pyvista() -> Any:
     """pyvista, imported for drawing only; off screen through EGL unless the caller chose otherwise."""
     # VTK reads this when it makes its first render window: EGL renders without a display
-    os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")
+    os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", DEFAULT_WINDOW)
     try:
         import pyvista as pv
     except ImportError:

@@ -27,6 +27,7 @@ from . import style
 from .camera import Camera
 from .errors import SceneError, SceneOutputError
 from .layers import Label, Layer, pyvista
+from .opengl import check_offscreen_rendering
 
 FORMATS = {".png": "png", ".glb": "glb", ".html": "html", ".htm": "html"}
 
@@ -91,6 +92,7 @@ class Scene:
 
     def _make_plotter(self) -> Any:
         pv = pyvista()
+        check_offscreen_rendering()  # a clear error, not a segmentation fault, when no OpenGL loads
         p = pv.Plotter(off_screen=True, window_size=list(self.size), lighting="light kit")
         p.disable_anti_aliasing()  # deterministic pixels: no FXAA/MSAA blending
         p.set_background(style.BACKGROUND)
