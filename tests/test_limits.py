@@ -1,13 +1,11 @@
 """Throttling in the operations store (:mod:`web.limits`): known answers on a fresh store, clocks given explicitly.
 
 Two :class:`~web.limits.Throttle` objects over two engines on one SQLite file stand for two
-processes of a deployment; on PostgreSQL the same when ``TWIN_TEST_POSTGRES_URL`` is set.
+processes of a deployment; on PostgreSQL the same (the ``postgres_database`` fixture of conftest.py).
 """
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -41,20 +39,10 @@ def pair(request, tmp_path) -> Iterator[tuple[Throttle, Throttle]]:
         a.engine.dispose()
         b.engine.dispose()
         return
-    admin_url = os.environ.get("TWIN_TEST_POSTGRES_URL")
-    if not admin_url:
-        pytest.skip("TWIN_TEST_POSTGRES_URL not set (.ci/run sets it)")
-    name = f"twin_test_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    a, b = throttles(sa.make_url(admin_url).set(database=name).render_as_string(hide_password=False))
+    a, b = throttles(request.getfixturevalue("postgres_database"))
     yield a, b
     a.engine.dispose()
     b.engine.dispose()
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'DROP DATABASE "{name}" WITH (FORCE)')
-    admin.dispose()
 
 
 def test_the_backoff_waits_after_five_failures_and_doubles_with_each_further_one(pair):
