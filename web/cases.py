@@ -46,7 +46,7 @@ def index() -> Any:
     for case_id in acc.cases():
         scope = acc.case_scope(case_id)
         if can(user, "evidence.read", scope):
-            shared = [s["with"] for s in acc.shares(case_id)]
+            shared = [s["with"] for s in acc.ledger.shares(case_id)]  # as the log's share leaves say
             out.append({"case_id": case_id, "jurisdictions": sorted(scope.jurisdictions), "shared_with": shared})
     return {"cases": out}
 

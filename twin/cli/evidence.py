@@ -238,15 +238,25 @@ def sign(twin_dir: str, agency: str | None) -> None:
 @click.argument("twin_dir", type=click.Path(file_okay=False, exists=True))
 @click.option("--leaf", "leaf", type=int, default=None, help="Inclusion proof of this leaf index.")
 @click.option("--from-size", "old", type=int, default=None, help="Consistency proof from this tree size.")
-@click.option("--size", type=int, default=None, help="Tree size to prove against (default: the log's).")
+@click.option(
+    "--size",
+    type=int,
+    default=None,
+    help="Tree size to prove against (default: the newest signed head's, if it covers the leaf; else the log's).",
+)
 def proof(twin_dir: str, leaf: int | None, old: int | None, size: int | None) -> None:
     """An inclusion proof (--leaf) or a consistency proof (--from-size), RFC 6962, as JSON."""
     from ..evidence.errors import EvidenceError
 
     log = _ledger(twin_dir).log
-    n = log.size() if size is None else size
     if (leaf is None) == (old is None):
         raise EvidenceError("give --leaf INDEX (inclusion) or --from-size N (consistency)")
+    if size is None:  # a signed head's tree, which can be checked against its signature
+        signed = max((h.tree_size for h, _ in log.heads()), default=0)
+        covered = leaf < signed if leaf is not None else old is not None and old <= signed
+        n = signed if covered else log.size()
+    else:
+        n = size
     if leaf is not None:
         e = log.entry(leaf)
         path = log.inclusion_proof(leaf, n)

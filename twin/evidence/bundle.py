@@ -203,7 +203,8 @@ def make_bundle(
     BundleError
         The output cannot be written there.
     TamperError
-        A stored file was altered (nothing is written).
+        The ledger does not verify (:meth:`Ledger.check`: a row deleted, added or edited, the log
+        altered), or a stored file was altered; nothing is written.
     """
     actor = by or default_actor()
     out = Path(output)
@@ -211,14 +212,14 @@ def make_bundle(
         raise BundleError(f"output '{out}' is a folder; give a file name such as '{out / 'case.zip'}'")
     if not out.parent.is_dir():
         raise BundleError(f"cannot write '{out}': folder '{out.parent}' does not exist; create it first")
-    rows = ledger.custody_rows(case_id)
+    signer = ledger.signer(agency)  # before any work: a missing key is the likeliest mistake
+    rows = ledger.case_items(case_id)  # from the log, after a full check (TamperError if it fails)
     if not rows:
         raise UnknownEvidenceError(
             f"case {case_id!r} has no evidence in this ledger; record some with `twin evidence add` "
             "(list the cases with `twin evidence list DIR`)"
         )
-    signer = ledger.signer(agency)  # before any work: a missing key is the likeliest mistake
-    records = [ledger.summary(r, ts) | {"custody": json.loads(r.record)} for r, ts in rows]
+    records = [ledger.summary(r, ts) | {"custody": json.loads(r["record"])} for r, ts in rows]
     fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.partial-", dir=out.parent)
     os.close(fd)
     tmp = Path(tmp_name)
@@ -283,11 +284,11 @@ def _write_items(w: _Writer, ledger: Ledger, records: list[dict[str, Any]], rows
         fmt = rec["format"]
         path = f"files/{sha}{_suffix(rec['name'])}"
         w.write_chunks(path, ledger.files.chunks(sha), compress=fmt.startswith(TEXT_FORMATS))
-        w.write(f"custody/{sha}.json", row.record.encode("utf-8"))
+        w.write(f"custody/{sha}.json", row["record"].encode("utf-8"))
         tpaths = []
         for t in transfers:
-            tp = f"custody/{sha}.transfer-{t.seq}.json"
-            w.write(tp, t.transfer.encode("utf-8"))
+            tp = f"custody/{sha}.transfer-{t['seq']}.json"
+            w.write(tp, t["transfer"].encode("utf-8"))
             tpaths.append(tp)
         label = None
         if rec["place"] is not None:
@@ -310,7 +311,7 @@ def _write_items(w: _Writer, ledger: Ledger, records: list[dict[str, Any]], rows
                 "holder": rec["holder"],
                 "derived": rec["derived"],
                 "record": f"custody/{sha}.json",
-                "record_sha256": row.record_sha256,
+                "record_sha256": row["record_sha256"],
                 "transfers": tpaths,
                 "proof": f"proofs/{sha}.json",
             }
@@ -427,8 +428,8 @@ def _log_export(
 
         proofs: dict[str, bytes] = {}
         for item, (row, transfers) in zip(items, rows):
-            leaves = [proof(int(row.leaf_index), item["record"])]
-            leaves += [proof(int(t.leaf_index), tp) for t, tp in zip(transfers, item["transfers"])]
+            leaves = [proof(int(row["leaf_index"]), item["record"])]
+            leaves += [proof(int(t["leaf_index"]), tp) for t, tp in zip(transfers, item["transfers"])]
             proofs[item["proof"]] = canonical({"tree_size": size, "root_hash": head.root_hash.hex(), "leaves": leaves})
         proofs["proofs/export.json"] = canonical(
             {"tree_size": size, "root_hash": head.root_hash.hex(), "leaves": [proof(leaf.index, "manifest.json")]}
