@@ -265,3 +265,192 @@ def test_every_deletion_insertion_and_edit_of_a_ledger_table_is_caught(tiny, tmp
         assert not (tmp_path / "case.zip").exists()
     finally:
         ledger.engine.dispose()
+
+
+# -- what readers show ----------------------------------------------------------------------------------
+
+
+def test_audit_shows_what_the_leaves_say_not_the_columns_beside_them(tiny):
+    db_path = copy_store(tiny, "audit-forged-actor")
+    with sqlite3.connect(db_path) as db:  # the photo's record, its actor and case rewritten in the columns only
+        db.execute("UPDATE evidence_log SET actor = 'mallory', case_id = ? WHERE idx = 0", (OTHER,))
+    ledger = open_copy(tiny, db_path)
+    try:
+        entries = ledger.audit(CASE)
+        first = entries[0]
+        assert (first["index"], first["kind"], first["actor"], first["item"]) == (
+            0,
+            "record",
+            "a.martin",
+            tiny["photo"],
+        )
+        assert all(e["actor"] != "mallory" for e in ledger.audit())
+        assert 0 not in [e["index"] for e in ledger.audit(OTHER)]  # not moved to the other case either
+        result = invoke("audit", str(tiny["dir"]), "--case", CASE, "--kind", "record")
+        assert [json.loads(ln)["actor"] for ln in result.stdout.splitlines()] == ["a.martin", "b.roux", "c.durand"]
+        assert not ledger.check(files=False).ok
+    finally:
+        ledger.engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("sql", "named"),
+    [
+        (
+            "UPDATE custody_transfers SET to_holder = 'Mallory' WHERE id = 1",
+            "custody_transfers row 1: to_holder is 'Mallory'",
+        ),
+        ("UPDATE custody_records SET category = 'map' WHERE id = 2", "custody_records row 2: category is 'map'"),
+        ("DELETE FROM custody_transfers WHERE id = 2", "custody_transfers: leaf 5 (transfer of sha256"),
+        ("DELETE FROM custody_records WHERE id = 3", "custody_records: leaf 2 (record of sha256"),
+    ],
+)
+def test_listing_a_case_refuses_rows_that_are_not_what_their_leaves_say(tiny, sql, named):
+    db_path = copy_store(tiny, f"reader-{abs(hash(sql))}")
+    with sqlite3.connect(db_path) as db:
+        db.execute(sql)
+    ledger = open_copy(tiny, db_path)
+    try:
+        with pytest.raises(TamperError, match=re.escape(named)):
+            ledger.records(CASE)
+        with pytest.raises(TamperError, match="does not verify, so it is not exported: .*" + re.escape(named)):
+            ledger.case_items(CASE)
+        assert [r["sha256"] for r in ledger.records(OTHER)] == [tiny["photo"]]  # the other case is untouched
+    finally:
+        ledger.engine.dispose()
+
+
+def test_one_items_custody_and_shares_are_checked_before_they_are_shown(tiny):
+    db_path = copy_store(tiny, "reader-item")
+    with sqlite3.connect(db_path) as db:
+        db.execute("UPDATE custody_transfers SET transfer = replace(transfer, 'analysis', 'nothing') WHERE id = 1")
+        db.execute("UPDATE case_shares SET jurisdiction = '12' WHERE id = 1")
+    ledger = open_copy(tiny, db_path)
+    try:
+        with pytest.raises(TamperError, match="custody_transfers row 1: transfer differs from what leaf 4 says"):
+            ledger.record(tiny["photo"], CASE)
+        with pytest.raises(TamperError, match="custody_transfers row 1"):  # no transfer built on a forged chain
+            ledger.transfer(tiny["photo"], case_id=CASE, to="X", reason="y", time="2026-09-11T09:00Z", by="z")
+        assert ledger.record(tiny["csv"], CASE)["holder"] == "DDT Lozère evidence room"  # its rows are sound
+        with pytest.raises(TamperError, match="case_shares row 1: jurisdiction is '12' but leaf 6 says '30'"):
+            ledger.shares(CASE)
+    finally:
+        ledger.engine.dispose()
+
+
+# -- a ledger written before the binding ----------------------------------------------------------------
+
+
+def test_a_ledger_from_before_the_binding_is_migrated_and_still_checked(tmp_path):
+    """Migration 0007 on a store whose leaves hold no row ids and whose heads have no leaf."""
+    from alembic import command
+    from alembic.config import Config
+
+    from twin.evidence import EvidenceLog, canonical, make_record
+    from twin.evidence.canonical import digest_bytes
+    from twin.evidence.keys import Signer, sign_head
+
+    folder = tmp_path / "old"
+    folder.mkdir()
+    (folder / "twin.json").write_text('{"name": "old"}', encoding="utf-8")
+    init_keys(folder, AGENCY)
+    url = f"sqlite:///{folder / 'ops.sqlite'}"
+    engine = sa.create_engine(url)
+    cfg = Config()
+    cfg.set_main_option("script_location", str(Path(store.__file__).parent / "migrations"))
+
+    def to(revision: str, down: bool = False) -> None:
+        with engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            (command.downgrade if down else command.upgrade)(cfg, revision)
+
+    to("0006")
+    sha = "ab" * 32
+    body = make_record(
+        {
+            "case_id": CASE,
+            "description": "an outfall",
+            "category": "photo",
+            "file": {
+                "name": "a.jpg",
+                "format": "image/jpeg",
+                "size": 10,
+                "hashes": [{"algorithm": "SHA-256", "value": sha}],
+            },
+            "acquired_at": "2026-09-03T11:20+02:00",
+            "place": {"lon": 3.8, "lat": 44.3, "jurisdiction": "Lozère (48)"},
+            "method": "photographed",
+            "tool": {"name": "Nikon", "version": "1"},
+            "operators": ["A", "B"],
+            "holder": "DDT",
+        }
+    ).canonical()
+    log = EvidenceLog(engine)
+    with engine.begin() as conn:  # as the ledger wrote them before migration 0007
+        leaf = log.append(
+            conn,
+            [
+                {
+                    "kind": "record",
+                    "time": "2026-09-03T10:00:00.000000Z",
+                    "actor": "a.martin",
+                    "case_id": CASE,
+                    "item": sha,
+                    "record_sha256": digest_bytes(body),
+                    "category": "photo",
+                }
+            ],
+        )[0]
+        conn.execute(
+            sa.text("INSERT INTO evidence_items (sha256, size, sm3, stored) VALUES (:s, 10, NULL, :t)"),
+            {"s": sha, "t": leaf.time},
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO custody_records (id, case_id, item_sha256, category, derived, record, record_sha256, leaf_index, created) "
+                "VALUES (7, :c, :s, 'photo', 0, :r, :d, :i, :t)"
+            ),
+            {"c": CASE, "s": sha, "r": body.decode(), "d": digest_bytes(body), "i": leaf.index, "t": leaf.time},
+        )
+        st = log.lock(conn)
+        head = sign_head(Signer(folder, AGENCY), st.frontier.size, st.frontier.root())
+        conn.execute(
+            sa.text(
+                "INSERT INTO evidence_heads (tree_size, root_hash, timestamp, time, agency, key_fingerprint, signature, public_key) "
+                "VALUES (:n, :r, :ts, 0, :a, :f, :s, :p)"
+            ),
+            head.to_json()
+            | {
+                "n": head.tree_size,
+                "r": head.root_hash.hex(),
+                "ts": head.timestamp,
+                "a": AGENCY,
+                "f": head.key_fingerprint,
+                "s": head.to_json()["signature"],
+                "p": public_key(folder, AGENCY).pem.decode(),
+            },
+        )
+    engine.dispose()
+    ledger = Ledger.open(folder)  # migrates to the latest revision
+    with ledger.engine.connect() as c:
+        assert c.execute(sa.text("SELECT leaf_index FROM evidence_items")).scalar_one() == 0  # from the record leaf
+        assert c.execute(sa.text("SELECT leaf_index FROM evidence_heads")).scalar_one() is None  # none is honest
+    report = ledger.check(files=False)
+    assert not [ln for ln in report.lines() if ln.startswith("FAIL")]
+    notes = " ".join(report.notes)
+    assert "custody_records: 1 rows (7) were written before the ledger's binding" in notes
+    assert "1 signed heads (1) were signed before heads were recorded in the log" in notes
+    ledger.transfer(sha, case_id=CASE, to="Lab", reason="analysis", time="2026-09-04T09:00+02:00", by="b.roux")
+    assert ledger.check(files=False).ok  # a new transfer continues the old record
+    with ledger.engine.begin() as c:  # and the old rows are still held to what their leaves say
+        c.execute(sa.text("UPDATE custody_records SET category = 'map'"))
+    assert "custody_records row 7: category is 'map' but leaf 0 says 'photo'" in "\n".join(
+        ledger.check(files=False).lines()
+    )
+    ledger.engine.dispose()
+    engine = sa.create_engine(url)
+    to("0006", down=True)
+    with engine.connect() as c:
+        assert "leaf_index" not in {col["name"] for col in sa.inspect(c).get_columns("evidence_items")}
+    engine.dispose()
+    assert canonical  # the module is what the ledger hashes with
