@@ -452,3 +452,29 @@ def test_a_ledger_from_before_the_binding_is_migrated_and_still_checked(tmp_path
     with engine.connect() as c:
         assert "leaf_index" not in {col["name"] for col in sa.inspect(c).get_columns("evidence_items")}
     engine.dispose()
+
+
+def test_the_command_line_names_the_row_and_refuses_to_bundle(tiny, tmp_path, monkeypatch):
+    db_path = copy_store(tiny, "cli")
+    with sqlite3.connect(db_path) as db:  # the three: a record row deleted, an actor and a case edited
+        db.execute("DELETE FROM custody_records WHERE id = 3")
+        db.execute("UPDATE evidence_log SET actor = 'x' WHERE idx = 1")
+        db.execute("UPDATE case_shares SET case_id = 'C-9'")
+    monkeypatch.setenv("TWIN_DATABASE_URL", f"sqlite:///{db_path}")
+    d = str(tiny["dir"])
+    r = invoke("evidence", "check", d, "--no-files", ok=False)
+    assert r.exit_code == 1
+    fails = [ln for ln in r.stdout.splitlines() if ln.startswith("FAIL")]
+    assert (
+        f"FAIL  custody_records: leaf 2 (record of sha256 {tiny['trace'][:12]}… in case C-1) lost its row 3 — deleted?"
+        in fails
+    )
+    assert "FAIL  evidence_log row 1: actor is 'x' but its entry says 'b.roux'" in fails
+    assert "FAIL  case_shares row 1: case_id is 'C-9' but leaf 6 says 'C-1'" in fails
+    assert r.stdout.splitlines()[-1].startswith("evidence ledger: FAILED")
+    assert r.stderr.startswith("twin: error: evidence ledger failed")
+    out = tmp_path / "case.zip"
+    r = invoke("evidence", "bundle", d, "--case", CASE, "-o", str(out), "--no-overlays", ok=False)
+    assert r.exit_code == 1 and not out.exists()
+    assert "twin: error: the evidence ledger does not verify, so it is not exported" in r.stderr
+    assert "lost its row 3 — deleted?" in r.stderr

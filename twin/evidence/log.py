@@ -66,6 +66,7 @@ _INSERT_LEAF = (
 )
 _INSERT_NODE = "INSERT INTO evidence_log_nodes (id, hash) VALUES (:id, :hash)"
 _NAMED = re.compile(r":([a-z_][a-z0-9_]*)")
+_SCAN = "SELECT idx, leaf_hash, data, time, actor, kind, case_id, item_sha256 FROM evidence_log ORDER BY idx"
 
 
 @functools.lru_cache(maxsize=64)
@@ -102,6 +103,17 @@ def _run(conn: sa.Connection, sql: str, params: Any = None) -> Any:
         else:
             cursor.execute(text, one(params))
         return cursor.fetchone() if cursor.description else None
+    finally:
+        cursor.close()
+
+
+def _rows(conn: sa.Connection, sql: str) -> Iterator[tuple[Any, ...]]:
+    """The rows of a query without parameters, as tuples from the driver's cursor, in batches."""
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(sql)
+        while batch := cursor.fetchmany(10_000):
+            yield from batch
     finally:
         cursor.close()
 
@@ -361,9 +373,7 @@ class EvidenceLog:
             states = [dict(r._mapping) for r in c.execute(sa.select(evidence_log_state))]
             heads = [dict(r._mapping) for r in c.execute(sa.select(evidence_heads).order_by(evidence_heads.c.id))]
             sizes = {_int(h["tree_size"]) for h in heads}
-            roots: dict[int, bytes] = {0: merkle.empty_root()}
             leaves: list[bytes] = []
-            fr = merkle.Frontier()
             gaps = []
             expect = 0
             one = [s for s in states if s["id"] == 1]
@@ -372,48 +382,47 @@ class EvidenceLog:
                 last = c.execute(sa.select(sa.func.coalesce(sa.func.max(evidence_log.c.idx), -1))).scalar_one()
                 size = int(last) + 1
             beyond = []
-            for r in c.execute(sa.select(evidence_log).order_by(evidence_log.c.idx)):
-                idx = int(r.idx)
+            leaf_hash, parse, columns = merkle.leaf_hash, binding.parse_entry, binding.log_columns
+            # one pass over the log on the driver's cursor (SQLAlchemy rows cost more than the checks)
+            for idx, stored, text, *have in _rows(c, _SCAN):
                 if idx >= size:
                     beyond.append(idx)
                     continue
                 if idx != expect:
                     gaps.append((expect, idx))
                     expect = idx
-                data = r.data if isinstance(r.data, bytes) else str(r.data).encode("utf-8")
-                leaf = merkle.leaf_hash(data)
-                if leaf.hex() != r.leaf_hash:
+                data = text if isinstance(text, bytes) else str(text).encode("utf-8")
+                leaf = leaf_hash(data)
+                if leaf.hex() != stored:
                     problems.append(
-                        (
-                            f"evidence_log row {idx}",
-                            f"leaf_hash is {r.leaf_hash!r} but its data hashes to {leaf.hex()!r}",
-                        )
+                        (f"evidence_log row {idx}", f"leaf_hash is {stored!r} but its data hashes to {leaf.hex()!r}")
                     )
-                entry = binding.parse_entry(data)
+                entry = parse(text)
                 try:
-                    cols = binding.log_columns(entry) if entry is not None else None
+                    cols = columns(entry) if entry is not None else None
                 except (KeyError, TypeError, ValueError):
                     cols = None
                 if cols is None:
                     problems.append((f"evidence_log row {idx}", "its data is not a log entry"))
                 else:
-                    for name, want in cols.items():
-                        have = getattr(r, name)
-                        if have != want:
-                            problems.append((f"evidence_log row {idx}", binding.differs(name, have, want, "its entry")))
                     assert entry is not None
-                    if entry["kind"] in binding.BOUND_KINDS and (
-                        entry["kind"] != "access" or entry.get("action") == "share"
-                    ):
+                    if have != list(cols.values()):
+                        for (name, want), got in zip(cols.items(), have):
+                            if got != want:
+                                problems.append(
+                                    (f"evidence_log row {idx}", binding.differs(name, got, want, "its entry"))
+                                )
+                    kind = entry["kind"]
+                    if kind in binding.BOUND_KINDS and (kind != "access" or entry.get("action") == "share"):
                         bound[idx] = entry
                     else:
-                        others[idx] = (entry["kind"], entry.get("action"))
+                        others[idx] = (kind, entry.get("action"))
                 leaves.append(leaf)
-                fr.append(leaf)
                 expect += 1
-                if fr.size in sizes:
-                    roots[fr.size] = fr.root()
-            stored_nodes = [(r.id, r.hash) for r in c.execute(sa.select(evidence_log_nodes))]
+            stored_nodes = list(_rows(c, "SELECT id, hash FROM evidence_log_nodes"))
+        tree = merkle.MemoryTree(leaves)
+        fr = merkle.Frontier.load(len(leaves), tree.node)
+        roots = {size: tree.root(size) for size in sizes if 0 <= size <= len(leaves)}
         n = len(leaves)
         missing = [
             (
@@ -441,7 +450,6 @@ class EvidenceLog:
             self._check_state(states, n, fr),
             f"size {n}, frontier of {len(fr.nodes)} subtrees, as the leaves give",
         )
-        tree = merkle.MemoryTree(leaves)
         report_problems(
             report,
             "evidence_log_nodes",
@@ -575,6 +583,8 @@ def _node_problems(stored: list[tuple[Any, Any]], tree: merkle.MemoryTree) -> li
             out.append(
                 (name, f"hash of the subtree at level {level}, index {index} is {h!r} but the leaves give {want!r}")
             )
+    if len(seen) == sum(len(lv) for lv in tree.levels[1:]):
+        return out
     for level in range(1, len(tree.levels)):
         for index in range(len(tree.levels[level])):
             if (level, index) not in seen:
