@@ -23,7 +23,7 @@ from PIL import Image
 
 import twin
 from twin.cli import cli
-from twin.evidence import Ledger, verify_bundle
+from twin.evidence import DamagedBundleError, Ledger, verify_bundle
 from twin.evidence import overlays as ov
 from twin.evidence.bundle import release_plume
 from twin.impact import downstream_report
@@ -194,7 +194,8 @@ def members(path: Path) -> dict[str, bytes]:
 
 
 def rewrite(src: Path, dst: Path, change: dict[str, bytes | None]) -> Path:
-    """A copy of the bundle with members replaced (or removed, for None), as a forger would make it."""
+    """A copy of the bundle with members replaced (or removed, for None), as a careful forger would make it:
+    a sound zip, its members written as the bundle's are."""
     with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w") as zout:
         for info in zin.infolist():
             data = change.get(info.filename, zin.read(info.filename))
@@ -202,7 +203,9 @@ def rewrite(src: Path, dst: Path, change: dict[str, bytes | None]) -> Path:
                 zout.writestr(info, data)
         for name, data in change.items():
             if name not in zin.namelist() and data is not None:
-                zout.writestr(name, data)
+                info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+                info.external_attr = 0o644 << 16
+                zout.writestr(info, data)
     return dst
 
 
@@ -223,7 +226,7 @@ def test_the_bundle_verifies_and_says_what_it_checked(case):
         "zip",
         "manifest",
         "public key",
-        "published fingerprint",
+        "trusted key",
         "tree head",
         "signature",
         "export leaf",
@@ -241,7 +244,72 @@ def test_the_bundle_verifies_and_says_what_it_checked(case):
     assert not [ln for ln in lines if ln.startswith("FAIL")]
     assert lines[-1].endswith("VERIFIED (" + f"{len(ok)} of {len(ok)} checks passed)")
     wrong = invoke("evidence", "verify", str(case["zip"]), "--fingerprint", "ab" * 32, ok=False)
-    assert wrong.exit_code == 1 and "FAIL  published fingerprint" in wrong.output
+    assert wrong.exit_code == 1
+    assert (
+        f"FAIL  trusted key: signed by 'DDT-Lozere' with key {case['fingerprint']}, which is not among" in wrong.output
+    )
+    colons = ":".join(case["fingerprint"][i : i + 2] for i in range(0, 64, 2)).upper()  # as people copy it
+    assert invoke("evidence", "verify", str(case["zip"]), "--fingerprint", "ab" * 32, "--fingerprint", colons)
+
+
+def test_without_a_trusted_key_verify_fails_and_says_how_to_pin_it(case, tmp_path):
+    result = invoke("evidence", "verify", str(case["zip"]), ok=False)
+    assert result.exit_code == 1
+    (line,) = [ln for ln in result.stdout.splitlines() if ln.startswith("FAIL")]  # the only failure
+    assert line.startswith("FAIL  trusted key: no key is trusted, so who signed is not known")
+    pin = f"`twin evidence verify {case['zip']} --fingerprint {case['fingerprint']}`"
+    assert pin in line and "--trusted-keys FILE" in line
+    # what an agency publishes is a trusted keys file; the verifier passes it back
+    published = tmp_path / "agencies.txt"
+    invoke("keys", "export", str(case["dir"]), "-o", str(published))
+    assert published.read_text().splitlines()[1:] == [f"{AGENCY} {case['fingerprint']}"]
+    assert (
+        invoke("evidence", "verify", str(case["zip"]), "--trusted-keys", str(published))
+        .stdout.splitlines()[-1]
+        .endswith("checks passed)")
+    )
+    # a key trusted for another agency does not vouch for this one
+    (tmp_path / "other.txt").write_text(f"# published\nEPB-Gard {case['fingerprint']}\n")
+    r = invoke("evidence", "verify", str(case["zip"]), "--trusted-keys", str(tmp_path / "other.txt"), ok=False)
+    assert (
+        f"FAIL  trusted key: key {case['fingerprint']} is EPB-Gard's, but the bundle says 'DDT-Lozere' signed it"
+        in r.output
+    )
+    (tmp_path / "bad.txt").write_text("DDT-Lozere not-a-fingerprint\n")
+    r = invoke("evidence", "verify", str(case["zip"]), "--trusted-keys", str(tmp_path / "bad.txt"), ok=False)
+    assert r.exit_code == 1 and "line 1" in r.output and "is not a key fingerprint" in r.output
+    assert len(r.output.strip().splitlines()) == 1
+
+
+def test_a_bundle_re_signed_with_another_agency_key_fails_against_the_published_key(case, tmp_path):
+    """A forger with their own key re-signs the head and swaps the key: sound in itself, not the agency's."""
+    from twin.evidence.keys import Signer, init_keys, sign_head
+
+    forger = tmp_path / "forger"
+    forger.mkdir()
+    init_keys(forger, AGENCY)  # the same agency name, another key
+    signer = Signer(forger, AGENCY)
+    m = members(case["zip"])
+    head = json.loads(m["log/head.json"])
+    forged = sign_head(signer, head["tree_size"], bytes.fromhex(head["root_hash"]))
+    manifest = json.loads(m["manifest.json"])
+    manifest["public_key"]["fingerprint"] = signer.public.fingerprint
+    bad = rewrite(
+        case["zip"],
+        tmp_path / "resigned.zip",
+        {
+            "log/head.json": forged.data,
+            "log/head.sig": forged.signature,
+            f"keys/{AGENCY}.pub": signer.public.pem,
+            "manifest.json": (json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode(),
+        },
+    )
+    report = verify_bundle(bad, trusted=[case["fingerprint"]])
+    assert not report.ok
+    failed = {c.name: c.detail for c in report.failures}
+    assert failed["trusted key"].startswith(
+        f"signed by 'DDT-Lozere' with key {signer.public.fingerprint}, which is not"
+    )
 
 
 def test_the_bundle_holds_files_records_proofs_head_key_overlays_and_viewer(case):
@@ -368,7 +436,7 @@ def test_one_flipped_byte_in_any_member_fails_verification_and_says_where(case, 
     data = members(case["zip"])[name]
     for k, at in enumerate((0, len(data) // 2, len(data) - 1)):
         bad = rewrite(case["zip"], tmp_path / f"bad{k}.zip", {name: flip(data, at)})
-        result = invoke("evidence", "verify", str(bad), ok=False)
+        result = invoke("evidence", "verify", str(bad), "--fingerprint", case["fingerprint"], ok=False)
         assert result.exit_code == 1, f"{kind}: byte {at} flipped and still verified"
         fails = [ln for ln in result.output.splitlines() if ln.startswith("FAIL")]
         assert any(ln[6:].startswith(tuple(expected)) for ln in fails), (kind, at, fails)
@@ -382,6 +450,13 @@ def test_a_missing_or_an_added_member_fails(case, tmp_path):
     extra = rewrite(case["zip"], tmp_path / "extra.zip", {"files/extra.jpg": b"planted"})
     r = invoke("evidence", "verify", str(extra), ok=False)
     assert r.exit_code == 1 and "members not in the manifest: ['files/extra.jpg']" in r.output
+    with zipfile.ZipFile(extra, "a") as zf:  # planted by a tool that writes its own times and modes
+        zf.writestr("files/more.jpg", b"planted too")
+    r = invoke("evidence", "verify", str(extra), ok=False)
+    assert r.output == (
+        "twin: error: bundle 'extra.zip' is damaged: the zip directory's entry of files/more.jpg: "
+        "its disk, attributes or comment are not a bundle's (file mode 0644, nothing else)\n"
+    )
 
 
 def test_damaged_zip_bytes_fail(case, tmp_path):
@@ -392,11 +467,60 @@ def test_damaged_zip_bytes_fail(case, tmp_path):
     raw[info.header_offset + 30 + int(name_len) + int(extra_len) + 10] ^= 0x01  # inside the stored photo
     bad = tmp_path / "crc.zip"
     bad.write_bytes(bytes(raw))
-    report = verify_bundle(bad)
-    assert not report.ok
-    assert any("damaged" in c.detail or "SHA-256" in c.detail for c in report.failures)
+    with pytest.raises(DamagedBundleError, match=f"member files/{case['photo']}.png: its CRC-32 does not match"):
+        verify_bundle(bad, trusted=[case["fingerprint"]])
     r = invoke("evidence", "verify", str(tmp_path / "nothing.zip"), ok=False)
     assert r.exit_code == 1 and "does not exist" in r.output
+
+
+def regions(data: bytes, path: Path) -> tuple[list[tuple[int, int, str]], int]:
+    """Who owns each byte of a zip: (start, end, member) for each member's local header and data; and where
+    the zip directory (central directory and end record) begins. Read with zipfile, not the verifier's reader."""
+    with zipfile.ZipFile(path) as zf:
+        infos = sorted(zf.infolist(), key=lambda i: i.header_offset)
+        directory = zf.start_dir
+    out = []
+    for i, nxt in zip(infos, [*infos[1:], None]):
+        out.append((i.header_offset, nxt.header_offset if nxt else directory, i.filename))
+    return out, directory
+
+
+def test_any_single_changed_byte_of_a_bundle_is_one_line_naming_what_is_damaged(case, tmp_path):
+    """At least 500 copies of the real bundle, each with one byte changed (seeded), anywhere: in members'
+    local headers, in their data, in the zip directory and its end record. Every one is caught: exit 1, one
+    line, no traceback, naming the member whose header or data was hit, or the zip directory."""
+    import random
+
+    data = case["zip"].read_bytes()
+    owners, directory = regions(data, case["zip"])
+    headers = [p for start, _, name in owners for p in range(start, start + 30 + len(name) + 20)]
+    rng = random.Random(11)
+    positions = (
+        rng.sample(range(len(data)), 250)  # anywhere: mostly data
+        + rng.sample(headers, 150)  # local headers (and the first bytes of data)
+        + rng.sample(range(directory, len(data) - 22), 120)  # the central directory
+        + list(range(len(data) - 22, len(data)))  # every byte of the end record
+    )
+    assert len(positions) >= 500
+    bad = tmp_path / "damaged.zip"
+    seen = set()
+    for at in positions:
+        b = bytearray(data)
+        b[at] ^= rng.randrange(1, 256)
+        bad.write_bytes(bytes(b))
+        result = invoke("evidence", "verify", str(bad), "--fingerprint", case["fingerprint"], ok=False)
+        lines = result.output.splitlines()
+        assert result.exit_code == 1 and "Traceback" not in result.output and result.exception is not None, (at, lines)
+        assert len(lines) == 1, (at, lines)
+        line = lines[0]
+        assert line.startswith("twin: error: bundle 'damaged.zip' is damaged: "), (at, line)
+        owner = next((name for start, end, name in owners if start <= at < end), None)
+        if owner is not None:  # a member's header or data: that member is named
+            assert f"member {owner}: " in line, (at, owner, line)
+        else:  # the directory: named, as its entry of a member, or as the member whose entry it is
+            assert "the zip directory" in line or line.split(": ")[3].startswith("member "), (at, line)
+        seen.add(line.split(": ")[3])
+    assert len(seen) > 20  # many different members and parts named, not one catch-all message
 
 
 def test_reordered_or_dropped_log_entries_fail_the_ledger_check(case, tmp_path):
@@ -424,7 +548,7 @@ def test_reordered_or_dropped_log_entries_fail_the_ledger_check(case, tmp_path):
         assert any(ln.startswith("FAIL  signed head") and "were changed, reordered or removed" in ln for ln in fails), (
             fails
         )
-        assert any(ln.startswith("FAIL  custody records match their log leaves") for ln in fails), fails
+        assert any(ln.startswith("FAIL  custody_records row ") for ln in fails), fails  # the records on those leaves
 
 
 # -- errors -----------------------------------------------------------------------------------------
@@ -515,8 +639,9 @@ def test_the_offline_viewer_marks_each_item_green_or_red(case, tmp_path):
     html = (folder / "viewer.html").read_text(encoding="utf-8")
     assert "http://" not in html and "https://" not in html  # nothing to fetch: it works offline
 
-    def check(page) -> tuple[list[str], str]:
-        page.goto((folder / "viewer.html").as_uri())
+    def check(page, fingerprint: str = "") -> tuple[list[str], str]:
+        page.goto((folder / "viewer.html").as_uri() + (f"#fingerprint={fingerprint}" if fingerprint else ""))
+        page.reload()  # a new fragment alone does not reload the page
         page.set_input_files("#folder", str(folder))
         page.wait_for_selector("body[data-checked='1']", timeout=60_000)
         return [c.inner_text() for c in page.query_selector_all("#items td.mark")], page.inner_text("#head")
@@ -527,12 +652,25 @@ def test_the_offline_viewer_marks_each_item_green_or_red(case, tmp_path):
         errors: list[str] = []
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.on("request", lambda r: errors.append(r.url) if not r.url.startswith(("file:", "data:")) else None)
-        marks, head = check(page)
+        marks, head = check(page, case["fingerprint"])
         assert marks == ["✓", "✓", "✓"]
         assert "✓ Signature: Ed25519 signature verifies" in head
+        assert f"✓ Key: the bundle's key is the one you trust (fingerprint {case['fingerprint']})" in head
+        assert page.inner_text("#summary") == "✓ All 3 items verified, signed with the key you trust."
+        # not knowing whom to trust, the page says so: intact, signer not confirmed
+        marks, head = check(page)
+        assert marks == ["✓", "✓", "✓"] and page.get_attribute("body", "data-trusted") == "unknown"
+        assert (
+            f"? Key: the bundle's key has fingerprint {case['fingerprint']}, not compared with a key you trust" in head
+        )
+        assert page.inner_text("#summary").startswith("? All 3 items intact as the bundle's own key signed them")
+        page.fill("#fingerprint", "ab" * 32)  # another agency's key: every item fails
+        page.wait_for_selector("body[data-trusted='no']")
+        assert [c.inner_text() for c in page.query_selector_all("#items td.mark")] == ["✗", "✗", "✗"]
+        assert "signed with a key you do not trust" in page.inner_text("#items tbody tr:first-child")
         photo = folder / "files" / f"{case['photo']}.png"
         photo.write_bytes(flip(photo.read_bytes(), 100))
-        marks, _ = check(page)
+        marks, _ = check(page, case["fingerprint"])
         assert marks == ["✗", "✓", "✓"]
         assert "file altered" in page.inner_text("#items tbody tr:first-child")
         browser.close()

@@ -125,12 +125,14 @@ def test_bad_entries_and_sizes_are_refused(engine):
 
 @pytest.fixture
 def signed_log(engine, signer):
-    """A log of 20 entries with heads signed at sizes 5, 10 and 20."""
+    """A log with heads signed at sizes 5, 10 and 20 (each head adds its own leaf: 21 leaves in all)."""
     log = EvidenceLog(engine)
-    for i in range(20):
-        log.append_one(entry(i))
-        if i + 1 in (5, 10, 20):
-            log.sign(signer)
+    i = 0
+    for size in (5, 10, 20):
+        while log.size() < size:
+            log.append_one(entry(i))
+            i += 1
+        log.sign(signer)
     return log
 
 
@@ -146,6 +148,10 @@ def test_signed_heads_verify(signed_log, signer):
     assert head_results(report) == {5: True, 10: True, 20: True}
     heads = signed_log.heads()
     assert [h.tree_size for h, _ in heads] == [5, 10, 20]
+    # each head is recorded by the leaf after it: who signed, the root and the signature
+    for (h, _), at in zip(heads, (5, 10, 20)):
+        value = signed_log.entry(at).value
+        assert (value["kind"], value["tree_size"], value["root_hash"]) == ("head", h.tree_size, h.root_hash.hex())
     # heads are consistent with each other: each older tree is a prefix of the newer
     (h5, key), (h20, _) = heads[0], heads[2]
     proof = signed_log.consistency_proof(5, 20)
@@ -169,14 +175,17 @@ def test_a_changed_entry_fails_every_later_head(engine, signed_log):
     assert head_results(report) == {5: True, 10: False, 20: False}
     bad = {c.name: c.detail for c in report.failures}
     assert any("some of its first 10 entries were changed, reordered or removed" in d for d in bad.values())
-    assert "interior nodes match the leaves" in bad
+    assert any(name.startswith("evidence_log_nodes row ") for name in bad)  # the nodes above leaf 7
+    assert bad["evidence_log row 7"] == "actor is 'user0' but its entry says 'nobody'"  # the column was left
 
 
 def test_a_changed_entry_without_its_hash_is_named(engine, signed_log):
     with engine.begin() as c:
         c.execute(evidence_log.update().where(evidence_log.c.idx == 2).values(data='{"kind":"access"}'))
     report = signed_log.verify()
-    assert "leaves [2] were altered" in {c.name: c.detail for c in report.failures}["leaf hashes match their data"]
+    row2 = [c.detail for c in report.failures if c.name == "evidence_log row 2"]
+    assert any(d.startswith("leaf_hash is '") and "but its data hashes to" in d for d in row2), row2
+    assert "its data is not a log entry" in row2  # it has no time or actor
     assert head_results(report) == {5: False, 10: False, 20: False}
 
 
@@ -199,19 +208,20 @@ def test_a_dropped_entry_fails_the_log(engine, signed_log):
         c.execute(evidence_log.delete().where(evidence_log.c.idx == 3))
     report = signed_log.verify()
     failed = {c.name: c.detail for c in report.failures}
-    assert "entries missing: 3..3" in failed["leaves are contiguous"]
+    assert failed["evidence_log"] == "row 3 is missing — deleted?"
     assert head_results(report) == {5: False, 10: False, 20: False}
     with pytest.raises(TamperError, match="no hash for the subtree at level 0, index 3"):
         signed_log.inclusion_proof(2, 20)  # leaf 3 is leaf 2's sibling
 
 
 def test_a_dropped_and_renumbered_tail_fails_the_last_head(engine, signed_log):
-    with engine.begin() as c:  # the last entry removed and the state wound back, as a careful forger would
-        c.execute(evidence_log.delete().where(evidence_log.c.idx == 19))
+    with engine.begin() as c:  # the last entries removed and the state wound back, as a careful forger would
+        c.execute(evidence_log.delete().where(evidence_log.c.idx >= 19))
         c.execute(store.evidence_log_state.update().values(size=19))
     report = signed_log.verify()
     failed = {c.name: c.detail for c in report.failures}
     assert any("covers 20 leaves but the log has 19" in d for d in failed.values())
+    assert failed["evidence_heads row 3"] == "on leaf 20, which the log does not have (it has 19 leaves) — inserted?"
     assert head_results(report) == {5: True, 10: True, 20: False}
 
 
@@ -225,8 +235,9 @@ def test_a_forged_head_or_a_stored_node_is_caught(engine, signed_log, tmp_path):
         )
     report = signed_log.verify()
     failed = {c.name: c.detail for c in report.failures}
-    assert "interior nodes match the leaves" in failed
+    assert failed["evidence_log_nodes row 3"].startswith("hash of the subtree at level 3, index 0 is '0000")
     assert any("signature does not verify" in d for d in failed.values())
+    assert failed["evidence_heads row 2"].startswith("timestamp is '2030-01-01T00:00:00.000000Z' but leaf 10 says")
 
 
 # -- keys -----------------------------------------------------------------------------------------------

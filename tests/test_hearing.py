@@ -18,11 +18,12 @@ from click.testing import CliRunner
 
 from twin.cli import cli
 from twin.evidence import verify_bundle
+from twin.evidence.keys import public_key
 from web import create_app
 from web.server import Server
 
 from .test_web_browser import ARTEFACTS, CHROMIUM, CHROMIUM_ARGS, missing_requirements
-from .webauth import CASE, CASE_LOZERE, bearer, mine_leak_case
+from .webauth import AGENCY, CASE, CASE_LOZERE, bearer, mine_leak_case
 
 
 @pytest.fixture(scope="module")
@@ -54,12 +55,13 @@ def path_of(link: str) -> tuple[str, str]:
     return parts.path, parts.query
 
 
-def test_the_clerk_gets_a_signed_link_and_the_bundle_verifies_offline(hearing, server):
+def test_the_clerk_gets_a_signed_link_and_the_bundle_verifies_offline(case, hearing, server):
     assert hearing["link"].startswith(server.url + "hearing/" + hearing["hearing"] + "?exp=")
     q = parse_qs(urlsplit(hearing["link"]).query)
     assert int(q["exp"][0]) == hearing["expires"] and time.time() + 47 * 3600 < hearing["expires"]
     assert len(q["sig"][0]) == 64
-    report = verify_bundle(hearing["bundle"])
+    published = public_key(case["basin"].path, AGENCY).fingerprint  # what the agency publishes
+    report = verify_bundle(hearing["bundle"], trusted=[published])
     assert report.ok, report.lines()
 
 

@@ -424,6 +424,7 @@ class Access:
             raise ForbiddenError(f"{by} may not share case {case_id!r}: it is not of their jurisdictions")
         if not jurisdiction or len(jurisdiction) > 32:
             raise AccessError(f"--with {jurisdiction!r}: give a unit code such as 30")
+        from .evidence import binding
         from .evidence.log import iso, utc_now
 
         log = self.ledger.log
@@ -436,21 +437,16 @@ class Access:
             ).first()
             if have is not None:
                 raise AccessError(f"case {case_id!r} is already shared with {jurisdiction}")
-            entry = {
-                "kind": "access",
-                "action": "share",
-                "time": iso(utc_now()),
-                "actor": by,
-                "case_id": case_id,
-                "with": jurisdiction,
-                "owners": sorted(scope.jurisdictions),
-            }
-            leaf = log.append(conn, [entry], state)[0]
-            conn.execute(
-                case_shares.insert().values(
-                    case_id=case_id, jurisdiction=jurisdiction, shared_by=by, time=leaf.time, leaf_index=leaf.index
-                )
+            entry = binding.share_entry(  # the leaf holds every column of the row (twin.evidence.binding)
+                time=iso(utc_now()),
+                actor=by,
+                share_id=binding.next_id(conn, case_shares),
+                case_id=case_id,
+                jurisdiction=jurisdiction,
+                owners=scope.jurisdictions,
             )
+            leaf = log.append(conn, [entry], state)[0]
+            conn.execute(case_shares.insert().values(**binding.row("case_shares", leaf.index, entry)))
         return {"case_id": case_id, "with": jurisdiction, "by": by, "leaf_index": leaf.index, "time": entry["time"]}
 
     def shares(self, case_id: str | None = None) -> list[dict[str, Any]]:

@@ -286,6 +286,14 @@ custody_transfers = sa.Table(
 )
 
 
+# -- the ledger bound to its log (issue 11, migration 0007): every row carries the index of its leaf ----
+# (twin.evidence.binding says how each row is recomputed from its leaf; no foreign key: SQLite cannot
+# add one to an existing table, and the check compares the rows with the leaves anyway)
+
+evidence_items.append_column(sa.Column("leaf_index", sa.BigInteger))  # the first record leaf of the file
+evidence_heads.append_column(sa.Column("leaf_index", sa.BigInteger))  # the head's leaf; empty if signed before 0007
+
+
 # -- access (twin.access): users, API tokens, cases shared across jurisdictions, hearings ------------
 
 users = sa.Table(

@@ -81,6 +81,26 @@ def keys_list(twin_dir: str) -> None:
         _echo({"agency": agency, "fingerprint": public_key(twin_dir, agency).fingerprint})
 
 
+@keys.command("export")
+@click.argument("twin_dir", type=click.Path(file_okay=False, exists=True))
+@click.option(
+    "-o", "--output", default=None, type=click.Path(dir_okay=False), help="Write it to a file (default: stdout)."
+)
+def keys_export(twin_dir: str, output: str | None) -> None:
+    """What the agencies with a key here publish: a trusted keys file (lines 'AGENCY FINGERPRINT').
+
+    A verifier passes it to `twin evidence verify BUNDLE --trusted-keys FILE`.
+    """
+    from ..evidence.keys import published_keys
+
+    text = published_keys(twin_dir)
+    if output:
+        with open(output, "w", encoding="utf-8") as fh:
+            fh.write(text)
+    else:
+        click.echo(text, nl=False)
+
+
 # -- evidence -------------------------------------------------------------------------------------
 
 
@@ -238,15 +258,25 @@ def sign(twin_dir: str, agency: str | None) -> None:
 @click.argument("twin_dir", type=click.Path(file_okay=False, exists=True))
 @click.option("--leaf", "leaf", type=int, default=None, help="Inclusion proof of this leaf index.")
 @click.option("--from-size", "old", type=int, default=None, help="Consistency proof from this tree size.")
-@click.option("--size", type=int, default=None, help="Tree size to prove against (default: the log's).")
+@click.option(
+    "--size",
+    type=int,
+    default=None,
+    help="Tree size to prove against (default: the newest signed head's, if it covers the leaf; else the log's).",
+)
 def proof(twin_dir: str, leaf: int | None, old: int | None, size: int | None) -> None:
     """An inclusion proof (--leaf) or a consistency proof (--from-size), RFC 6962, as JSON."""
     from ..evidence.errors import EvidenceError
 
     log = _ledger(twin_dir).log
-    n = log.size() if size is None else size
     if (leaf is None) == (old is None):
         raise EvidenceError("give --leaf INDEX (inclusion) or --from-size N (consistency)")
+    if size is None:  # a signed head's tree, which can be checked against its signature
+        signed = max((h.tree_size for h, _ in log.heads()), default=0)
+        covered = leaf < signed if leaf is not None else old is not None and old <= signed
+        n = signed if covered else log.size()
+    else:
+        n = size
     if leaf is not None:
         e = log.entry(leaf)
         path = log.inclusion_proof(leaf, n)
@@ -317,13 +347,32 @@ def bundle(
 
 @evidence.command("verify")
 @click.argument("bundle_zip", type=click.Path(dir_okay=False))
-@click.option("--fingerprint", default=None, help="The signing agency's published key fingerprint, to check too.")
+@click.option(
+    "--fingerprint",
+    "fingerprints",
+    multiple=True,
+    help="Fingerprint of a signing key you trust, as its agency publishes it (repeat for several).",
+)
+@click.option(
+    "--trusted-keys",
+    "trusted_files",
+    multiple=True,
+    type=click.Path(dir_okay=False),
+    help="A file of published keys you trust: lines 'AGENCY FINGERPRINT', as `twin keys export` prints them.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the checks as one JSON object.")
-def verify(bundle_zip: str, fingerprint: str | None, as_json: bool) -> None:
-    """Check a court bundle without the server; prints every check. Exit status 1 if any fails."""
-    from ..evidence import TamperError, verify_bundle
+def verify(bundle_zip: str, fingerprints: tuple[str, ...], trusted_files: tuple[str, ...], as_json: bool) -> None:
+    """Check a court bundle without the server, against the keys you trust; prints every check.
 
-    report = verify_bundle(bundle_zip, fingerprint=fingerprint)
+    Exit status 1 if any check fails: also when no trusted key is given (the output says
+    which key signed the bundle and how to pin it), and, with one line naming the damaged
+    member, when the zip is damaged.
+    """
+    from ..evidence import TamperError, verify_bundle
+    from ..evidence.keys import TrustedKeys
+
+    trusted = TrustedKeys.of(fingerprints, trusted_files) if fingerprints or trusted_files else None
+    report = verify_bundle(bundle_zip, trusted=trusted)
     if as_json:
         _echo(report.to_json())
     else:
@@ -337,7 +386,8 @@ def verify(bundle_zip: str, fingerprint: str | None, as_json: bool) -> None:
 @click.argument("twin_dir", type=click.Path(file_okay=False, exists=True))
 @click.option("--no-files", is_flag=True, help="Skip re-hashing the stored files.")
 def check(twin_dir: str, no_files: bool) -> None:
-    """Verify the ledger: every log leaf, node and signed head, each record's leaf, each stored file."""
+    """Verify the ledger: every log leaf, node and signed head, every row of every ledger table against its
+    leaf, each stored file. Prints one line per check, naming each table, row and column at fault; exit 1 if any."""
     from ..evidence import TamperError
 
     report = _ledger(twin_dir).check(files=not no_files)
@@ -357,10 +407,11 @@ def check(twin_dir: str, no_files: bool) -> None:
     "--kind",
     "kinds",
     multiple=True,
-    type=click.Choice(("record", "transfer", "access", "export")),
+    type=click.Choice(("record", "transfer", "access", "export", "head")),
     help="Only these kinds of entries.",
 )
 def audit(twin_dir: str, case_id: str | None, kinds: tuple[str, ...]) -> None:
-    """Who recorded, transferred, read or exported what, and when: the log's entries, one JSON object per line."""
+    """Who recorded, transferred, read, shared, exported or signed what, and when: the log's entries as they
+    say it (not the columns beside them), one JSON object per line."""
     for entry in _ledger(twin_dir).audit(case_id, list(kinds) or None):
         _echo(entry)

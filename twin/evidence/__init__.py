@@ -5,14 +5,16 @@
 >>> ledger = Ledger.open("twins/cevennes")                                      # doctest: +SKIP
 >>> ledger.add("outfall.jpg", case_id="C-1", category="photo", ...)             # doctest: +SKIP
 >>> make_bundle(ledger, "C-1", "case.zip", by="a.martin")                       # doctest: +SKIP
->>> print("\\n".join(verify_bundle("case.zip").lines()))                          # doctest: +SKIP
+>>> print("\\n".join(verify_bundle("case.zip", trusted=[fingerprint]).lines()))  # doctest: +SKIP
 
 Modules: :mod:`.content` (the content-addressed store), :mod:`.custody` (the records
 and their validation), :mod:`.canonical` (canonical JSON, SHA-256 and SM3),
 :mod:`.merkle` (RFC 6962 tree hash and proofs), :mod:`.log` (the append-only log in
 the operations store), :mod:`.keys` (Ed25519 keys per agency, signed tree heads),
-:mod:`.ledger` (recording, transfers, logged reads, the audit), :mod:`.bundle`,
-:mod:`.overlays` and :mod:`.viewer` (the court bundle), :mod:`.verify` (checking one).
+:mod:`.ledger` (recording, transfers, logged reads, the audit), :mod:`.binding` (how
+every row of the ledger's tables is recomputed from its log leaf), :mod:`.bundle`,
+:mod:`.overlays` and :mod:`.viewer` (the court bundle), :mod:`.archive` (its zip, read
+strictly) and :mod:`.verify` (checking one against the keys the verifier trusts).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from .custody import CATEGORIES, CustodyRecord, Transfer, make_record, make_tran
 from .errors import (
     BundleError,
     CustodyError,
+    DamagedBundleError,
     DuplicateEvidenceError,
     EvidenceError,
     HashAlgorithmError,
@@ -31,7 +34,7 @@ from .errors import (
     TamperError,
     UnknownEvidenceError,
 )
-from .keys import PublicKey, SignedHead, Signer, init_keys
+from .keys import PublicKey, SignedHead, Signer, TrustedKeys, init_keys
 from .ledger import Ledger
 from .log import Entry, EvidenceLog
 from .report import Check, Report
@@ -45,6 +48,7 @@ __all__ = [
     "ContentStore",
     "CustodyError",
     "CustodyRecord",
+    "DamagedBundleError",
     "DuplicateEvidenceError",
     "Entry",
     "EvidenceError",
@@ -59,6 +63,7 @@ __all__ = [
     "StoredFile",
     "TamperError",
     "Transfer",
+    "TrustedKeys",
     "UnknownEvidenceError",
     "init_keys",
     "make_bundle",

@@ -22,7 +22,14 @@ The export is itself a leaf of the log (who, when, which case, which items, the 
 listed member, is bound to the signed head. Proofs and head cannot be listed in the
 manifest (they are made after it) and are checked by what they prove instead.
 
-The zip is written to a temporary file beside the output and renamed when complete.
+The bundle is made from the log: its items are every record the log holds for the case,
+after a full check of the ledger (:meth:`Ledger.case_items`); a ledger that does not
+verify is not exported.
+
+Every member is stored uncompressed, with fixed times and attributes, so that each byte
+of the zip is either data its CRC-32 and SHA-256 cover or structure the verifier checks
+(a deflate stream's last bits can change without changing what it inflates to); the
+zip is written to a temporary file beside the output and renamed when complete.
 """
 
 from __future__ import annotations
@@ -52,7 +59,6 @@ if TYPE_CHECKING:
     from ..basin import BasinTwin
 
 FORMAT = "basin-twin/court-bundle/1"
-TEXT_FORMATS = ("text/", "application/json", "application/geo+json", "application/xml")
 
 
 @dataclass(frozen=True)
@@ -73,28 +79,31 @@ class _Writer:
         self.zf = zf
         self.listed: list[dict[str, Any]] = []
 
-    def write(self, name: str, data: bytes, *, listed: bool = True, compress: bool = True) -> str:
-        info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
-        info.compress_type = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
-        info.external_attr = 0o644 << 16
-        self.zf.writestr(info, data)
+    def write(self, name: str, data: bytes, *, listed: bool = True) -> str:
+        self.zf.writestr(_info(name), data)
         sha = hashlib.sha256(data).hexdigest()
         if listed:
             self.listed.append({"path": name, "sha256": sha, "bytes": len(data)})
         return sha
 
-    def write_chunks(self, name: str, chunks: Any, *, compress: bool) -> tuple[str, int]:
-        info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
-        info.compress_type = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
-        info.external_attr = 0o644 << 16
+    def write_chunks(self, name: str, chunks: Any) -> tuple[str, int]:
         h, size = hashlib.sha256(), 0
-        with self.zf.open(info, "w", force_zip64=True) as out:
+        with self.zf.open(_info(name), "w", force_zip64=True) as out:
             for chunk in chunks:
                 h.update(chunk)
                 size += len(chunk)
                 out.write(chunk)
         self.listed.append({"path": name, "sha256": h.hexdigest(), "bytes": size})
         return h.hexdigest(), size
+
+
+def _info(name: str) -> zipfile.ZipInfo:
+    """A member as every bundle writes it (what :mod:`twin.evidence.archive` checks): stored, 1980-01-01, 0644, Unix."""
+    info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+    info.compress_type = zipfile.ZIP_STORED
+    info.external_attr = 0o644 << 16
+    info.create_system = 3
+    return info
 
 
 def _suffix(name: str) -> str:
@@ -203,7 +212,8 @@ def make_bundle(
     BundleError
         The output cannot be written there.
     TamperError
-        A stored file was altered (nothing is written).
+        The ledger does not verify (:meth:`Ledger.check`: a row deleted, added or edited, the log
+        altered), or a stored file was altered; nothing is written.
     """
     actor = by or default_actor()
     out = Path(output)
@@ -211,14 +221,14 @@ def make_bundle(
         raise BundleError(f"output '{out}' is a folder; give a file name such as '{out / 'case.zip'}'")
     if not out.parent.is_dir():
         raise BundleError(f"cannot write '{out}': folder '{out.parent}' does not exist; create it first")
-    rows = ledger.custody_rows(case_id)
+    signer = ledger.signer(agency)  # before any work: a missing key is the likeliest mistake
+    rows = ledger.case_items(case_id)  # from the log, after a full check (TamperError if it fails)
     if not rows:
         raise UnknownEvidenceError(
             f"case {case_id!r} has no evidence in this ledger; record some with `twin evidence add` "
             "(list the cases with `twin evidence list DIR`)"
         )
-    signer = ledger.signer(agency)  # before any work: a missing key is the likeliest mistake
-    records = [ledger.summary(r, ts) | {"custody": json.loads(r.record)} for r, ts in rows]
+    records = [ledger.summary(r, ts) | {"custody": json.loads(r["record"])} for r, ts in rows]
     fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.partial-", dir=out.parent)
     os.close(fd)
     tmp = Path(tmp_name)
@@ -261,7 +271,7 @@ def make_bundle(
             for name, body in proofs.items():
                 w.write(name, body, listed=False)
             w.write("log/head.json", head.data, listed=False)
-            w.write("log/head.sig", head.signature, listed=False, compress=False)
+            w.write("log/head.sig", head.signature, listed=False)
         os.chmod(tmp, 0o644)
         os.replace(tmp, out)
     except BaseException:
@@ -282,12 +292,12 @@ def _write_items(w: _Writer, ledger: Ledger, records: list[dict[str, Any]], rows
         sha = rec["sha256"]
         fmt = rec["format"]
         path = f"files/{sha}{_suffix(rec['name'])}"
-        w.write_chunks(path, ledger.files.chunks(sha), compress=fmt.startswith(TEXT_FORMATS))
-        w.write(f"custody/{sha}.json", row.record.encode("utf-8"))
+        w.write_chunks(path, ledger.files.chunks(sha))
+        w.write(f"custody/{sha}.json", row["record"].encode("utf-8"))
         tpaths = []
         for t in transfers:
-            tp = f"custody/{sha}.transfer-{t.seq}.json"
-            w.write(tp, t.transfer.encode("utf-8"))
+            tp = f"custody/{sha}.transfer-{t['seq']}.json"
+            w.write(tp, t["transfer"].encode("utf-8"))
             tpaths.append(tp)
         label = None
         if rec["place"] is not None:
@@ -310,7 +320,7 @@ def _write_items(w: _Writer, ledger: Ledger, records: list[dict[str, Any]], rows
                 "holder": rec["holder"],
                 "derived": rec["derived"],
                 "record": f"custody/{sha}.json",
-                "record_sha256": row.record_sha256,
+                "record_sha256": row["record_sha256"],
                 "transfers": tpaths,
                 "proof": f"proofs/{sha}.json",
             }
@@ -349,8 +359,8 @@ def _write_overlays(
         size=size,
         max_triangles=max_triangles or ov.DEFAULT_MAX_TRIANGLES,
     )
-    w.write("overlays/map.png", drawn.map_png, compress=False)
-    w.write("overlays/scene.png", drawn.scene_png, compress=False)
+    w.write("overlays/map.png", drawn.map_png)
+    w.write("overlays/scene.png", drawn.scene_png)
     params = drawn.parameters | {
         "case_id": case_id,
         "plume_from": source,
@@ -427,8 +437,8 @@ def _log_export(
 
         proofs: dict[str, bytes] = {}
         for item, (row, transfers) in zip(items, rows):
-            leaves = [proof(int(row.leaf_index), item["record"])]
-            leaves += [proof(int(t.leaf_index), tp) for t, tp in zip(transfers, item["transfers"])]
+            leaves = [proof(int(row["leaf_index"]), item["record"])]
+            leaves += [proof(int(t["leaf_index"]), tp) for t, tp in zip(transfers, item["transfers"])]
             proofs[item["proof"]] = canonical({"tree_size": size, "root_hash": head.root_hash.hex(), "leaves": leaves})
         proofs["proofs/export.json"] = canonical(
             {"tree_size": size, "root_hash": head.root_hash.hex(), "leaves": [proof(leaf.index, "manifest.json")]}

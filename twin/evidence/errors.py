@@ -29,6 +29,10 @@ class TamperError(TwinError, ValueError):
     """Stored evidence, the log or a bundle does not verify: something was changed, reordered or removed."""
 
 
+class DamagedBundleError(TamperError):
+    """A bundle whose zip is damaged: a changed byte, a truncated file, a structure not as bundles are written."""
+
+
 class BundleError(TwinError, OSError):
     """A court bundle that cannot be written or read (not a zip, a member missing, an unwritable path)."""
 

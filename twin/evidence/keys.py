@@ -7,6 +7,17 @@ signed with it would no longer verify. The private key is never printed or logge
 the public key's *fingerprint* (SHA-256 of its 32 raw bytes, hex) is what an agency
 publishes so that a court can check a bundle's key against it.
 
+What an agency publishes, and what a verifier trusts, is a *trusted keys* file: one key
+per line, ``AGENCY FINGERPRINT``, as ``twin keys export DIR`` prints it::
+
+    # published signing keys of the basin's agencies (basin-twin trusted keys)
+    DDT-Lozere 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08
+    EPB-Gard   60303ae22b998861bce3b28f33eec1be758a213c86c93c076dbe9f558c11c752
+
+Blank lines and lines starting with ``#`` are ignored; a fingerprint may be written in
+capitals or with colons. ``twin evidence verify --trusted-keys FILE`` (or
+``--fingerprint HEX``) checks a bundle against it (:class:`TrustedKeys`).
+
 A signed tree head is the canonical JSON of ``{"tree_size", "root_hash", "timestamp",
 "agency", "key_fingerprint", "hash": "SHA-256", "head": "basin-twin/tree-head/1"}``;
 the signature (64 bytes) is over exactly those bytes.
@@ -25,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from .canonical import canonical
-from .errors import SigningKeyError, TamperError
+from .errors import EvidenceError, SigningKeyError, TamperError
 
 AGENCY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 HEAD_FORMAT = "basin-twin/tree-head/1"
@@ -267,3 +278,86 @@ def parse_head(data: bytes) -> dict[str, Any]:
     if canonical(value) != data:
         raise TamperError("the tree head is not in canonical form: its bytes were altered")
     return value
+
+
+# -- keys a verifier trusts -------------------------------------------------------------------------
+
+FINGERPRINT = re.compile(r"^[0-9a-f]{64}$")
+
+
+def parse_fingerprint(text: str, where: str = "--fingerprint") -> str:
+    """A key fingerprint (64 hex digits) from how people write it: capitals, colons or spaces allowed."""
+    value = re.sub(r"[\s:]", "", str(text)).lower()
+    if not FINGERPRINT.match(value):
+        raise EvidenceError(
+            f"{where} {text!r} is not a key fingerprint; give the 64 hex digits the agency publishes "
+            "(`twin keys export DIR` prints them)"
+        )
+    return value
+
+
+@dataclass(frozen=True)
+class TrustedKeys:
+    """The agency keys a verifier trusts: fingerprint → the agency that publishes it (None: given alone)."""
+
+    keys: dict[str, str | None]
+    source: str
+
+    @classmethod
+    def of(cls, fingerprints: Any = (), files: Any = ()) -> TrustedKeys:
+        """From fingerprints (``--fingerprint``) and trusted-keys files (``--trusted-keys``)."""
+        keys: dict[str, str | None] = {}
+        sources = []
+        for fp in fingerprints:
+            keys.setdefault(parse_fingerprint(fp), None)
+        if keys:
+            sources.append("--fingerprint")
+        for f in files:
+            for fp, agency in cls.load(f).keys.items():
+                keys[fp] = agency
+            sources.append(f"'{f}'")
+        return cls(keys, " and ".join(sources))
+
+    @classmethod
+    def load(cls, path: str | Path) -> TrustedKeys:
+        """A trusted keys file (see the module docstring)."""
+        p = Path(path)
+        try:
+            text = p.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as err:
+            raise SigningKeyError(f"cannot read the trusted keys file '{p}' ({err}); give a text file") from None
+        keys: dict[str, str | None] = {}
+        for n, line in enumerate(text.splitlines(), 1):
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            parts = line.split(None, 1)
+            where = f"trusted keys '{p}' line {n}"
+            if len(parts) != 2 or not AGENCY.match(parts[0]):
+                raise EvidenceError(
+                    f"{where}: {line[:80]!r} is not 'AGENCY FINGERPRINT' (as `twin keys export DIR` prints it)"
+                )
+            keys[parse_fingerprint(parts[1], where)] = parts[0]
+        if not keys:
+            raise EvidenceError(f"trusted keys '{p}' lists no key; one line per key: 'AGENCY FINGERPRINT'")
+        return cls(keys, f"'{p}'")
+
+    def judge(self, agency: str, fingerprint: str) -> tuple[bool, str]:
+        """Whether the key ``fingerprint`` that signed for ``agency`` is trusted, and why (or why not)."""
+        if fingerprint not in self.keys:
+            return False, (
+                f"signed by {agency!r} with key {fingerprint}, which is not among the {len(self.keys)} keys "
+                f"trusted ({self.source}): the bundle was signed by another key than the one its agency publishes"
+            )
+        publisher = self.keys[fingerprint]
+        if publisher is not None and publisher != agency:
+            return False, f"key {fingerprint} is {publisher}'s, but the bundle says {agency!r} signed it"
+        return True, f"{agency}'s key {fingerprint}, trusted ({self.source})"
+
+
+def published_keys(twin_dir: str | Path, folder: str | Path | None = None) -> str:
+    """The trusted keys file of the agencies with a key here: what they publish."""
+    lines = ["# published signing keys (basin-twin trusted keys): AGENCY FINGERPRINT"]
+    for agency in agencies(twin_dir, folder):
+        lines.append(f"{agency} {public_key(twin_dir, agency, folder).fingerprint}")
+    return "\n".join(lines) + "\n"

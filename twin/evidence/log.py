@@ -13,12 +13,22 @@ the entry (:func:`twin.evidence.canonical.canonical`), hashed as RFC 6962 does
   without reading the log. Updating that row first is the append lock, in
   SQLite and in PostgreSQL alike: appends from several processes are serialised,
   each gets the next index;
-* ``evidence_heads``: signed tree heads (size, root, time, agency, key, signature).
+* ``evidence_heads``: signed tree heads (size, root, time, agency, key, signature). A
+  head is itself recorded by a leaf (kind ``head``) appended right after it is signed,
+  so a head row removed or changed is noticed like any other row
+  (:mod:`twin.evidence.binding`).
 
 Nothing here updates or deletes a leaf. :meth:`EvidenceLog.verify` re-hashes every
-leaf from its data, rebuilds every interior node and the root at each signed head's
-size, and checks each head's signature: an entry changed, reordered or removed makes
-every head signed after it fail.
+leaf from its data, recomputes every column of ``evidence_log`` from the entry, rebuilds
+every interior node, the frontier and the root at each signed head's size, compares
+each head row with its leaf and checks its signature: an entry changed, reordered or
+removed makes every head signed after it fail, and each failure names the table and
+row at fault. What no local check can notice is the removal of the newest leaves that
+no signed head covers yet together with the state row rewound: that is what heads
+held elsewhere (bundles, other agencies' witnesses) are for.
+
+Readers (:meth:`EvidenceLog.entries`, :class:`Entry`) take time, actor, kind, case and
+item from the entry itself, never from the columns beside it.
 """
 
 from __future__ import annotations
@@ -35,13 +45,13 @@ from typing import Any
 import sqlalchemy as sa
 
 from ..store import evidence_heads, evidence_log, evidence_log_nodes, evidence_log_state
-from . import merkle
+from . import binding, merkle
 from .canonical import canonical
 from .errors import EvidenceError, SigningKeyError, TamperError
 from .keys import PublicKey, SignedHead, Signer, load_public_pem, sign_head
 from .report import Report
 
-KINDS = ("record", "transfer", "access", "export")
+KINDS = ("record", "transfer", "access", "export", "head")
 
 # An append is four small statements. Through SQLAlchemy's statement machinery (cache keys,
 # compiled parameters, result objects) they cost three times what the database does, so the
@@ -56,6 +66,7 @@ _INSERT_LEAF = (
 )
 _INSERT_NODE = "INSERT INTO evidence_log_nodes (id, hash) VALUES (:id, :hash)"
 _NAMED = re.compile(r":([a-z_][a-z0-9_]*)")
+_SCAN = "SELECT idx, leaf_hash, data, time, actor, kind, case_id, item_sha256 FROM evidence_log ORDER BY idx"
 
 
 @functools.lru_cache(maxsize=64)
@@ -96,6 +107,17 @@ def _run(conn: sa.Connection, sql: str, params: Any = None) -> Any:
         cursor.close()
 
 
+def _rows(conn: sa.Connection, sql: str) -> Iterator[tuple[Any, ...]]:
+    """The rows of a query without parameters, as tuples from the driver's cursor, in batches."""
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(sql)
+        while batch := cursor.fetchmany(10_000):
+            yield from batch
+    finally:
+        cursor.close()
+
+
 def node_id(level: int, index: int) -> int:
     return (index << 6) | level
 
@@ -115,7 +137,7 @@ class Entry:
 
     @property
     def value(self) -> dict[str, Any]:
-        return dict(json.loads(self.data))
+        return binding.parse_entry(self.data) or {}
 
 
 @dataclass
@@ -163,24 +185,13 @@ class EvidenceLog:
                 raise EvidenceError("a log entry names who did it (actor); give --by NAME")
             data = canonical(e)
             leaf = merkle.leaf_hash(data)
-            when = dt.datetime.fromisoformat(str(e["time"]).replace("Z", "+00:00"))
+            cols = binding.log_columns(e)
             entry = Entry(
-                fr.size, leaf, data, int(when.timestamp()), str(e["actor"]), e["kind"], e.get("case_id"), e.get("item")
+                fr.size, leaf, data, cols["time"], cols["actor"], cols["kind"], cols["case_id"], cols["item_sha256"]
             )
             for level, index, h in fr.append(leaf)[1:]:
                 nodes.append({"id": node_id(level, index), "hash": h.hex()})
-            rows.append(
-                {
-                    "idx": entry.index,
-                    "leaf_hash": leaf.hex(),
-                    "data": data.decode("utf-8"),
-                    "time": entry.time,
-                    "actor": entry.actor,
-                    "kind": entry.kind,
-                    "case_id": entry.case_id,
-                    "item_sha256": entry.item_sha256,
-                }
-            )
+            rows.append({"idx": entry.index, "leaf_hash": leaf.hex(), "data": data.decode("utf-8")} | cols)
             out.append(entry)
         if rows:
             _run(conn, _INSERT_LEAF, rows if len(rows) > 1 else rows[0])
@@ -282,15 +293,21 @@ class EvidenceLog:
     def entries(
         self, case_id: str | None = None, kinds: Sequence[str] | None = None, start: int = 0
     ) -> Iterator[Entry]:
-        """Entries in order, optionally of one case and of some kinds."""
-        q = sa.select(evidence_log).where(evidence_log.c.idx >= start).order_by(evidence_log.c.idx)
-        if case_id is not None:
-            q = q.where(evidence_log.c.case_id == case_id)
-        if kinds:
-            q = q.where(evidence_log.c.kind.in_(list(kinds)))
+        """Entries in order, optionally of one case and of some kinds, as the entries say.
+
+        The case and kind are those of each entry, not of the columns beside it (which
+        only a check vouches for), so every entry is read: an edited column neither hides
+        an entry nor shows it under another case.
+        """
+        q = sa.select(evidence_log.c.idx, evidence_log.c.leaf_hash, evidence_log.c.data).where(
+            evidence_log.c.idx >= start
+        )
+        wanted = set(kinds) if kinds else None
         with self.engine.connect() as c:
-            for row in c.execute(q):
-                yield _entry(row)
+            for row in c.execute(q.order_by(evidence_log.c.idx)):
+                e = _entry(row)
+                if (case_id is None or e.case_id == case_id) and (wanted is None or e.kind in wanted):
+                    yield e
 
     # -- signed heads ---------------------------------------------------------------------------
     def sign(self, signer: Signer, conn: sa.Connection | None = None) -> SignedHead:
@@ -300,154 +317,327 @@ class EvidenceLog:
                 return self.sign(signer, c)
         st = self.lock(conn)
         head = sign_head(signer, st.frontier.size, st.frontier.root())
-        conn.execute(
-            evidence_heads.insert().values(
-                tree_size=head.tree_size,
-                root_hash=head.root_hash.hex(),
-                timestamp=head.timestamp,
-                time=int(dt.datetime.fromisoformat(head.timestamp.replace("Z", "+00:00")).timestamp()),
-                agency=head.agency,
-                key_fingerprint=head.key_fingerprint,
-                signature=base64.b64encode(head.signature).decode("ascii"),
-                public_key=signer.public.pem.decode("ascii"),
-            )
+        entry = binding.head_entry(
+            head_id=binding.next_id(conn, evidence_heads),
+            head=head.to_json(),
+            public_key=signer.public.pem.decode("ascii"),
         )
+        (leaf,) = self.append(conn, [entry], st)  # the head's own record, covered by the next head
+        conn.execute(evidence_heads.insert().values(**binding.row("evidence_heads", leaf.index, entry)))
         return head
 
     def heads(self) -> list[tuple[SignedHead, PublicKey]]:
-        """Signed heads, oldest first, with the public key kept beside each."""
+        """Signed heads, oldest first, with the public key kept beside each.
+
+        Raises
+        ------
+        TamperError
+            A head row is not as its leaf says (see :meth:`verify`).
+        """
         with self.engine.connect() as c:
-            rows = c.execute(sa.select(evidence_heads).order_by(evidence_heads.c.id)).all()
-        return [(_head(r), load_public_pem(r.public_key.encode("ascii"), r.agency)) for r in rows]
+            rows = [dict(r._mapping) for r in c.execute(sa.select(evidence_heads).order_by(evidence_heads.c.id))]
+            at = [int(r["leaf_index"]) for r in rows if isinstance(r["leaf_index"], int)]
+            leaves = {}
+            if at:
+                q = sa.select(evidence_log.c.idx, evidence_log.c.data).where(evidence_log.c.idx.in_(at))
+                leaves = {int(i): binding.parse_entry(d) or {} for i, d in c.execute(q)}
+        view = binding.View({i: e for i, e in leaves.items() if e.get("kind") == "head"}, {"evidence_heads": rows})
+        bad = [p for p in view.problems(["evidence_heads"]) if p[0] != "evidence_heads" or "has no row" not in p[1]]
+        if bad:
+            raise TamperError(f"{bad[0][0]}: {bad[0][1]}; run `twin evidence check`")
+        return [(_head(r), load_public_pem(r["public_key"].encode("ascii"), r["agency"])) for r in rows]
 
     # -- verification ---------------------------------------------------------------------------
     def verify(self, public_keys: Callable[[str], PublicKey | None] | None = None) -> Report:
-        """Re-hash every leaf, rebuild every node and each signed head's root; check the signatures.
+        """Re-hash every leaf, recompute its columns, rebuild every node and each signed head's root;
+        compare each head row with its leaf; check the signatures.
 
         ``public_keys(agency)`` gives the agency's published key (e.g. from the keys
         folder); without it (or when it returns None) the key kept with the head is
         used, which proves integrity only against someone who could not replace both.
+        Each failure is a check of its own, named after the table and row at fault.
         """
+        return self.verify_entries(public_keys)[0]
+
+    def verify_entries(
+        self, public_keys: Callable[[str], PublicKey | None] | None = None
+    ) -> tuple[Report, binding.View]:
+        """:meth:`verify`, and the view it read: every leaf of a kind that binds a row of
+        some table (:data:`twin.evidence.binding.BOUND_KINDS`), parsed, for the ledger's
+        own checks; read in the same single pass over the log."""
         report = Report("evidence log")
+        bound: dict[int, dict[str, Any]] = {}
+        others: dict[int, tuple[Any, Any]] = {}
+        problems: list[tuple[str, str]] = []
         with self.engine.connect() as c:
-            state = c.execute(sa.select(evidence_log_state)).one()
-            heads = c.execute(sa.select(evidence_heads).order_by(evidence_heads.c.id)).all()
-            sizes = {int(h.tree_size) for h in heads}
-            roots: dict[int, bytes] = {0: merkle.empty_root()}
+            states = [dict(r._mapping) for r in c.execute(sa.select(evidence_log_state))]
+            heads = [dict(r._mapping) for r in c.execute(sa.select(evidence_heads).order_by(evidence_heads.c.id))]
+            sizes = {_int(h["tree_size"]) for h in heads}
             leaves: list[bytes] = []
-            fr = merkle.Frontier()
-            bad_leaves, gaps = [], []
+            gaps = []
             expect = 0
-            for idx, data, stored in c.execute(
-                sa.select(evidence_log.c.idx, evidence_log.c.data, evidence_log.c.leaf_hash).order_by(
-                    evidence_log.c.idx
-                )
-            ):
+            one = [s for s in states if s["id"] == 1]
+            size = _int(one[0]["size"]) if one else -1
+            if size < 0:  # no usable state: every row counts
+                last = c.execute(sa.select(sa.func.coalesce(sa.func.max(evidence_log.c.idx), -1))).scalar_one()
+                size = int(last) + 1
+            beyond = []
+            leaf_hash, parse, columns = merkle.leaf_hash, binding.parse_entry, binding.log_columns
+            # one pass over the log on the driver's cursor (SQLAlchemy rows cost more than the checks)
+            for idx, stored, text, *have in _rows(c, _SCAN):
+                if idx >= size:
+                    beyond.append(idx)
+                    continue
                 if idx != expect:
-                    gaps.append((expect, int(idx)))
-                    expect = int(idx)
-                leaf = merkle.leaf_hash(data.encode("utf-8"))
+                    gaps.append((expect, idx))
+                    expect = idx
+                data = text if isinstance(text, bytes) else str(text).encode("utf-8")
+                leaf = leaf_hash(data)
                 if leaf.hex() != stored:
-                    bad_leaves.append(int(idx))
+                    problems.append(
+                        (f"evidence_log row {idx}", f"leaf_hash is {stored!r} but its data hashes to {leaf.hex()!r}")
+                    )
+                entry = parse(text)
+                try:
+                    cols = columns(entry) if entry is not None else None
+                except (KeyError, TypeError, ValueError):
+                    cols = None
+                if cols is None:
+                    problems.append((f"evidence_log row {idx}", "its data is not a log entry"))
+                else:
+                    assert entry is not None
+                    if have != list(cols.values()):
+                        for (name, want), got in zip(cols.items(), have):
+                            if got != want:
+                                problems.append(
+                                    (f"evidence_log row {idx}", binding.differs(name, got, want, "its entry"))
+                                )
+                    kind = entry["kind"]
+                    if kind in binding.BOUND_KINDS and (kind != "access" or entry.get("action") == "share"):
+                        bound[idx] = entry
+                    else:
+                        others[idx] = (kind, entry.get("action"))
                 leaves.append(leaf)
-                fr.append(leaf)
                 expect += 1
-                if fr.size in sizes:
-                    roots[fr.size] = fr.root()
-            stored_nodes = dict(c.execute(sa.select(evidence_log_nodes.c.id, evidence_log_nodes.c.hash)).all())
-        n = len(leaves)
-        report.check(
-            "leaves are contiguous",
-            not gaps,
-            f"{n} leaves, indexes 0..{n - 1}"
-            if not gaps
-            else "entries missing: " + ", ".join(f"{a}..{b - 1}" for a, b in gaps[:5]) + " (removed from the log)",
-        )
-        report.check(
-            "leaf hashes match their data",
-            not bad_leaves,
-            f"{n} leaves re-hashed"
-            if not bad_leaves
-            else f"leaves {bad_leaves[:10]} were altered after they were written",
-        )
-        frontier_ok = json.loads(state.frontier) == [[level, h.hex()] for level, h in fr.nodes]
-        report.check(
-            "log state",
-            int(state.size) == n and frontier_ok,
-            f"size {n}, frontier of {len(fr.nodes)} subtrees"
-            if int(state.size) == n and frontier_ok
-            else f"the state says {int(state.size)} leaves, the log has {n}"
-            + ("" if frontier_ok else "; its frontier is not the leaves' (appends would build a wrong tree)"),
-        )
+            stored_nodes = list(_rows(c, "SELECT id, hash FROM evidence_log_nodes"))
         tree = merkle.MemoryTree(leaves)
-        wrong_nodes = []
-        for nid, h in stored_nodes.items():
-            level, index = int(nid) & 63, int(nid) >> 6
-            if level >= len(tree.levels) or index >= len(tree.levels[level]) or tree.levels[level][index].hex() != h:
-                wrong_nodes.append((level, index))
-        expected_nodes = sum(len(lv) for lv in tree.levels[1:])
-        report.check(
-            "interior nodes match the leaves",
-            not wrong_nodes and len(stored_nodes) == expected_nodes,
-            f"{len(stored_nodes)} nodes"
-            if not wrong_nodes and len(stored_nodes) == expected_nodes
-            else f"{len(wrong_nodes)} stored nodes differ from the leaves (first {wrong_nodes[:3]}), "
-            f"{expected_nodes - len(stored_nodes) + len(wrong_nodes)} expected",
+        fr = merkle.Frontier.load(len(leaves), tree.node)
+        roots = {size: tree.root(size) for size in sizes if 0 <= size <= len(leaves)}
+        n = len(leaves)
+        missing = [
+            (
+                "evidence_log",
+                f"rows {a}..{b - 1} are missing — deleted?" if b - 1 > a else f"row {a} is missing — deleted?",
+            )
+            for a, b in gaps
+        ]
+        if expect < size and n:  # the last rows are gone and the state was not rewound, or the state is wrong
+            what = f"rows {expect}..{size - 1}" if size - 1 > expect else f"row {expect}"
+            missing.append(("evidence_log", f"{what}, counted by evidence_log_state, are missing — deleted?"))
+        extra = [
+            (f"evidence_log row {i}", f"lies beyond the log's size in evidence_log_state ({size}) — inserted?")
+            for i in beyond
+        ]
+        report_problems(
+            report,
+            "evidence_log",
+            missing + extra + problems,
+            f"{n} leaves, indexes 0..{n - 1}, each as its entry says",
         )
+        report_problems(
+            report,
+            "evidence_log_state",
+            self._check_state(states, n, fr),
+            f"size {n}, frontier of {len(fr.nodes)} subtrees, as the leaves give",
+        )
+        report_problems(
+            report,
+            "evidence_log_nodes",
+            _node_problems(stored_nodes, tree),
+            f"{len(stored_nodes)} nodes, as the leaves give",
+        )
+        view = binding.View(bound, {"evidence_heads": heads}, log_size=n, others=others)
+        head_problems = view.problems(["evidence_heads"])
+        report_problems(report, "evidence_heads", head_problems, f"{len(heads)} heads, each as its head leaf says")
+        legacy = view.legacy("evidence_heads")
+        if legacy:
+            report.note(
+                f"{len(legacy)} signed heads ({', '.join(x.split(' row ')[1] for x in legacy[:5])}"
+                f"{'...' if len(legacy) > 5 else ''}) were signed before heads were recorded in the log "
+                "(migration 0007): they are checked against the log and their signatures, but their removal "
+                "would not be noticed"
+            )
         for h in heads:
-            size = int(h.tree_size)
-            what = f"signed head #{h.id} (size {size}, {h.agency}, {h.timestamp})"
-            if size > n:
-                report.check(what, False, f"covers {size} leaves but the log has {n}: entries were removed")
-                continue
-            got = roots[size]
-            if got.hex() != h.root_hash:
-                report.check(
-                    what,
-                    False,
-                    f"root does not match the log: some of its first {size} entries were changed, reordered or removed",
+            self._check_head(report, h, n, roots, public_keys)
+        covered = max((_int(h["tree_size"]) for h in heads), default=0)
+        if n - covered > 1:
+            report.note(
+                f"leaves {covered}..{n - 1} are not yet covered by a signed head; sign one (`twin evidence sign`) "
+                "so that their removal could be noticed"
+            )
+        return report, view
+
+    @staticmethod
+    def _check_state(states: list[dict[str, Any]], n: int, fr: merkle.Frontier) -> list[tuple[str, str]]:
+        problems: list[tuple[str, str]] = []
+        frontier = [[level, h.hex()] for level, h in fr.nodes]
+        one = [s for s in states if s["id"] == 1]
+        for s in states:
+            if s["id"] != 1:
+                problems.append(
+                    (
+                        f"evidence_log_state row {s['id']}",
+                        "the log's state is one row, id 1; this one was inserted or renumbered",
+                    )
                 )
-                continue
+        if not one:
+            problems.append(("evidence_log_state", "row 1 is missing — deleted? (appends need it)"))
+            return problems
+        s = one[0]
+        if s["size"] != n:
+            problems.append(("evidence_log_state row 1", f"size is {s['size']!r} but the log has {n} leaves"))
+        try:
+            ok = json.loads(s["frontier"]) == frontier
+        except (TypeError, ValueError):
+            ok = False
+        if not ok:
+            problems.append(
+                ("evidence_log_state row 1", "frontier is not the leaves' (appends would build a wrong tree)")
+            )
+        return problems
+
+    @staticmethod
+    def _check_head(
+        report: Report,
+        h: dict[str, Any],
+        n: int,
+        roots: dict[int, bytes],
+        public_keys: Callable[[str], PublicKey | None] | None,
+    ) -> None:
+        size = _int(h["tree_size"])
+        what = f"signed head #{h['id']} (size {h['tree_size']}, {h['agency']}, {h['timestamp']})"
+        if size > n or size < 0:
+            report.check(what, False, f"covers {size} leaves but the log has {n}: entries were removed")
+            return
+        got = roots.get(size)
+        if got is None or got.hex() != h["root_hash"]:
+            report.check(
+                what,
+                False,
+                f"root does not match the log: some of its first {size} entries were changed, reordered or removed",
+            )
+            return
+        try:
             head = _head(h)
-            key = public_keys(h.agency) if public_keys else None
-            source = "published key"
-            if key is None:
-                key, source = load_public_pem(h.public_key.encode("ascii"), h.agency), "key kept with the head"
-            if key.fingerprint != head.key_fingerprint:
-                report.check(
-                    what,
-                    False,
-                    f"signed with key {head.key_fingerprint[:16]}..., not {h.agency}'s {key.fingerprint[:16]}...",
+            kept = load_public_pem(str(h["public_key"]).encode("ascii", "replace"), str(h["agency"]))
+        except TamperError as err:
+            report.check(what, False, str(err))
+            return
+        key = public_keys(str(h["agency"])) if public_keys else None
+        source = "published key"
+        if key is None:
+            key, source = kept, "key kept with the head"
+        if key.fingerprint != head.key_fingerprint:
+            report.check(
+                what,
+                False,
+                f"signed with key {head.key_fingerprint[:16]}..., not {h['agency']}'s {key.fingerprint[:16]}...",
+            )
+        elif not key.verify(head.signature, head.data):
+            report.check(what, False, "Ed25519 signature does not verify: the head was altered")
+        else:
+            report.check(what, True, f"root matches; signature verifies ({source} {key.fingerprint[:16]}...)")
+
+
+def _int(value: Any) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return -1
+
+
+def report_problems(report: Report, table: str, problems: list[tuple[str, str]], ok_detail: str) -> None:
+    """One passing check for a table, or one failing check per problem (the first few, then a count)."""
+    if not problems:
+        report.check(table, True, ok_detail)
+        return
+    for name, detail in problems[: binding.MAX_PROBLEMS]:
+        report.check(name, False, detail)
+    if len(problems) > binding.MAX_PROBLEMS:
+        report.check(table, False, f"and {len(problems) - binding.MAX_PROBLEMS} more problems")
+
+
+def _node_problems(stored: list[tuple[Any, Any]], tree: merkle.MemoryTree) -> list[tuple[str, str]]:
+    out: list[tuple[str, str]] = []
+    seen = set()
+    n = len(tree.levels[0]) if tree.levels else 0
+    for nid, h in stored:
+        level, index = _int(nid) & 63, _int(nid) >> 6
+        name = f"evidence_log_nodes row {nid}"
+        if level < 1 or level >= len(tree.levels) or index >= len(tree.levels[level]) or _int(nid) < 0:
+            out.append((name, f"no subtree at level {level}, index {index} in a log of {n} leaves — inserted?"))
+            continue
+        seen.add((level, index))
+        want = tree.levels[level][index].hex()
+        if h != want:
+            out.append(
+                (name, f"hash of the subtree at level {level}, index {index} is {h!r} but the leaves give {want!r}")
+            )
+    if len(seen) == sum(len(lv) for lv in tree.levels[1:]):
+        return out
+    for level in range(1, len(tree.levels)):
+        for index in range(len(tree.levels[level])):
+            if (level, index) not in seen:
+                out.append(
+                    (
+                        "evidence_log_nodes",
+                        f"row {node_id(level, index)} (the subtree at level {level}, index {index}) is missing — deleted?",
+                    )
                 )
-            elif not key.verify(head.signature, head.data):
-                report.check(what, False, "Ed25519 signature does not verify: the head was altered")
-            else:
-                report.check(what, True, f"root matches; signature verifies ({source} {key.fingerprint[:16]}...)")
-        return report
+    return out
 
 
 def _entry(row: Any) -> Entry:
+    """An entry from its row: time, actor, kind, case and item as the entry's data says."""
+    data = row.data if isinstance(row.data, bytes) else str(row.data).encode("utf-8")
+    value = binding.parse_entry(data) or {}
+    try:
+        cols = binding.log_columns(value)
+    except (KeyError, TypeError, ValueError):
+        cols = {"time": 0, "actor": "", "kind": "", "case_id": None, "item_sha256": None}
     return Entry(
         int(row.idx),
-        bytes.fromhex(row.leaf_hash),
-        row.data.encode("utf-8"),
-        int(row.time),
-        row.actor,
-        row.kind,
-        row.case_id,
-        row.item_sha256,
+        bytes.fromhex(row.leaf_hash) if _is_hex(row.leaf_hash) else b"",
+        data,
+        cols["time"],
+        cols["actor"],
+        cols["kind"],
+        cols["case_id"],
+        cols["item_sha256"],
     )
+
+
+def _is_hex(value: Any) -> bool:
+    try:
+        bytes.fromhex(value)
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 def _head(row: Any) -> SignedHead:
-    return SignedHead(
-        int(row.tree_size),
-        bytes.fromhex(row.root_hash),
-        row.timestamp,
-        row.agency,
-        row.key_fingerprint,
-        base64.b64decode(row.signature),
-    )
+    """A signed head from its row (a mapping); :class:`TamperError` when a field is not of its form."""
+    try:
+        return SignedHead(
+            int(row["tree_size"]),
+            bytes.fromhex(row["root_hash"]),
+            str(row["timestamp"]),
+            str(row["agency"]),
+            str(row["key_fingerprint"]),
+            base64.b64decode(row["signature"], validate=True),
+        )
+    except (TypeError, ValueError) as err:
+        raise TamperError(f"the head row is not a signed head ({err})") from None
 
 
 def key_lookup(twin_dir: Any, folder: Any = None) -> Callable[[str], PublicKey | None]:

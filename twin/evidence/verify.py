@@ -1,10 +1,15 @@
 """Verify a court bundle without the server: what :func:`verify_bundle` checks, in order.
 
-1. The zip opens and names each member once; its members' CRCs hold.
-2. ``manifest.json`` is a court bundle manifest.
+1. The zip is intact, byte for byte (:mod:`twin.evidence.archive`): its structure is the
+   one bundles are written with and every member's CRC-32 holds. Any damage (a changed
+   byte anywhere, a truncated file) stops here with one :class:`DamagedBundleError`
+   naming the member, or the zip directory; nothing else is reported of a damaged zip.
+2. It names each member once; ``manifest.json`` is a court bundle manifest.
 3. The public key (``keys/<agency>.pub``) is an Ed25519 key whose fingerprint is the one
-   the manifest names (and the one the caller expects, when given: the fingerprint the
-   agency publishes; without it the bundle proves integrity, not who signed it).
+   the manifest names, and it is a key the verifier trusts: one of the fingerprints
+   given, or the agency's in a trusted keys file (:class:`twin.evidence.keys.TrustedKeys`).
+   Without a trusted key the verification fails and says how to pin the bundle's key: a
+   bundle re-signed with another key would otherwise verify.
 4. The tree head (``log/head.json``) is canonical, names that agency and key, and its
    Ed25519 signature (``log/head.sig``) verifies with the key.
 5. The export leaf (``proofs/export.json``) is an export of this case whose
@@ -12,9 +17,10 @@
 6. Every member the manifest lists has its SHA-256 and size; nothing else is in the zip
    but the manifest, the proofs and the head.
 7. Per item: its custody record is canonical, valid, about this file and this case, and
-   its hash is the one its log leaf holds; the leaf is included in the signed tree; each
-   transfer likewise, continuing the chain of holders; SM3 where recorded (and where this
-   runtime has SM3; otherwise a note says it was not checked).
+   its hash is the one its log leaf holds (as is the record itself, when the leaf holds
+   it); the leaf is included in the signed tree; each transfer likewise, continuing the
+   chain of holders; SM3 where recorded (and where this runtime has SM3; otherwise a
+   note says it was not checked).
 
 Each check is one line of the :class:`Report`; a failure says what failed and why.
 """
@@ -23,69 +29,93 @@ from __future__ import annotations
 
 import hashlib
 import json
-import zipfile
+import shlex
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from . import merkle
-from .canonical import CHUNK, digest_bytes, is_canonical, sm3_available
+from .archive import Archive
+from .canonical import canonical, digest_bytes, is_canonical, sm3_available
 from .custody import make_transfer, parse_record
 from .errors import BundleError, CustodyError, TamperError
-from .keys import PublicKey, load_public_pem, parse_head
+from .keys import PublicKey, TrustedKeys, load_public_pem, parse_head
 from .report import Report
 
 UNLISTED = ("manifest.json", "log/head.json", "log/head.sig")
+KEEP = 16 << 20
+"""Members up to this size that verification parses are kept in memory after the first read."""
 
 
-def verify_bundle(path: str | Path, *, fingerprint: str | None = None) -> Report:
+def verify_bundle(path: str | Path, *, trusted: TrustedKeys | Iterable[str] | None = None) -> Report:
     """Check a court bundle (see the module docstring); the report lists every check.
+
+    Parameters
+    ----------
+    path:
+        The bundle (a .zip).
+    trusted:
+        The keys the verifier trusts: a :class:`TrustedKeys` (e.g. from a published keys
+        file) or key fingerprints. Without them the report fails its "trusted key" check,
+        saying which key signed the bundle and how to pin it.
 
     Raises
     ------
     BundleError
         ``path`` is not a readable file.
+    DamagedBundleError
+        The zip is damaged (the message names the member, or the zip directory).
     """
     p = Path(path)
     if not p.is_file():
         raise BundleError(f"bundle '{p}' does not exist or is not a file; give the path of a case .zip")
-    report = Report(f"bundle {p.name}")
+    trust = trusted if trusted is None or isinstance(trusted, TrustedKeys) else TrustedKeys.of(trusted)
     try:
-        zf = zipfile.ZipFile(p)
-    except (zipfile.BadZipFile, OSError) as err:
-        report.check("zip", False, f"not a readable zip ({err})")
-        return report
-    with zf:
-        _verify(zf, report, fingerprint)
+        members = _Members(Archive(p))
+    except OSError as err:
+        raise BundleError(f"cannot read bundle '{p}' ({err.strerror or err})") from None
+    report = Report(f"bundle {p.name}")
+    _verify(members, report, trust, str(path))
     return report
 
 
 class _Members:
-    def __init__(self, zf: zipfile.ZipFile):
-        self.zf = zf
-        self.names = [i.filename for i in zf.infolist()]
+    """The members of an intact archive: each read once (CRC-32 and SHA-256); what is parsed, kept."""
+
+    def __init__(self, archive: Archive):
+        self.archive = archive
+        self.names = archive.names
+        self.digests: dict[str, tuple[str, int]] = {}
+        self.kept: dict[str, bytes] = {}
+        for m in archive.members:
+            keep = m.size <= KEEP and not m.name.startswith(("files/", "overlays/")) and m.name != "viewer.html"
+            h, parts = hashlib.sha256(), []
+            for chunk in archive.chunks(m.name):
+                h.update(chunk)
+                if keep:
+                    parts.append(chunk)
+            self.digests.setdefault(m.name, (h.hexdigest(), m.size))
+            if keep:
+                self.kept.setdefault(m.name, b"".join(parts))
 
     def read(self, name: str) -> bytes:
-        try:
-            return self.zf.read(name)
-        except KeyError:
-            raise TamperError(f"member {name} is missing") from None
-        except (zipfile.BadZipFile, OSError, EOFError) as err:
-            raise TamperError(f"member {name} is damaged ({err})") from None
+        if name in self.kept:
+            return self.kept[name]
+        if name not in self.archive.by_name:
+            raise TamperError(f"member {name} is missing")
+        return self.archive.read(name)
 
     def hash(self, name: str, sm3: bool = False) -> tuple[str, int, str | None]:
-        h, s3, size = hashlib.sha256(), (hashlib.new("sm3") if sm3 else None), 0
-        try:
-            with self.zf.open(name) as fh:
-                while chunk := fh.read(CHUNK):
-                    h.update(chunk)
-                    if s3 is not None:
-                        s3.update(chunk)
-                    size += len(chunk)
-        except KeyError:
-            raise TamperError(f"member {name} is missing") from None
-        except (zipfile.BadZipFile, OSError, EOFError) as err:
-            raise TamperError(f"member {name} is damaged ({err})") from None
-        return h.hexdigest(), size, (s3.hexdigest() if s3 is not None else None)
+        if name not in self.archive.by_name:
+            raise TamperError(f"member {name} is missing")
+        if not sm3:
+            return *self.digests[name], None
+        h, s3, size = hashlib.sha256(), hashlib.new("sm3"), 0
+        for chunk in self.archive.chunks(name):
+            h.update(chunk)
+            s3.update(chunk)
+            size += len(chunk)
+        return h.hexdigest(), size, s3.hexdigest()
 
 
 def _json(data: bytes, what: str) -> Any:
@@ -95,10 +125,15 @@ def _json(data: bytes, what: str) -> Any:
         raise TamperError(f"{what} is not JSON ({err})") from None
 
 
-def _verify(zf: zipfile.ZipFile, report: Report, fingerprint: str | None) -> None:
-    m = _Members(zf)
+def _verify(m: _Members, report: Report, trust: TrustedKeys | None, path: str) -> None:
     dupes = sorted({n for n in m.names if m.names.count(n) > 1})
-    report.check("zip", not dupes, f"{len(m.names)} members" if not dupes else f"members named twice: {dupes}")
+    report.check(
+        "zip",
+        not dupes,
+        f"{len(m.names)} members, the archive and each member's CRC-32 intact"
+        if not dupes
+        else f"members named twice: {dupes}",
+    )
 
     # -- the manifest --------------------------------------------------------------------------
     try:
@@ -117,7 +152,7 @@ def _verify(zf: zipfile.ZipFile, report: Report, fingerprint: str | None) -> Non
     report.check("manifest", True, f"case {case_id}, {len(manifest['items'])} items, SHA-256 {manifest_sha}")
 
     # -- key, head, signature ------------------------------------------------------------------
-    key = _check_key(m, manifest, report, fingerprint)
+    key = _check_key(m, manifest, report, trust, path)
     head = _check_head(m, manifest, key, report)
 
     # -- the export leaf binds the manifest to the head ----------------------------------------
@@ -185,34 +220,36 @@ def _why(err: Exception) -> str:
     return str(err)
 
 
-def _check_key(m: _Members, manifest: dict[str, Any], report: Report, expected: str | None) -> PublicKey | None:
+def _check_key(
+    m: _Members, manifest: dict[str, Any], report: Report, trust: TrustedKeys | None, path: str
+) -> PublicKey | None:
     try:
         info = manifest["public_key"]
         key = load_public_pem(m.read(info["path"]), manifest["agency"])
     except (TamperError, KeyError, TypeError) as err:
         report.check("public key", False, _why(err))
+        report.check("trusted key", False, "the bundle holds no readable key to compare with the keys you trust")
         return None
+    agency = manifest["agency"]
     ok = key.fingerprint == info.get("fingerprint")
     detail = (
-        f"{manifest['agency']}, Ed25519, fingerprint {key.fingerprint}"
+        f"{agency}, Ed25519, fingerprint {key.fingerprint}"
         if ok
         else f"its fingerprint is {key.fingerprint}, the manifest names {info.get('fingerprint')}: the key was replaced"
     )
     report.check("public key", ok, detail)
-    if expected is not None:
-        want = expected.lower().replace(":", "")
+    if trust is None:
         report.check(
-            "published fingerprint",
-            key.fingerprint == want,
-            "the key is the one the agency published"
-            if key.fingerprint == want
-            else f"the key's fingerprint {key.fingerprint} is not the published {want}",
+            "trusted key",
+            False,
+            f"no key is trusted, so who signed is not known: the bundle says {agency} signed it with key "
+            f"{key.fingerprint}. If that is the fingerprint {agency} publishes, verify with "
+            f"`twin evidence verify {shlex.quote(path)} --fingerprint {key.fingerprint}` (or --trusted-keys FILE, "
+            f"a file of published keys with the line '{agency} {key.fingerprint}')",
         )
     else:
-        report.note(
-            f"compare the key's fingerprint {key.fingerprint} with the one {manifest['agency']} publishes "
-            "(or pass --fingerprint): the bundle proves integrity; the fingerprint proves who signed"
-        )
+        trusted, why = trust.judge(str(agency), key.fingerprint)
+        report.check("trusted key", trusted, why)
     return key if ok else None
 
 
@@ -310,6 +347,8 @@ def _check_item(
                 problems.append(
                     f"its SHA-256 {digest} is not the one log leaf {leaf.get('leaf_index')} holds: the record was altered"
                 )
+            elif "custody" in value and canonical(value["custody"]) != body:
+                problems.append(f"log leaf {leaf.get('leaf_index')} holds another record than this one")
             elif not _included(leaf, size, root):
                 problems.append(
                     f"the inclusion proof of leaf {leaf.get('leaf_index')} does not lead to the signed root"
@@ -366,7 +405,11 @@ def _check_transfer(
             problems.append("the item's proof has no leaf for it")
         else:
             value = _json(leaf["leaf_data"].encode("utf-8"), "the transfer's leaf")
-            if value.get("kind") != "transfer" or value.get("transfer_sha256") != digest:
+            if (
+                value.get("kind") != "transfer"
+                or value.get("transfer_sha256") != digest
+                or ("transfer" in value and canonical(value["transfer"]) != body)
+            ):
                 problems.append(
                     f"its SHA-256 is not the one log leaf {leaf.get('leaf_index')} holds: the transfer was altered"
                 )

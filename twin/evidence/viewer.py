@@ -11,7 +11,13 @@ WebCrypto (``crypto.subtle.digest``) and marks each item with a green ✓ or a r
   proofs lead to the root of the signed tree head;
 * ``manifest.json``'s hash is the one the export leaf holds;
 * the head's Ed25519 signature verifies with the bundled key, where the browser's
-  WebCrypto has Ed25519 (recent Chromium, Firefox and Safari); otherwise it says so.
+  WebCrypto has Ed25519 (recent Chromium, Firefox and Safari); otherwise it says so;
+* the bundled key is the one the reader trusts: they type (or paste) the fingerprint
+  the agency publishes, or open the page as ``viewer.html#fingerprint=HEX``. A page
+  cannot know on its own whom to trust, so without a fingerprint it says, in the
+  summary and on the key's line, that the bundle is only shown intact as signed by its
+  own key and that who signed is not confirmed (a neither-green-nor-red "?"); with a
+  fingerprint that is not the key's, every item is marked ✗.
 
 ``file://`` pages are a secure context in current browsers, so WebCrypto is available
 when the page is opened from disk.
@@ -35,7 +41,7 @@ h1 { font-size: 1.4em; } h2 { font-size: 1.1em; margin-top: 1.5em; }
 table { border-collapse: collapse; width: 100%; font-size: 0.9em; }
 th, td { border-bottom: 1px solid #ddd; padding: 4px 6px; text-align: left; vertical-align: top; }
 td.mark { font-size: 1.4em; width: 1.5em; text-align: center; }
-.ok { color: #0a7a28; } .bad { color: #c81414; } .wait { color: #888; }
+.ok { color: #0a7a28; } .bad { color: #c81414; } .wait { color: #888; } .warn { color: #a05a00; }
 code { font-size: 0.85em; word-break: break-all; }
 .overlays img { max-width: 49%; border: 1px solid #ccc; }
 .marker { background: #0096a0; color: #fff; padding: 0 4px; font-weight: bold; }
@@ -49,6 +55,8 @@ code { font-size: 0.85em; word-break: break-all; }
 (or select all its files). Every file is re-hashed in this browser; nothing leaves this computer.</p>
 <p><label>Folder: <input type="file" id="folder" webkitdirectory directory multiple></label>
 &nbsp; <label>or files: <input type="file" id="files" multiple></label></p>
+<p><label>Fingerprint of the key you trust (the one <span id="agency-name"></span> publishes):
+<input type="text" id="fingerprint" size="72" spellcheck="false" autocomplete="off" placeholder="64 hex digits"></label></p>
 <div id="summary" class="wait">Not checked yet: choose the unzipped folder.</div>
 <div id="head"></div>
 <h2>Items</h2>
@@ -84,7 +92,11 @@ async function rootFromPath(leaf, index, size, path) {
 function mark(td, ok, why) { td.textContent = ok ? "\u2713" : "\u2717"; td.className = "mark " + (ok ? "ok" : "bad"); td.title = why || ""; }
 
 $("case").textContent = DATA.case_id;
-$("meta").textContent = `Twin: ${DATA.twin.title || DATA.twin.name} (manifest SHA-256 ${DATA.twin.manifest_sha256}). Signed by ${DATA.agency}, key fingerprint ${DATA.public_key.fingerprint} (compare it with the one ${DATA.agency} publishes). Made ${DATA.created} by ${DATA.created_by}.`;
+$("agency-name").textContent = DATA.agency;
+const given = new URLSearchParams(location.hash.slice(1)).get("fingerprint");
+if (given) $("fingerprint").value = given;
+const pinned = () => ($("fingerprint").value || "").replace(/[\s:]/g, "").toLowerCase();
+$("meta").textContent = `Twin: ${DATA.twin.title || DATA.twin.name} (manifest SHA-256 ${DATA.twin.manifest_sha256}). Signed, it says, by ${DATA.agency} with the key of fingerprint ${DATA.public_key.fingerprint}: enter below the fingerprint ${DATA.agency} publishes to confirm it. Made ${DATA.created} by ${DATA.created_by}.`;
 if (DATA.overlays) { $("map").src = DATA.overlays.map; $("scene").src = DATA.overlays.scene; }
 const rows = new Map();
 for (const it of DATA.items) {
@@ -133,14 +145,26 @@ async function verifySignature(map, headBytes) {
   const pemHash = hex(await sha256(enc.encode(pem)));
   const listed = DATA.files.find((f) => f.path === DATA.public_key.path);
   if (!listed || listed.sha256 !== pemHash) return [false, "the public key is not the one listed"];
-  const der = Uint8Array.from(atob(pem.replace(/-----[^-]+-----/g, "").replace(/\s+/g, "")), (c) => c.charCodeAt(0));
+  let der;
+  try { der = Uint8Array.from(atob(pem.replace(/-----[^-]+-----/g, "").replace(/\s+/g, "")), (c) => c.charCodeAt(0)); }
+  catch (e) { return [false, "the public key is not readable"]; }
+  const fingerprint = hex(await sha256(der.slice(der.length - 32)));  // SHA-256 of the raw Ed25519 key
   try {
     const key = await crypto.subtle.importKey("spki", der, { name: "Ed25519" }, false, ["verify"]);
     const ok = await crypto.subtle.verify({ name: "Ed25519" }, key, sig, headBytes);
-    return [ok, ok ? "Ed25519 signature verifies" : "the Ed25519 signature does not verify"];
+    return [ok, ok ? "Ed25519 signature verifies" : "the Ed25519 signature does not verify", fingerprint];
   } catch (e) {
-    return [null, "this browser cannot check Ed25519 signatures; run `twin evidence verify` for that check"];
+    return [null, "this browser cannot check Ed25519 signatures; run `twin evidence verify` for that check", fingerprint];
   }
+}
+
+function trusted(fingerprint) {
+  const want = pinned();
+  if (!fingerprint) return [false, "the bundle's key is missing or unreadable"];
+  if (!want) return [null, `the bundle's key has fingerprint ${fingerprint}, not compared with a key you trust: enter the fingerprint ${DATA.agency} publishes above. Until then this page shows the bundle intact as signed by its own key, not who signed it.`];
+  if (!/^[0-9a-f]{64}$/.test(want)) return [false, `"${$("fingerprint").value}" is not a key fingerprint (64 hex digits)`];
+  if (want === fingerprint) return [true, `the bundle's key is the one you trust (fingerprint ${fingerprint})`];
+  return [false, `the bundle was signed with key ${fingerprint}, not with the key you trust (${want})`];
 }
 
 async function check(fileList) {
@@ -157,7 +181,8 @@ async function check(fileList) {
   const headBytes = await bytesOf(map, "log/head.json");
   let head = null, headNote = "log/head.json missing";
   if (headBytes) { try { head = JSON.parse(new TextDecoder().decode(headBytes)); headNote = `tree size ${head.tree_size}, root ${head.root_hash}, ${head.timestamp}`; } catch (e) { headNote = "log/head.json is not JSON"; } }
-  const [sigOk, sigNote] = headBytes ? await verifySignature(map, headBytes) : [false, "no head"];
+  const [sigOk, sigNote, keyPrint] = headBytes ? await verifySignature(map, headBytes) : [false, "no head"];
+  const [trust, trustNote] = trusted(keyPrint);
   let exportOk = false, exportNote = "proofs/export.json missing";
   const manifestBytes = await bytesOf(map, "manifest.json");
   const exportText = await textOf(map, "proofs/export.json");
@@ -171,8 +196,8 @@ async function check(fileList) {
     } catch (e) { exportNote = "proofs/export.json is damaged"; }
   }
   const headDiv = $("head"); headDiv.textContent = "";
-  for (const [ok, label, note] of [[head !== null && sigOk !== false, "Tree head", headNote], [sigOk, "Signature", sigNote], [exportOk, "Manifest", exportNote]]) {
-    const p = el("p"); const s = el("span", ok === null ? "?" : ok ? "\u2713 " : "\u2717 ", ok === null ? "wait" : ok ? "ok" : "bad"); p.appendChild(s); p.appendChild(el("span", `${label}: ${note}`)); headDiv.appendChild(p);
+  for (const [ok, label, note] of [[head !== null && sigOk !== false, "Tree head", headNote], [sigOk, "Signature", sigNote], [trust, "Key", trustNote], [exportOk, "Manifest", exportNote]]) {
+    const p = el("p"); const s = el("span", ok === null ? "? " : ok ? "\u2713 " : "\u2717 ", ok === null ? "warn" : ok ? "ok" : "bad"); p.appendChild(s); p.appendChild(el("span", `${label}: ${note}`)); headDiv.appendChild(p);
   }
   let good = 0, bad = 0;
   for (const it of DATA.items) {
@@ -192,6 +217,7 @@ async function check(fileList) {
       }
     } catch (e) { ok = false; notes.push("inclusion proof missing or damaged"); }
     if (!exportOk || sigOk === false) { ok = false; notes.push("the bundle's head or manifest does not verify"); }
+    if (trust === false) { ok = false; notes.push("signed with a key you do not trust"); }
     mark(td, ok, notes.join("; ")); checks.textContent = ok ? "file, record, transfers and log proofs verified" : notes.join("; ");
     checks.className = ok ? "ok" : "bad"; ok ? good++ : bad++;
   }
@@ -199,12 +225,18 @@ async function check(fileList) {
     const ok = fileOk(path); mark(td, ok); note.textContent = ok ? "hash matches" : hashes.get(path) ? "altered" : "missing"; note.className = ok ? "ok" : "bad";
   }
   const s = $("summary");
-  s.textContent = bad === 0 && exportOk && sigOk !== false ? `\u2713 All ${good} items verified.` + (sigOk === null ? " (Signature not checkable in this browser.)" : "") : `\u2717 ${bad} of ${good + bad} items failed verification.`;
-  s.className = bad === 0 && exportOk && sigOk !== false ? "ok" : "bad";
+  const intact = bad === 0 && exportOk && sigOk !== false;
+  const unsure = sigOk === null ? " (Signature not checkable in this browser.)" : "";
+  if (intact && trust === true) { s.textContent = `\u2713 All ${good} items verified, signed with the key you trust.` + unsure; s.className = "ok"; }
+  else if (intact) { s.textContent = `? All ${good} items intact as the bundle's own key signed them; who signed is not confirmed: enter the fingerprint ${DATA.agency} publishes.` + unsure; s.className = "warn"; }
+  else { s.textContent = `\u2717 ${bad} of ${good + bad} items failed verification.`; s.className = "bad"; }
   document.body.dataset.checked = "1"; document.body.dataset.good = String(good); document.body.dataset.bad = String(bad);
+  document.body.dataset.trusted = trust === true ? "yes" : trust === false ? "no" : "unknown";
 }
-$("folder").addEventListener("change", (e) => check(e.target.files));
-$("files").addEventListener("change", (e) => check(e.target.files));
+let chosen = null;
+$("folder").addEventListener("change", (e) => { chosen = e.target.files; check(chosen); });
+$("files").addEventListener("change", (e) => { chosen = e.target.files; check(chosen); });
+$("fingerprint").addEventListener("input", () => { if (chosen) check(chosen); });
 </script>
 </body>
 </html>
