@@ -269,6 +269,36 @@ def test_a_gard_investigator_sees_a_lozere_case_only_once_it_is_shared(app, case
     assert read["item"] == sha and read["time"]
 
 
+def test_a_share_or_a_place_forged_on_the_store_grants_nothing(demo_dir, tmp_path):
+    """Access is decided from the evidence log's leaves, not from the rows beside them: a share row
+    inserted, or a custody record's place edited, on the store gives Gard nothing (and the check names it)."""
+    import sqlalchemy as sa
+
+    import twin
+    from twin.store import case_shares, custody_records
+
+    folder = tmp_path / "cevennes"
+    case = mine_leak_case(demo_dir, folder)
+    engine = twin.open(str(folder)).store
+    with engine.begin() as conn:
+        conn.execute(
+            case_shares.insert().values(
+                case_id=CASE_LOZERE, jurisdiction="30", shared_by="lozere", time=1_790_000_000, leaf_index=0
+            )
+        )
+        row = conn.execute(sa.select(custody_records).where(custody_records.c.case_id == CASE_LOZERE)).first()
+        record = json.loads(row.record)
+        record["place"]["jurisdiction"] = "Gard (30)"
+        conn.execute(custody_records.update().where(custody_records.c.id == row.id).values(record=json.dumps(record)))
+    forged = create_app(folder, testing=True)
+    got = forged.test_client().get(f"/api/cases/{CASE_LOZERE}/evidence", headers=bearer(case["tokens"]["gard"]))
+    assert got.status_code == 403
+    listed = forged.test_client().get("/api/cases/", headers=bearer(case["tokens"]["gard"])).get_json()["cases"]
+    assert CASE_LOZERE not in [c["case_id"] for c in listed]
+    check = CliRunner().invoke(cli, ["evidence", "check", str(folder)])
+    assert check.exit_code == 1 and "case_shares" in check.output and "custody_records" in check.output
+
+
 def test_a_station_posts_its_readings_in_each_format_through_the_ingest_path(app, case):
     station = bearer(case["tokens"]["mialet"])
     c = app.test_client()

@@ -55,7 +55,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from .errors import TwinError
-from .store import api_tokens, case_shares, custody_records, hearings, incidents, users
+from .store import api_tokens, case_shares, evidence_log, hearings, incidents, users
 
 if TYPE_CHECKING:
     import numpy as np
@@ -341,8 +341,9 @@ class Access:
         units = frozenset(json.loads(row.jurisdictions))
         shared: frozenset[str] = frozenset()
         if units and row.role == "investigator":
-            q = sa.select(case_shares.c.case_id).where(case_shares.c.jurisdiction.in_(sorted(units)))
-            shared = frozenset(conn.execute(q).scalars())
+            shared = frozenset(
+                str(e["case_id"]) for e in log_entries(conn, "access", '"action":"share"') if e.get("with") in units
+            )
         return User(int(row.id), row.name, row.role, units, frozenset(json.loads(row.stations)), shared)
 
     # -- authentication --------------------------------------------------------------------------
@@ -594,19 +595,39 @@ def case_resources(engine: sa.Engine, case_ids: Sequence[str] | None = None) -> 
     to both is left out. This is the function :meth:`Access.case_scope` and incident
     visibility (:meth:`Scope.incident`) both use.
     """
-    rec_q = sa.select(custody_records.c.case_id, custody_records.c.record)
+    wanted = None if case_ids is None else set(case_ids)
     inc_q = sa.select(incidents.c.case_id, incidents.c.jurisdictions).where(incidents.c.case_id.is_not(None))
     if case_ids is not None:
-        rec_q = rec_q.where(custody_records.c.case_id.in_(list(case_ids)))
         inc_q = inc_q.where(incidents.c.case_id.in_(list(case_ids)))
     places: dict[str, list[Any]] = {}
     units: dict[str, list[Any]] = {}
     with engine.connect() as conn:
-        for case_id, text in conn.execute(rec_q):
-            places.setdefault(case_id, []).append((json.loads(text).get("place") or {}).get("jurisdiction"))
+        for e in log_entries(conn, "record"):
+            custody = e.get("custody") or {}
+            case_id = custody.get("case_id")
+            if isinstance(case_id, str) and (wanted is None or case_id in wanted):
+                places.setdefault(case_id, []).append((custody.get("place") or {}).get("jurisdiction"))
         for case_id, text in conn.execute(inc_q):
             units.setdefault(case_id, []).append(json.loads(text))
     return {c: Resource(case_units(places.get(c, ()), units.get(c, ())), case_id=c) for c in sorted({*places, *units})}
+
+
+def log_entries(conn: sa.Connection, kind: str, marker: str | None = None) -> list[dict[str, Any]]:
+    """The evidence log's entries of a kind, read from the leaves' own data (the truth), not from the
+    tables beside them: a forged share or custody row grants nothing (and ``twin evidence check``
+    names it). ``marker`` narrows the read to the leaves whose canonical JSON contains it."""
+    q = sa.select(evidence_log.c.data).where(evidence_log.c.data.contains(f'"kind":"{kind}"'))
+    if marker is not None:
+        q = q.where(evidence_log.c.data.contains(marker))
+    out = []
+    for text in conn.execute(q).scalars():
+        try:
+            entry = json.loads(text)
+        except ValueError:
+            continue
+        if isinstance(entry, dict) and entry.get("kind") == kind:
+            out.append(entry)
+    return out
 
 
 def station_units(sites: Any, levels: Sequence[str]) -> dict[str, frozenset[str]]:
