@@ -337,3 +337,10 @@ hearings = sa.Table(
     sa.Column("created_by", sa.Text, nullable=False),
     sa.Column("expires", sa.BigInteger, nullable=False),
 )
+
+
+# -- ingest checks (issue 11, migration 0006): below-detection readings ---------------------------------
+
+# '' for a measured value, '<' below the detection limit (the value is the limit), 'ND' not detected with
+# the limit not given (the value is 0); see twin.readings.QUALIFIERS
+readings.append_column(sa.Column("qualifier", sa.String(2), nullable=False, server_default=""))
