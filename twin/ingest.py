@@ -259,8 +259,10 @@ def parse_cnemc(path: Path, station_names: dict[str, str]) -> tuple[pd.DataFrame
     return long, rej
 
 
-def _cf_times(path: Path, time: xr.DataArray) -> np.ndarray:
-    """The CF time variable (read undecoded) as UTC datetime64[s]; NaT where a date is not a real one.
+def _cf_times(path: Path, time: xr.DataArray) -> tuple[np.ndarray, np.ndarray]:
+    """The CF time variable (read undecoded) as UTC datetime64[s], and as text in the file's calendar.
+
+    NaT where a date is not a real one.
 
     Any CF calendar: ``cftime`` turns the numbers into dates of the file's calendar;
     a date that the real (proleptic Gregorian) calendar lacks, such as 30 February
@@ -286,9 +288,12 @@ def _cf_times(path: Path, time: xr.DataArray) -> np.ndarray:
     text = np.full(len(uniq), "", dtype=object)
     text[finite] = [d.strftime("%Y-%m-%dT%H:%M:%S") for d in np.atleast_1d(dates)]
     stamps = pd.to_datetime(pd.Series(text), format="ISO8601", errors="coerce").to_numpy().astype("datetime64[s]")
-    out = stamps[np.where(codes < 0, 0, codes)] if len(uniq) else np.array([], "datetime64[s]")
+    take = np.where(codes < 0, 0, codes)
+    out = stamps[take] if len(uniq) else np.array([], "datetime64[s]")
     out[codes < 0] = np.datetime64("NaT")
-    return out.reshape(raw.shape)
+    written = text[take] if len(uniq) else np.array([], dtype=object)
+    written[codes < 0] = "missing"
+    return out.reshape(raw.shape), written.reshape(raw.shape)
 
 
 def parse_netcdf(path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -315,7 +320,8 @@ def parse_netcdf(path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
         if "time" not in ds.variables or ds["time"].ndim not in (1, 2):
             raise IngestError(f"'{path}' has no usable time variable (ragged arrays are not supported)")
         time_var = ds["time"]
-        times = xr.Variable(time_var.dims, _cf_times(path, time_var))
+        stamps, written = _cf_times(path, time_var)
+        times, texts = xr.Variable(time_var.dims, stamps), xr.Variable(time_var.dims, written)
         frames = []
         for name, var in ds.data_vars.items():
             if name in ids or name == "time" or sdim not in var.dims or var.ndim != 2:
@@ -329,6 +335,7 @@ def parse_netcdf(path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
             unit = str(var.attrs.get("units", ""))
             shape = dict(zip(var.dims, var.shape))
             t = times.set_dims(shape).values.ravel()
+            t_text = texts.set_dims(shape).values.ravel()
             station_of = xr.Variable((sdim,), np.asarray(sid.to_numpy()).astype(str)).set_dims(shape).values.ravel()
             values = np.asarray(var.to_numpy(), dtype="float64").ravel()
             keep = ~np.isnan(values)
@@ -344,7 +351,11 @@ def parse_netcdf(path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
                         "unit": unit,
                         "flag": "",
                         "line_no": np.nan,
-                        "raw": pd.Series(station_of[keep]) + " " + param + " " + pd.Series(t[keep]).astype(str),
+                        "raw": pd.Series(station_of[keep], dtype=object)
+                        + " "
+                        + param
+                        + " "
+                        + pd.Series(t_text[keep], dtype=object).astype(str),
                     }
                 )
             )

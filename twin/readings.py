@@ -2,22 +2,79 @@
 
 Every ingest format is parsed into one tidy table (:data:`TIDY_COLUMNS`): station
 id, time (tz-aware), the source's UTC offset, parameter, value, unit, flag and the
-line it came from. :func:`store_rows` then checks each row, converts units to the
-parameter's canonical unit, and stores the batch in **one transaction**:
+line it came from, plus the rows the parser could not parse, each with its reason.
+:func:`store_rows` then checks each row (:func:`check_rows`, the one row-level
+check every format goes through), converts units to the parameter's canonical
+unit, and stores the batch in **one transaction**:
 
-* a reading already stored with the same value and flag is a *duplicate* and is
-  not stored again;
-* a reading for a (station, parameter, time) already stored with another value is
-  a *correction*: it is stored as the next version, the old one is kept;
-* a row that fails a check is kept in ``rejected`` with its reason.
+* a reading already stored with the same value, flag and qualifier is a
+  *duplicate* and is not stored again;
+* a reading for a (station, parameter, time) already stored with another value
+  (or flag, or qualifier) is a *correction*: it is stored as the next version, the
+  old one is kept;
+* a row that fails a check is kept in ``rejected`` with its reason; the rest of
+  its batch is stored.
 
 A process killed during ingest therefore leaves the store as it was before that
 batch, and a batch reported as stored is entirely there.
 
-Checks, each a reason a row is rejected: unknown station, unknown parameter, a
-unit that cannot be converted, a value that is not a number, a negative
-concentration (or conductivity, turbidity, algal density), pH outside 0–14,
-a time that is missing or has no zone.
+Checks
+------
+Each a reason a row is rejected, named before the colon of the reason so that
+:meth:`IngestReport.rejected_by_reason` can count them: ``unknown station``,
+``unknown parameter``, ``time without zone``, ``unreadable time`` (missing, or a
+date and time that do not exist such as ``2027-02-29T10:00Z`` or ``T12:99:00Z``),
+``time outside plausible window``, ``unknown flag``, ``not a number``,
+``below-detection notation for a parameter without detection limit``, ``unit not
+convertible``, ``outside physical limits``. The checks are vectorised: a million
+rows cost a few array passes, never a Python loop over rows.
+
+Decisions
+---------
+*Physical limits.* ``twin/data/physical_limits.csv`` holds, for every parameter of
+:mod:`twin.parameters`, the range a reading can physically take in the canonical
+unit, each bound with its source: "definition" (pH 0-14, a concentration is never
+negative), "physics" (water boils at 100 °C) or "ours" (an upper bound set by the
+twin well beyond the most extreme waters known, e.g. DO 50 mg/L, over three times
+saturation at 0 °C). They catch sensor codes (-999), overflows (``inf``,
+``1e308``) and unit slips, not pollution: a gross but possible value is stored.
+
+*Time window.* A reading is plausible from ``1980-01-01T00:00Z`` to 24 hours after
+the time of ingest (settings ``ingest_earliest`` and ``ingest_future_hours``,
+``TWIN_INGEST_EARLIEST`` and ``TWIN_INGEST_FUTURE_HOURS``). 1980 predates every
+electronic record the twin is meant to ingest (GB 3838's first edition is from
+1983, China's automatic surface-water stations from the late 1990s, HJ/T 212 from
+2005), while 1900 and 1970 are the zero dates loggers and spreadsheets fall back
+to; an archive of older lab records is loaded by lowering the setting. The day of
+grace covers clocks set to the wrong zone (up to UTC+14) and a little drift.
+
+*Flags.* One vocabulary in the store, mapped from each source's at parse time, and
+one notion of a *usable* reading for classification, warnings and tracing: see
+:mod:`twin.flags` (HJ 212's ``S``, set by hand, is the twin's ``H``; the twin's
+``S`` stays *simulated*). Unusable readings are stored with their flag and shown
+by :func:`query` (unless ``usable_only=True``) and :func:`to_xarray`.
+
+*Below detection.* ``<0.01``, ``0.01L`` (the Chinese notation: limit and L) and
+``ND`` are stored, not rejected: the value is the detection limit (converted like
+any value: ``<5 µg/L`` is 0.005 mg/L) and ``qualifier`` is ``<``; a bare ``ND``
+has no limit, so its value is 0 and its qualifier ``ND`` (:data:`QUALIFIERS`).
+pH and water temperature have no detection limit: such a notation is rejected.
+Classification takes the limit as the value, which gives the worst class the
+true value can have (a below-limit reading is at most its limit); for DO, a lower
+bound, it is the best. :func:`query` has a ``qualifier`` column; :func:`to_xarray`
+adds a CF flag variable ``<parameter>_qualifier`` (0 measured, 1 below the limit,
+2 not detected) beside each parameter that has such readings, named by the
+parameter's ``ancillary_variables``.
+
+*Several writers.* The checks run before the write transaction; the transaction
+makes missing datastreams with ``INSERT ... ON CONFLICT DO NOTHING`` (in one sorted
+order) and reads them back; on PostgreSQL it then locks the batch's datastream
+rows (``SELECT ... FOR UPDATE``, in id order) before it reads ``MAX(version)``, so
+two writers never give one reading the same version; SQLite has one writer at a
+time, and the transaction's first statement is a write, so it holds that lock
+before it reads anything. A transaction that still loses a race (deadlock,
+serialisation failure, unique violation) is run again, up to :data:`MAX_ATTEMPTS`
+times. Encodings (UTF-8, GB18030) are :mod:`twin.ingest`'s.
 """
 
 from __future__ import annotations
@@ -888,13 +945,11 @@ class Readings:
             row["target_class"] = int(row["target_class"] or 3)
             rows.append({k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in row.items()})
         with self.engine.begin() as conn:
-            have = set(conn.execute(sa.select(stations.c.id)).scalars())
-            new = [r for r in rows if r["id"] not in have]
-            if new:
-                conn.execute(stations.insert(), new)
+            # insert what is missing (another writer may be adding the same stations), then update all
+            if rows:
+                _insert_ignoring_conflicts(conn, stations, rows, ["id"])
             for r in rows:
-                if r["id"] in have:
-                    conn.execute(stations.update().where(stations.c.id == r["id"]).values(**r))
+                conn.execute(stations.update().where(stations.c.id == r["id"]).values(**r))
         return len(rows)
 
     def ingest(self, path: str | Path, fmt: str | None = None) -> IngestReport:
