@@ -301,11 +301,9 @@ def test_hj212_faulty_readings_are_stored_with_their_flag_and_never_classified(b
 def test_faulty_readings_raise_no_warning(basin, tmp_path):
     from twin import alerts
 
-    rows = [
-        f"UP,2026-07-10T{h:02d}:00Z,NH3-N,{v},mg/L,{f}"
-        for h, v, f in [(0, 0.3, "N"), (4, 6.0, "D"), (8, 6.0, "M"), (12, 6.0, "C"), (16, 0.3, "N")]
-    ]
-    basin.readings.ingest(write(tmp_path, "w.csv", HEADER + "\n".join(rows) + "\n"))
+    sent = [("0.30", "N"), ("6.0", "D"), ("6.0", "T"), ("6.0", "S"), ("6.0", "C"), ("0.30", "N")]  # S: set by hand
+    lines = [hj212_line("UP", f"20260710{4 * h:02d}0000", {"w21003": sent[h]}) for h in range(len(sent))]
+    assert basin.readings.ingest(write(tmp_path, "w.txt", "\r\n".join(lines) + "\r\n")).stored == 6
     readings = basin.readings.query()
     stations = pd.DataFrame({"id": ["UP", "LOW"], "water_body": "river", "target_class": 3})
     assert alerts.evaluate(readings, stations).empty

@@ -164,6 +164,13 @@ def _text(col: pd.Series) -> pd.Series:
     return col.astype(object).where(col.notna(), "").astype(str)
 
 
+def _stripped(col: pd.Series) -> np.ndarray:
+    """A column of short codes (flags, units) as stripped strings, missing as "": each distinct value once."""
+    codes, uniq = pd.factorize(col)
+    clean = np.array([str(u).strip() for u in uniq] + [""], dtype=object)
+    return clean[codes]  # code -1 (missing) takes the last entry, ""
+
+
 def _raw(bad: pd.DataFrame) -> np.ndarray:
     """The rejected rows' text: as parsed when the parser kept it, else rebuilt from the fields."""
     if "raw" in bad:
@@ -307,7 +314,7 @@ def check_rows(
         ),
         out,
     )
-    flag = _text(df["flag"]).str.strip() if "flag" in df else pd.Series("", index=df.index, dtype=object)
+    flag = pd.Series(_stripped(df["flag"]) if "flag" in df else np.full(len(df), ""), index=df.index, dtype=object)
     df = df.assign(flag=flag)
     df = _reject(
         df,
@@ -341,11 +348,7 @@ def check_rows(
     # units: one conversion per (parameter, unit) pair
     factor = np.full(len(df), np.nan)
     canonical = np.full(len(df), "", dtype=object)
-    if "unit" in df:
-        codes, uniq = pd.factorize(_text(df["unit"]))
-        unit_text = pd.Index(uniq).str.strip().to_numpy(dtype=object)[codes] if len(uniq) else np.full(len(df), "")
-    else:
-        unit_text = np.full(len(df), "")
+    unit_text = _stripped(df["unit"]) if "unit" in df else np.full(len(df), "", dtype=object)
     param = df["parameter"].to_numpy()
     for p, u in set(zip(param, unit_text)):
         target = _UNITS.get(u)
