@@ -39,7 +39,7 @@ def test_ingest_is_idempotent_and_keeps_corrections_on_postgres(pg_basin, tmp_pa
         "UP,2026-07-10T04:00:00Z,pH,15,1,N\nGHOST,2026-07-10T04:00:00Z,pH,7,1,N\n"
     )
     first = pg_basin.readings.ingest(a)
-    assert (first.stored, first.rejected_by_reason()) == (2, {"pH outside 0-14": 1, "unknown station": 1})
+    assert (first.stored, first.rejected_by_reason()) == (2, {"outside physical limits": 1, "unknown station": 1})
     assert pg_basin.readings.ingest(a).duplicates == 2
     b = tmp_path / "b.csv"
     b.write_text(HEADER + "UP,2026-07-10T04:00:00Z,NH3-N,1.1,mg/L,N\n")

@@ -62,8 +62,7 @@ def test_tidy_rows_are_stored_and_each_bad_row_is_kept_with_its_reason(basin, tm
     assert report.rejected_by_reason() == {
         "unknown station": 1,
         "time without zone": 1,
-        "negative value": 1,
-        "pH outside 0-14": 1,
+        "outside physical limits": 2,  # a negative concentration, pH above 14
         "not a number": 1,
         "unit not convertible": 1,
         "incomplete row": 1,
@@ -71,6 +70,8 @@ def test_tidy_rows_are_stored_and_each_bad_row_is_kept_with_its_reason(basin, tm
     rej = basin.readings.rejected(report.batch_id).set_index("line_no")
     assert "NOPE" in rej.loc[4, "reason"] and rej.loc[4, "raw"].startswith("NOPE,")
     assert "ppm" in rej.loc[9, "reason"]
+    assert rej.loc[6, "reason"].startswith("outside physical limits: NH3-N -0.1 mg/L is not in [0, 10000]")
+    assert "pH 14.5" in rej.loc[7, "reason"]
     got = basin.readings.query().set_index(["station", "parameter"])
     assert got.loc[("UP", "TP"), "value"] == pytest.approx(0.045)  # µg/L → mg/L
     assert got.loc[("UP", "NH3-N"), "time"] == pd.Timestamp("2026-07-10T00:00Z")
@@ -297,7 +298,7 @@ def test_hj212_messages_are_ingested_and_a_bad_crc_is_rejected(basin, tmp_path):
     reasons = report.rejected["reason"].tolist()
     assert any("CRC" in r for r in reasons)
     assert any("GHOST" in r for r in reasons)
-    assert any("negative" in r for r in reasons) and any("pH" in r for r in reasons)
+    assert any("NH3-N -0.2" in r for r in reasons) and any("pH 15.1" in r for r in reasons)
     got = basin.readings.query(["UP"], ["NH3-N"])
     assert got["value"].tolist() == [0.42]
     assert got["time"].iloc[0] == pd.Timestamp("2026-07-10T00:00Z")  # 08:00 Beijing time

@@ -37,9 +37,13 @@ Each (station, parameter) series then runs a small state machine, reading by rea
 * the level rises at once to the highest level whose rule holds;
 * it is lowered only after ``hysteresis_readings`` consecutive readings below it, to the
   highest level those readings reached (hysteresis); at 0 the episode ends, "cleared";
-* a gap of more than ``expiry_hours`` without a reading (readings flagged with one of
-  ``ignore_flags`` do not count) ends the episode at the last reading + ``expiry_hours``,
-  "expired"; so does the end of the evaluated period.
+* a gap of more than ``expiry_hours`` without a usable reading ends the episode at the
+  last reading + ``expiry_hours``, "expired"; so does the end of the evaluated period.
+
+Only *usable* readings count, in the one sense that classification and tracing share
+(:func:`twin.flags.usable`): a reading its source flagged as faulty, in maintenance,
+in calibration... is never warned on. A policy's ``ignore_flags`` may name further
+flags to leave out (none in the default policy).
 
 This module does no database or network access: readings, stations and the
 downstream travel times come in as tables (or a callable), episodes go out as a table.
@@ -61,6 +65,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from . import quality
 from .errors import TwinError
+from .flags import usable
 from .parameters import PARAMETERS
 
 LEVELS: tuple[str, ...] = ("blue", "yellow", "orange", "red")
@@ -527,8 +532,8 @@ def evaluate(
     readings:
         Long table as :func:`twin.readings.query` returns it: ``station``, ``parameter``,
         ``time`` (tz-aware), ``value`` in the canonical unit, optional ``flag``. Parameters
-        GB 3838-2002 does not classify are ignored unless the policy gives them a limit, as are NaN values and readings whose
-        flag the policy ignores. A repeated (station, parameter, time) keeps the last row.
+        GB 3838-2002 does not classify are ignored unless the policy gives them a limit, as are NaN values, readings
+        that are not usable (:func:`twin.flags.usable`) and readings whose flag the policy ignores. A repeated (station, parameter, time) keeps the last row.
     stations:
         ``id``, ``water_body`` (river, lake, reservoir) and ``target_class`` (1-5).
     policy:
@@ -568,8 +573,9 @@ def evaluate(
     escalate = _escalation_test(escalation, policy)
     wanted = policy.watched()
     df = readings[readings["parameter"].isin(wanted) & readings["value"].notna()]
-    if "flag" in df.columns and policy.ignore_flags:
-        df = df[~df["flag"].fillna("").astype(str).isin(policy.ignore_flags)]
+    if "flag" in df.columns:
+        flag = df["flag"].fillna("").astype(str)
+        df = df[usable(flag) & ~flag.isin(policy.ignore_flags)]
     if df.empty:
         return pd.DataFrame(columns=EPISODE_COLUMNS)
     end_of_period = pd.Timestamp(until) if until is not None else readings["time"].max()

@@ -45,6 +45,16 @@ station configured otherwise is handled with ``units={"w20119": "mg/L"}``.
 Turbidity (w01003, 浑浊度) is not in table B.1; its code is from HJ 525-2009,
 the water pollutant code list, and it is sent in NTU by surface-water stations.
 Codes that are not listed are rejected by name, never guessed.
+
+What is checked here and what is not
+------------------------------------
+This module parses: a message with a bad frame, CRC, command or time is refused
+whole, a pollutant with an unknown code, a missing or non-numeric value or an
+unknown data flag alone. Whether a value is physically possible (a negative
+concentration, pH 15, -999 °C) is not a parsing question; it is checked with the
+rows of every other format by :func:`twin.readings.check_rows`, against
+``twin/data/physical_limits.csv``. The data flags are returned as sent; the ingest
+maps them onto the twin's vocabulary (:mod:`twin.flags`).
 """
 
 from __future__ import annotations
@@ -120,13 +130,6 @@ DATA_COMMANDS: dict[str, tuple[str, str]] = {
     "2051": ("minute", "Avg"),
     "2061": ("hour", "Avg"),
     "2031": ("day", "Avg"),
-}
-
-# Physical bounds where non-negativity is not the test: parameter -> (low, high, reason template).
-# Below -5 °C river water is ice; analysers send such values (e.g. -999) for "no reading".
-_BOUNDS: dict[str, tuple[float, float, str]] = {
-    "pH": (0.0, 14.0, "pH {text} outside 0-14"),
-    "water_temperature": (-5.0, 100.0, "water temperature {text} °C outside -5 to 100 °C"),
 }
 
 _ROW_COLUMNS = ["mn", "time", "parameter", "value", "unit", "flag", "code", "kind", "line_no"]
@@ -486,13 +489,8 @@ def _reading(
     if flag is not None and flag not in DATA_FLAGS:
         raise HJ212Error(f"unknown data flag '{flag}' for {code} (allowed: {', '.join(DATA_FLAGS)})")
     unit = PARAMETERS[parameter].unit
-    if parameter in _BOUNDS:
-        low, high, template = _BOUNDS[parameter]
-        if not low <= number <= high:
-            raise HJ212Error(template.format(text=text))
-    elif number < 0:
-        what = "concentration" if unit in ("mg/L", "cells/L") else "value"
-        raise HJ212Error(f"negative {what} {text} for {parameter}")
+    # physical limits (a negative concentration, pH 15, -999 °C) are checked with every other format's rows,
+    # by twin.readings.check_rows: this parser only parses
     value = float(convert(parameter, number, sent_units[code]))
     return {"parameter": parameter, "value": value, "unit": unit, "flag": flag}
 
@@ -502,7 +500,7 @@ def _rows_frame(records: list[dict[str, object]]) -> pd.DataFrame:
     return frame_.astype(
         {
             "mn": "object",
-            "time": "datetime64[ns, UTC]",
+            "time": "datetime64[us, UTC]",  # years beyond 2262 parse (and are rejected by the checks)
             "parameter": "object",
             "value": "float64",
             "unit": "object",

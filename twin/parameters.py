@@ -5,14 +5,20 @@ the GB 3838 table), an English long name, a Chinese name, and the canonical unit
 values are stored in. Ingest formats map their own names onto these ids
 (:data:`CNEMC_HEADERS` for the national automatic-station CSV); units are
 converted with :func:`convert`, and a unit that cannot be converted is refused,
-never guessed.
+never guessed. :func:`physical_limits` gives the range of values a reading of each
+parameter can physically take (``twin/data/physical_limits.csv``, each bound with
+its source).
 """
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
+from functools import cache
+from importlib import resources
 
 import numpy as np
+import pandas as pd
 
 
 @dataclass(frozen=True)
@@ -109,3 +115,36 @@ def convert(parameter: str, values: np.ndarray | float, unit: str) -> np.ndarray
     if target is None or target[0] != p.unit:
         raise ValueError(f"cannot convert {parameter} from unit {unit!r} to {p.unit}")
     return np.asarray(values, dtype="float64") * target[1]
+
+
+LIMITS_FILE = "physical_limits.csv"
+
+
+@cache
+def _limits() -> pd.DataFrame:
+    text = resources.files("twin").joinpath("data", LIMITS_FILE).read_text(encoding="utf-8")
+    table = pd.read_csv(io.StringIO(text), comment="#", dtype={"parameter": str, "unit": str, "source": str})
+    table = table.set_index("parameter")
+    missing = sorted(set(PARAMETERS) - set(table.index))
+    unknown = sorted(set(table.index) - set(PARAMETERS))
+    if missing or unknown:
+        raise ValueError(f"{LIMITS_FILE}: parameters missing {missing}, unknown {unknown}")
+    for p, row in table.iterrows():
+        if row["unit"] != PARAMETERS[str(p)].unit or not float(row["min"]) < float(row["max"]):
+            raise ValueError(f"{LIMITS_FILE}: {p} needs its canonical unit {PARAMETERS[str(p)].unit!r} and min < max")
+    table["below_detection"] = table["below_detection"].map({"yes": True, "no": False}).astype(bool)
+    return table.astype({"min": "float64", "max": "float64"})
+
+
+def physical_limits() -> pd.DataFrame:
+    """The physical limits table: index ``parameter``; ``unit``, ``min``, ``max``, ``below_detection``, ``source``.
+
+    A fresh copy each call. ``below_detection`` says whether a below-detection
+    notation (``<0.01``, ``0.01L``, ``ND``) means anything for the parameter.
+
+    Examples
+    --------
+    >>> physical_limits().loc["pH", ["min", "max"]].tolist()
+    [0.0, 14.0]
+    """
+    return _limits().copy()

@@ -2,26 +2,85 @@
 
 Every ingest format is parsed into one tidy table (:data:`TIDY_COLUMNS`): station
 id, time (tz-aware), the source's UTC offset, parameter, value, unit, flag and the
-line it came from. :func:`store_rows` then checks each row, converts units to the
-parameter's canonical unit, and stores the batch in **one transaction**:
+line it came from, plus the rows the parser could not parse, each with its reason.
+:func:`store_rows` then checks each row (:func:`check_rows`, the one row-level
+check every format goes through), converts units to the parameter's canonical
+unit, and stores the batch in **one transaction**:
 
-* a reading already stored with the same value and flag is a *duplicate* and is
-  not stored again;
-* a reading for a (station, parameter, time) already stored with another value is
-  a *correction*: it is stored as the next version, the old one is kept;
-* a row that fails a check is kept in ``rejected`` with its reason.
+* a reading already stored with the same value, flag and qualifier is a
+  *duplicate* and is not stored again;
+* a reading for a (station, parameter, time) already stored with another value
+  (or flag, or qualifier) is a *correction*: it is stored as the next version, the
+  old one is kept;
+* a row that fails a check is kept in ``rejected`` with its reason; the rest of
+  its batch is stored.
 
 A process killed during ingest therefore leaves the store as it was before that
 batch, and a batch reported as stored is entirely there.
 
-Checks, each a reason a row is rejected: unknown station, unknown parameter, a
-unit that cannot be converted, a value that is not a number, a negative
-concentration (or conductivity, turbidity, algal density), pH outside 0–14,
-a time that is missing or has no zone.
+Checks
+------
+Each a reason a row is rejected, named before the colon of the reason so that
+:meth:`IngestReport.rejected_by_reason` can count them: ``unknown station``,
+``unknown parameter``, ``time without zone``, ``unreadable time`` (missing, or a
+date and time that do not exist such as ``2027-02-29T10:00Z`` or ``T12:99:00Z``),
+``time outside plausible window``, ``unknown flag``, ``not a number``,
+``below-detection notation for a parameter without detection limit``, ``unit not
+convertible``, ``outside physical limits``. The checks are vectorised: a million
+rows cost a few array passes, never a Python loop over rows.
+
+Decisions
+---------
+*Physical limits.* ``twin/data/physical_limits.csv`` holds, for every parameter of
+:mod:`twin.parameters`, the range a reading can physically take in the canonical
+unit, each bound with its source: "definition" (pH 0-14, a concentration is never
+negative), "physics" (water boils at 100 °C) or "ours" (an upper bound set by the
+twin well beyond the most extreme waters known, e.g. DO 50 mg/L, over three times
+saturation at 0 °C). They catch sensor codes (-999), overflows (``inf``,
+``1e308``) and unit slips, not pollution: a gross but possible value is stored.
+
+*Time window.* A reading is plausible from ``1980-01-01T00:00Z`` to 24 hours after
+the time of ingest (settings ``ingest_earliest`` and ``ingest_future_hours``,
+``TWIN_INGEST_EARLIEST`` and ``TWIN_INGEST_FUTURE_HOURS``). 1980 predates every
+electronic record the twin is meant to ingest (GB 3838's first edition is from
+1983, China's automatic surface-water stations from the late 1990s, HJ/T 212 from
+2005), while 1900 and 1970 are the zero dates loggers and spreadsheets fall back
+to; an archive of older lab records is loaded by lowering the setting. The day of
+grace covers clocks set to the wrong zone (up to UTC+14) and a little drift.
+
+*Flags.* One vocabulary in the store, mapped from each source's at parse time, and
+one notion of a *usable* reading for classification, warnings and tracing: see
+:mod:`twin.flags` (HJ 212's ``S``, set by hand, is the twin's ``H``; the twin's
+``S`` stays *simulated*). Unusable readings are stored with their flag and shown
+by :func:`query` (unless ``usable_only=True``) and :func:`to_xarray`.
+
+*Below detection.* ``<0.01``, ``0.01L`` (the Chinese notation: limit and L) and
+``ND`` are stored, not rejected: the value is the detection limit (converted like
+any value: ``<5 µg/L`` is 0.005 mg/L) and ``qualifier`` is ``<``; a bare ``ND``
+has no limit, so its value is 0 and its qualifier ``ND`` (:data:`QUALIFIERS`).
+pH and water temperature have no detection limit: such a notation is rejected.
+Classification takes the limit as the value, which gives the worst class the
+true value can have (a below-limit reading is at most its limit); for DO, a lower
+bound, it is the best. :func:`query` has a ``qualifier`` column; :func:`to_xarray`
+adds a CF flag variable ``<parameter>_qualifier`` (0 measured, 1 below the limit,
+2 not detected) beside each parameter that has such readings, named by the
+parameter's ``ancillary_variables``.
+
+*Several writers.* The checks run before the write transaction; the transaction
+makes missing datastreams with ``INSERT ... ON CONFLICT DO NOTHING`` (in one sorted
+order) and reads them back; on PostgreSQL it then locks the batch's datastream
+rows (``SELECT ... FOR UPDATE``, in id order) before it reads ``MAX(version)``, so
+two writers never give one reading the same version; SQLite has one writer at a
+time, and the transaction's first statement is a write, so it holds that lock
+before it reads anything. A transaction that still loses a race (deadlock,
+serialisation failure, unique violation) is run again, up to :data:`MAX_ATTEMPTS`
+times. Encodings (UTF-8, GB18030) are :mod:`twin.ingest`'s.
 """
 
 from __future__ import annotations
 
+import logging
+import re
 import time as _time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,13 +92,27 @@ import pandas as pd
 import sqlalchemy as sa
 import xarray as xr
 
+from . import flags as _flags
 from .catalog import sha256_file
 from .errors import TwinError
-from .parameters import _UNITS, PARAMETERS
+from .parameters import _UNITS, PARAMETERS, physical_limits
+from .settings import Settings
 from .store import BUSY_TIMEOUT_MS, batches, datastreams, rejected, stations
 
+log = logging.getLogger(__name__)
+
 TIDY_COLUMNS = ["station", "time", "tz_offset_min", "parameter", "value", "unit", "flag", "line_no"]
-NON_NEGATIVE_UNITS = {"mg/L", "µS/cm", "NTU", "cells/L"}
+QUALIFIERS: dict[str, str] = {
+    "": "a measured value",
+    "<": "below the detection limit; the value is the limit",
+    "ND": "not detected, the limit not given; the value is 0",
+}
+EARLIEST = "1980-01-01T00:00Z"
+
+# below-detection notations: "<0.01", "< 0.01", "0.01L" (the Chinese 检出限+L form), "ND", "N.D.", "未检出"
+_NUMBER = r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?"
+_BELOW = re.compile(rf"^\s*(?:<\s*(?P<lt>{_NUMBER})|(?P<l>{_NUMBER})\s*[Ll])\s*$")
+_NOT_DETECTED = re.compile(r"^\s*(?:ND|N\.D\.|n\.d\.|nd|未检出)\s*$")
 
 
 class IngestError(TwinError, ValueError):
@@ -58,11 +131,16 @@ class IngestReport:
     corrections: int = 0
     rejected: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["line_no", "raw", "reason"]))
 
+    @property
+    def accepted(self) -> int:
+        """Rows that passed the checks: stored, duplicates of stored readings, or corrections."""
+        return self.stored + self.duplicates
+
     def rejected_by_reason(self) -> dict[str, int]:
         """Rejected rows counted by reason, the detail after a colon left out."""
         if self.rejected.empty:
             return {}
-        kinds = self.rejected["reason"].str.split(":").str[0]
+        kinds = self.rejected["reason"].astype(str).str.split(":").str[0]
         return {str(k): int(v) for k, v in kinds.value_counts().items()}
 
     def to_dict(self) -> dict:
@@ -81,16 +159,36 @@ class IngestReport:
 Reason = Callable[[pd.DataFrame], "pd.Series | str"]
 
 
+def _text(col: pd.Series) -> pd.Series:
+    """A column as plain strings, missing values as "" (a NaN must never reach a reason or a raw line)."""
+    return col.astype(object).where(col.notna(), "").astype(str)
+
+
+def _stripped(col: pd.Series) -> np.ndarray:
+    """A column of short codes (flags, units) as stripped strings, missing as "": each distinct value once."""
+    codes, uniq = pd.factorize(col)
+    clean = np.array([str(u).strip() for u in uniq] + [""], dtype=object)
+    return clean[codes]  # code -1 (missing) takes the last entry, ""
+
+
 def _raw(bad: pd.DataFrame) -> np.ndarray:
     """The rejected rows' text: as parsed when the parser kept it, else rebuilt from the fields."""
     if "raw" in bad:
-        return bad["raw"].fillna("").astype(str).to_numpy()
-    cols = [c for c in ("station", "time", "parameter", "value", "unit", "flag") if c in bad]
-    return bad[cols].astype(str).agg(",".join, axis=1).to_numpy() if len(bad) else np.array([], dtype=object)
+        return _text(bad["raw"]).to_numpy()
+    if not len(bad):
+        return np.array([], dtype=object)
+    parts = []
+    for c in ("station", "time", "parameter", "value", "unit", "flag"):
+        if c == "time" and "time_text" in bad:
+            c = "time_text"  # the time as written: an unreadable one parses to NaT
+        if c in bad:
+            parts.append(_text(bad[c]))
+    return pd.concat(parts, axis=1).agg(",".join, axis=1).to_numpy()
 
 
-def _reject(df: pd.DataFrame, mask: pd.Series, reason: Reason, out: list[pd.DataFrame]) -> pd.DataFrame:
+def _reject(df: pd.DataFrame, mask: pd.Series | np.ndarray, reason: Reason, out: list[pd.DataFrame]) -> pd.DataFrame:
     """Rows under ``mask`` moved to ``out`` with their reason (worked out for them only)."""
+    mask = np.asarray(mask, dtype=bool)
     if not mask.any():
         return df
     bad = df[mask]
@@ -98,7 +196,7 @@ def _reject(df: pd.DataFrame, mask: pd.Series, reason: Reason, out: list[pd.Data
     out.append(
         pd.DataFrame(
             {
-                "line_no": bad["line_no"].to_numpy(),
+                "line_no": bad["line_no"].to_numpy() if "line_no" in bad else np.nan,
                 "raw": _raw(bad),
                 "reason": why.to_numpy(dtype=object) if isinstance(why, pd.Series) else why,
             }
@@ -107,38 +205,150 @@ def _reject(df: pd.DataFrame, mask: pd.Series, reason: Reason, out: list[pd.Data
     return df[~mask]
 
 
-def check_rows(rows: pd.DataFrame, known_stations: set[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Checked rows with values in canonical units, and the rejected ones with reasons."""
-    df = rows
+def _unreadable_time(b: pd.DataFrame) -> pd.Series | str:
+    if "time_text" not in b:
+        return "unreadable time: missing, or not a valid date and time"
+    return "unreadable time: " + _text(b["time_text"]).str.slice(0, 40) + " is not a valid date and time"
+
+
+def _iso(times: pd.Series) -> pd.Series:
+    return times.dt.tz_convert("UTC").dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def time_window(settings: Settings | None = None, now: pd.Timestamp | None = None) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """The plausible times of a reading: (earliest, latest), from the settings and the time of ingest.
+
+    Raises
+    ------
+    TwinError
+        ``ingest_earliest`` is not a time with a zone.
+    """
+    settings = settings or Settings.from_env()
+    try:
+        earliest = pd.Timestamp(settings.ingest_earliest)
+    except ValueError:
+        earliest = None
+    if earliest is None or pd.isna(earliest) or earliest.tzinfo is None:
+        raise TwinError(
+            f"setting ingest_earliest {settings.ingest_earliest!r} is not a time with a zone, e.g. {EARLIEST}"
+        )
+    now = now if now is not None else pd.Timestamp.now(tz="UTC")
+    return earliest.tz_convert("UTC"), now + pd.Timedelta(hours=float(settings.ingest_future_hours))
+
+
+def _values(df: pd.DataFrame) -> tuple[pd.Series, np.ndarray]:
+    """Numbers of the value column and their qualifiers; NaN where the text is no number or notation.
+
+    The notations are looked for only in the values that are not plain numbers, so a
+    million plain numbers cost one ``to_numeric``.
+    """
+    raw = df["value"]
+    value = pd.to_numeric(raw, errors="coerce")
+    qualifier = np.full(len(df), "", dtype=object)
+    if value.isna().any() and not pd.api.types.is_numeric_dtype(raw.dtype):
+        idx = np.flatnonzero(value.isna().to_numpy())
+        text = _text(raw.iloc[idx])
+        below = text.str.extract(_BELOW)
+        limit = pd.to_numeric(below["lt"].fillna(below["l"]), errors="coerce")
+        nd = text.str.match(_NOT_DETECTED).to_numpy()
+        has_limit = limit.notna().to_numpy()
+        numbers = value.to_numpy(dtype="float64", copy=True)
+        numbers[idx[has_limit]] = limit.to_numpy()[has_limit]
+        numbers[idx[nd]] = 0.0
+        value = pd.Series(numbers, index=value.index)
+        qualifier[idx[has_limit]] = "<"
+        qualifier[idx[nd]] = "ND"
+    return value.astype("float64"), qualifier
+
+
+def check_rows(
+    rows: pd.DataFrame,
+    known_stations: set[str],
+    window: tuple[pd.Timestamp, pd.Timestamp] | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Checked rows with values in canonical units, and the rejected ones with reasons.
+
+    The one row-level check every format goes through (see the module docstring).
+    ``window`` is the plausible time span, :func:`time_window` by default. The
+    checked rows gain a ``qualifier`` column (:data:`QUALIFIERS`).
+    """
+    earliest, latest = window if window is not None else time_window()
+    df = rows.reset_index(drop=True)
     out: list[pd.DataFrame] = []
     df = _reject(
         df,
         ~df["station"].isin(known_stations),
-        lambda b: "unknown station: " + b["station"].astype(str) + " is not in the twin's station list",
+        lambda b: "unknown station: " + _text(b["station"]) + " is not in the twin's station list",
         out,
     )
     df = _reject(
-        df, ~df["parameter"].isin(PARAMETERS.keys()), lambda b: "unknown parameter: " + b["parameter"].astype(str), out
+        df, ~df["parameter"].isin(PARAMETERS.keys()), lambda b: "unknown parameter: " + _text(b["parameter"]), out
     )
     times = df["time"]
     if len(df) and not isinstance(times.dtype, pd.DatetimeTZDtype):
+        if "time_text" not in df:
+            df = df.assign(time_text=_text(times))
         times = pd.to_datetime(times, errors="coerce", utc=False)
         if getattr(times.dt, "tz", None) is None:
             df = _reject(df, times.notna(), lambda b: "time without zone: give an offset such as +08:00", out)
             times = times[times.isna()]
-    df = _reject(df, times.isna(), lambda b: "missing or unreadable time", out)
+    df = _reject(df, times.isna().to_numpy(), _unreadable_time, out)
     df = df.assign(time=times[times.notna()])
-    value = pd.to_numeric(df["value"], errors="coerce")
-    df = _reject(df, value.isna(), lambda b: "not a number: value " + b["value"].astype(str).str.slice(0, 40), out)
-    df = df.assign(value=value[value.notna()].astype("float64"))
+    df = _reject(
+        df,
+        (df["time"] < earliest).to_numpy(),
+        lambda b: (
+            "time outside plausible window: "
+            + _iso(b["time"])
+            + f" is before {earliest:%Y-%m-%dT%H:%MZ} (setting ingest_earliest)"
+        ),
+        out,
+    )
+    df = _reject(
+        df,
+        (df["time"] > latest).to_numpy(),
+        lambda b: (
+            "time outside plausible window: "
+            + _iso(b["time"])
+            + f" is after {latest:%Y-%m-%dT%H:%MZ}, too far past the time of ingest (setting ingest_future_hours)"
+        ),
+        out,
+    )
+    flag = pd.Series(_stripped(df["flag"]) if "flag" in df else np.full(len(df), ""), index=df.index, dtype=object)
+    df = df.assign(flag=flag)
+    df = _reject(
+        df,
+        ~flag.isin(_flags.FLAGS.keys()),
+        lambda b: (
+            "unknown flag: "
+            + _text(b["flag"]).str.slice(0, 8)
+            + f" (allowed: none, {', '.join(f for f in _flags.FLAGS if f)}; see twin.flags)"
+        ),
+        out,
+    )
+    value, qualifier = _values(df)
+    df = df.assign(qualifier=qualifier)
+    df = _reject(df, value.isna(), lambda b: "not a number: value " + _text(b["value"]).str.slice(0, 40), out)
+    df = df.assign(value=value[value.notna()])
+    limits = physical_limits()
+    no_dl = df["qualifier"].ne("") & ~df["parameter"].map(limits["below_detection"]).fillna(False).astype(bool)
+    df = _reject(
+        df,
+        no_dl.to_numpy(),
+        lambda b: pd.Series(
+            [
+                f"below-detection notation for a parameter without detection limit: {p} {'ND' if q == 'ND' else q + f'{v:g}'}"
+                for p, q, v in zip(b["parameter"], b["qualifier"], b["value"])
+            ],
+            index=b.index,
+            dtype=object,
+        ),
+        out,
+    )
     # units: one conversion per (parameter, unit) pair
     factor = np.full(len(df), np.nan)
     canonical = np.full(len(df), "", dtype=object)
-    if "unit" in df:
-        codes, uniq = pd.factorize(df["unit"].fillna("").astype(str))
-        unit_text = pd.Index(uniq).str.strip().to_numpy(dtype=object)[codes] if len(uniq) else np.full(len(df), "")
-    else:
-        unit_text = np.full(len(df), "")
+    unit_text = _stripped(df["unit"]) if "unit" in df else np.full(len(df), "", dtype=object)
     param = df["parameter"].to_numpy()
     for p, u in set(zip(param, unit_text)):
         target = _UNITS.get(u)
@@ -146,19 +356,42 @@ def check_rows(rows: pd.DataFrame, known_stations: set[str]) -> tuple[pd.DataFra
             idx = (param == p) & (unit_text == u)
             factor[idx] = target[1]
             canonical[idx] = target[0]
-    bad_unit = pd.Series(np.isnan(factor), index=df.index)
-    keep = ~bad_unit.to_numpy()
+    bad_unit = np.isnan(factor)
     df = _reject(
-        df, bad_unit, lambda b: "unit not convertible: " + b["unit"].astype(str) + " for " + b["parameter"], out
+        df,
+        bad_unit,
+        lambda b: "unit not convertible: " + _text(b["unit"]) + " for " + b["parameter"].astype(str),
+        out,
     )
-    df = df.assign(value=df["value"].to_numpy() * factor[keep], unit=canonical[keep])
-    negative = df["unit"].isin(NON_NEGATIVE_UNITS) & (df["value"] < 0)
-    df = _reject(df, negative, lambda b: "negative value: " + b["parameter"] + " " + b["value"].astype(str), out)
-    ph = (df["parameter"] == "pH") & ((df["value"] < 0) | (df["value"] > 14))
-    df = _reject(df, ph, lambda b: "pH outside 0-14: " + b["value"].astype(str), out)
-    df = df.assign(flag=df["flag"].fillna("").astype(str).str.slice(0, 8) if "flag" in df else "")
+    df = df.assign(value=df["value"].to_numpy() * factor[~bad_unit], unit=canonical[~bad_unit])
+    # physical limits, per parameter (twin/data/physical_limits.csv)
+    codes, uniq = pd.factorize(df["parameter"])
+    lo = limits["min"].reindex(uniq).to_numpy()[codes] if len(uniq) else np.zeros(0)
+    hi = limits["max"].reindex(uniq).to_numpy()[codes] if len(uniq) else np.zeros(0)
+    v = df["value"].to_numpy()
+    with np.errstate(invalid="ignore"):
+        outside = ~((v >= lo) & (v <= hi))
+
+    def beyond(b: pd.DataFrame) -> pd.Series:
+        bounds = limits.reindex(b["parameter"].astype(str).to_numpy())
+        return (
+            "outside physical limits: "
+            + b["parameter"].astype(str)
+            + " "
+            + b["value"].map(lambda x: f"{x:g}")
+            + " "
+            + b["unit"].astype(str)
+            + " is not in ["
+            + pd.Series([f"{x:g}" for x in bounds["min"]], index=b.index)
+            + ", "
+            + pd.Series([f"{x:g}" for x in bounds["max"]], index=b.index)
+            + "] (twin/data/physical_limits.csv)"
+        )
+
+    df = _reject(df, outside, beyond, out)
+    keep = [c for c in df.columns if c != "time_text"]
     rej = pd.concat(out, ignore_index=True) if out else pd.DataFrame(columns=["line_no", "raw", "reason"])
-    return df, rej
+    return df[keep], rej
 
 
 EPOCH = pd.Timestamp("1970-01-01", tz="UTC")
@@ -171,25 +404,71 @@ def _epoch(times: pd.Series) -> np.ndarray:
     return ((times.dt.tz_convert("UTC") - EPOCH) // pd.Timedelta(seconds=1)).to_numpy().astype("int64")
 
 
+def _insert_ignoring_conflicts(conn: sa.Connection, table: sa.Table, rows: list[dict], keys: list[str]) -> None:
+    """INSERT ... ON CONFLICT DO NOTHING on the unique ``keys``: a row another writer made first is kept."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects import postgresql
+
+        conn.execute(postgresql.insert(table).on_conflict_do_nothing(index_elements=keys), rows)
+    elif conn.dialect.name == "sqlite":
+        from sqlalchemy.dialects import sqlite
+
+        conn.execute(sqlite.insert(table).on_conflict_do_nothing(index_elements=keys), rows)
+    else:  # pragma: no cover - the store runs on SQLite or PostgreSQL
+        conn.execute(table.insert(), rows)
+
+
 def _datastream_ids(conn: sa.Connection, pairs: pd.DataFrame) -> pd.Series:
-    """Datastream id of each (station, parameter, unit) row, creating the missing streams."""
-    have = pd.DataFrame(
-        conn.execute(sa.select(datastreams.c.id, datastreams.c.station_id, datastreams.c.parameter)).all(),
-        columns=["id", "station", "parameter"],
-    )
-    uniq = pairs[["station", "parameter", "unit"]].drop_duplicates()
-    missing = uniq.merge(have, on=["station", "parameter"], how="left")
-    missing = missing[missing["id"].isna()]
-    if len(missing):
-        conn.execute(
-            datastreams.insert(),
-            [{"station_id": r.station, "parameter": r.parameter, "unit": r.unit} for r in missing.itertuples()],
-        )
-        have = pd.DataFrame(
+    """Datastream id of each (station, parameter, unit) row, creating the missing streams.
+
+    Safe with concurrent writers: the missing streams are inserted with ON CONFLICT DO
+    NOTHING, in one sorted order (so two writers never wait on each other in a cycle),
+    and then read back, whoever made them.
+    """
+
+    def streams() -> pd.DataFrame:
+        return pd.DataFrame(
             conn.execute(sa.select(datastreams.c.id, datastreams.c.station_id, datastreams.c.parameter)).all(),
             columns=["id", "station", "parameter"],
         )
+
+    have = streams()
+    uniq = pairs[["station", "parameter", "unit"]].drop_duplicates(["station", "parameter"])
+    missing = uniq.merge(have, on=["station", "parameter"], how="left")
+    missing = missing[missing["id"].isna()].sort_values(["station", "parameter"])
+    if len(missing):
+        _insert_ignoring_conflicts(
+            conn,
+            datastreams,
+            [{"station_id": r.station, "parameter": r.parameter, "unit": r.unit} for r in missing.itertuples()],
+            ["station_id", "parameter"],
+        )
+        have = streams()
     return pairs.merge(have, on=["station", "parameter"], how="left")["id"].astype("int64")
+
+
+def _lock_streams(conn: sa.Connection, ids: np.ndarray) -> None:
+    """Hold the batch's datastreams until commit, so that two writers never number a reading's versions at once.
+
+    PostgreSQL: ``SELECT ... FOR UPDATE`` on the stream rows, in id order. SQLite needs
+    nothing: a write transaction there holds the database's one write lock from its
+    first write (the batch row), before it reads any version.
+    """
+    if conn.dialect.name != "postgresql" or not len(ids):
+        return
+    uniq = sorted({int(i) for i in ids})
+    conn.execute(
+        sa.select(datastreams.c.id).where(datastreams.c.id.in_(uniq)).order_by(datastreams.c.id).with_for_update()
+    ).all()
+
+
+MAX_ATTEMPTS = 5
+_RETRY_SQLSTATES = {"40001", "40P01", "23505"}  # serialization failure, deadlock, unique violation
+
+
+def _retryable(err: sa.exc.DBAPIError) -> bool:
+    """A write that lost a race with another writer (worth running again), not a bad batch."""
+    return getattr(err.orig, "sqlstate", None) in _RETRY_SQLSTATES
 
 
 def store_rows(
@@ -200,33 +479,61 @@ def store_rows(
     source: str,
     fmt: str,
     sha256: str | None = None,
+    settings: Settings | None = None,
 ) -> IngestReport:
-    """Check, convert and store tidy rows as one batch (see the module docstring)."""
-    now = int(_time.time())
-    with engine.begin() as conn:
+    """Check, convert and store tidy rows as one batch (see the module docstring).
+
+    The checks run before the write transaction; the batch is then written in one
+    transaction, run again (up to :data:`MAX_ATTEMPTS` times) if it lost a race with
+    another writer on PostgreSQL.
+    """
+    with engine.connect() as conn:
         known = set(conn.execute(sa.select(stations.c.id)).scalars())
-        good, rej = check_rows(rows, known)
-        rej = pd.concat([parse_rejected, rej], ignore_index=True) if len(parse_rejected) else rej
+    good, rej = check_rows(rows, known, time_window(settings))
+    rej = pd.concat([parse_rejected, rej], ignore_index=True) if len(parse_rejected) else rej
+    stage = pd.DataFrame(
+        {
+            "time": _epoch(good["time"]),
+            "tz": good["tz_offset_min"].fillna(0).astype("int64").to_numpy(),
+            "value": good["value"].to_numpy(),
+            "flag": good["flag"].to_numpy(),
+            "qualifier": good["qualifier"].to_numpy(),
+        }
+    )
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        try:
+            return _write_batch(engine, good, stage, rej, source=source, fmt=fmt, sha256=sha256)
+        except sa.exc.DBAPIError as err:
+            if attempt == MAX_ATTEMPTS or not _retryable(err):
+                raise
+            log.info("ingest of %s lost a race with another writer (%s); attempt %d", source, err.orig, attempt + 1)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _write_batch(
+    engine: sa.Engine,
+    good: pd.DataFrame,
+    stage: pd.DataFrame,
+    rej: pd.DataFrame,
+    *,
+    source: str,
+    fmt: str,
+    sha256: str | None,
+) -> IngestReport:
+    with engine.begin() as conn:
+        # the first statement writes: on SQLite the transaction takes the write lock here, before any read
         key = conn.execute(
-            batches.insert().values(source=source, sha256=sha256, format=fmt, started=now)
+            batches.insert().values(source=source, sha256=sha256, format=fmt, started=int(_time.time()))
         ).inserted_primary_key
         assert key is not None
         batch_id = int(key[0])
-        report = IngestReport(int(batch_id), source, fmt, rejected=rej)
+        report = IngestReport(batch_id, source, fmt, rejected=rej)
         if len(good):
-            ds = _datastream_ids(conn, good).to_numpy()
-            stage = pd.DataFrame(
-                {
-                    "ds": ds,
-                    "time": _epoch(good["time"]),
-                    "tz": good["tz_offset_min"].fillna(0).astype("int64").to_numpy(),
-                    "value": good["value"].to_numpy(),
-                    "flag": good["flag"].to_numpy(),
-                }
-            )
+            stage = stage.assign(ds=_datastream_ids(conn, good).to_numpy())
+            _lock_streams(conn, stage["ds"].to_numpy())
             # same reading twice in one file: stored once; the same key with another value: a later version
             before = len(stage)
-            stage = stage.drop_duplicates(["ds", "time", "value", "flag"])
+            stage = stage.drop_duplicates(["ds", "time", "value", "flag", "qualifier"])
             report.duplicates += before - len(stage)
             stage["seq"] = stage.groupby(["ds", "time"]).cumcount()
             for seq in range(int(stage["seq"].max()) + 1):
@@ -268,7 +575,8 @@ def _insert_versions(conn: sa.Connection, part: pd.DataFrame, batch_id: int) -> 
 
     Set-based, in the caller's transaction: the rows go to a temporary table; only
     if the store already holds readings in the batch's time span is each row
-    compared with the current version of its (stream, time).
+    compared with the current version of its (stream, time). A reading with the same
+    value but another flag or qualifier is a correction.
     """
     mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
     columns = [
@@ -277,41 +585,47 @@ def _insert_versions(conn: sa.Connection, part: pd.DataFrame, batch_id: int) -> 
         part["tz"].tolist(),
         part["value"].tolist(),
         part["flag"].tolist(),
+        part["qualifier"].tolist(),
     ]
     overlap = conn.execute(
         sa.text("SELECT COUNT(*) FROM readings WHERE time BETWEEN :a AND :b"),
         {"a": int(part["time"].min()), "b": int(part["time"].max())},
     ).scalar_one()
     conn.exec_driver_sql(
-        "CREATE TEMPORARY TABLE IF NOT EXISTS staging (ds INTEGER, time BIGINT, tz SMALLINT, "
-        "value DOUBLE PRECISION, flag VARCHAR(8), prev SMALLINT, same SMALLINT)"
+        "CREATE TEMPORARY TABLE IF NOT EXISTS ingest_staging (ds INTEGER, time BIGINT, tz SMALLINT, "
+        "value DOUBLE PRECISION, flag VARCHAR(8), qualifier VARCHAR(2), prev SMALLINT, same SMALLINT)"
     )
-    conn.exec_driver_sql("DELETE FROM staging")
+    conn.exec_driver_sql("DELETE FROM ingest_staging")
     conn.exec_driver_sql(
-        f"INSERT INTO staging (ds, time, tz, value, flag) VALUES ({', '.join([mark] * 5)})", list(zip(*columns))
+        f"INSERT INTO ingest_staging (ds, time, tz, value, flag, qualifier) VALUES ({', '.join([mark] * 6)})",
+        list(zip(*columns)),
     )
     dup = corr = 0
     if overlap:  # compare each row with the current version of its (stream, time)
         conn.exec_driver_sql(
-            "UPDATE staging SET prev = (SELECT MAX(r.version) FROM readings r "
-            "WHERE r.datastream_id = staging.ds AND r.time = staging.time)"
+            "UPDATE ingest_staging SET prev = (SELECT MAX(r.version) FROM readings r "
+            "WHERE r.datastream_id = ingest_staging.ds AND r.time = ingest_staging.time)"
         )
         conn.exec_driver_sql(
-            "UPDATE staging SET same = 1 WHERE prev IS NOT NULL AND EXISTS (SELECT 1 FROM readings r "
-            "WHERE r.datastream_id = staging.ds AND r.time = staging.time AND r.version = staging.prev "
-            "AND r.value = staging.value AND r.flag = staging.flag)"
+            "UPDATE ingest_staging SET same = 1 WHERE prev IS NOT NULL AND EXISTS (SELECT 1 FROM readings r "
+            "WHERE r.datastream_id = ingest_staging.ds AND r.time = ingest_staging.time "
+            "AND r.version = ingest_staging.prev AND r.value = ingest_staging.value "
+            "AND r.flag = ingest_staging.flag AND r.qualifier = ingest_staging.qualifier)"
         )
-        dup = conn.exec_driver_sql("SELECT COUNT(*) FROM staging WHERE same = 1").scalar_one()
-        corr = conn.exec_driver_sql("SELECT COUNT(*) FROM staging WHERE prev IS NOT NULL AND same IS NULL").scalar_one()
+        dup = conn.exec_driver_sql("SELECT COUNT(*) FROM ingest_staging WHERE same = 1").scalar_one()
+        corr = conn.exec_driver_sql(
+            "SELECT COUNT(*) FROM ingest_staging WHERE prev IS NOT NULL AND same IS NULL"
+        ).scalar_one()
         if corr:  # the versions being corrected stop being current (found through the unique key)
             conn.exec_driver_sql(
                 "UPDATE readings SET current = 0 WHERE (datastream_id, time, version) IN "
-                "(SELECT ds, time, prev FROM staging WHERE prev IS NOT NULL AND same IS NULL)"
+                "(SELECT ds, time, prev FROM ingest_staging WHERE prev IS NOT NULL AND same IS NULL)"
             )
     res = conn.execute(
         sa.text(
-            "INSERT INTO readings (datastream_id, time, tz_offset_min, value, flag, version, batch_id, current) "
-            "SELECT ds, time, tz, value, flag, COALESCE(prev, 0) + 1, :batch, 1 FROM staging WHERE same IS NULL"
+            "INSERT INTO readings (datastream_id, time, tz_offset_min, value, flag, qualifier, version, batch_id, "
+            "current) SELECT ds, time, tz, value, flag, qualifier, COALESCE(prev, 0) + 1, :batch, 1 "
+            "FROM ingest_staging WHERE same IS NULL"
         ),
         {"batch": batch_id},
     )
@@ -323,10 +637,15 @@ def _insert_versions(conn: sa.Connection, part: pd.DataFrame, batch_id: int) -> 
 # ---------------------------------------------------------------------------
 def _latest_versions_sql(where: str) -> str:
     return (
-        "SELECT d.station_id, d.parameter, r.time, r.value, r.flag FROM readings r "
+        "SELECT d.station_id, d.parameter, r.time, r.value, r.flag, r.qualifier FROM readings r "
         "JOIN datastreams d ON d.id = r.datastream_id "
         "WHERE r.current = 1" + where
     )
+
+
+def _usable_sql(column: str) -> str:
+    """SQL that holds for a usable reading (:data:`twin.flags.USABLE_FLAGS`, constants of our own)."""
+    return f"{column} IN (" + ", ".join(f"'{f}'" for f in sorted(_flags.USABLE_FLAGS)) + ")"
 
 
 def _to_epoch(t: Any) -> int:
@@ -342,9 +661,16 @@ def query(
     parameters: list[str] | None = None,
     start: object = None,
     end: object = None,
+    usable_only: bool = False,
 ) -> pd.DataFrame:
-    """Latest versions of readings as a long table: station, parameter, time (UTC), value, flag."""
-    where = ""
+    """Latest versions of readings as a long table: station, parameter, time (UTC), value, flag, qualifier.
+
+    ``usable_only`` leaves out the readings that classification, warnings and tracing
+    do not use (:func:`twin.flags.usable`). ``qualifier`` is '' for a measured value,
+    '<' when the value is a detection limit the reading was below, 'ND' for not
+    detected with no limit given (:data:`QUALIFIERS`).
+    """
+    where = " AND " + _usable_sql("r.flag") if usable_only else ""
     params: dict[str, Any] = {}
     if stations_:
         where += " AND d.station_id IN (" + ",".join(f":s{i}" for i in range(len(stations_))) + ")"
@@ -360,7 +686,7 @@ def query(
         params["end"] = _to_epoch(end)
     with engine.connect() as conn:
         rows = conn.execute(sa.text(_latest_versions_sql(where) + " ORDER BY r.time"), params).all()
-    df = pd.DataFrame(rows, columns=["station", "parameter", "time", "value", "flag"])
+    df = pd.DataFrame(rows, columns=["station", "parameter", "time", "value", "flag", "qualifier"])
     df["time"] = pd.to_datetime(df["time"].astype("int64"), unit="s", utc=True)
     return df
 
@@ -509,12 +835,68 @@ def to_xarray(
     for name in params:
         p = PARAMETERS[name]
         ds[name].attrs.update(units=p.unit, long_name=p.long_name, name_zh=p.name_zh)
+    if len(ds_id):
+        _add_qualifiers(engine, ds, lut_p, lut_s, np.asarray(uniq_t, dtype="int64"), params, start, end)
     if not st.empty and station_ids:
         info = st.set_index("id").reindex(station_ids)
         for col in ("name", "kind", "water_body", "target_class", "lon", "lat", "reach_id"):
             ds = ds.assign_coords({col: ("station", info[col].to_numpy())})
     ds.attrs["source"] = "basin twin operations store (current version of each reading)"
     return ds
+
+
+QUALIFIER_CODES = {"": 0, "<": 1, "ND": 2}
+
+
+def _add_qualifiers(
+    engine: sa.Engine,
+    ds: xr.Dataset,
+    lut_p: np.ndarray,
+    lut_s: np.ndarray,
+    times: np.ndarray,
+    params: list[str],
+    start: object,
+    end: object,
+) -> None:
+    """A ``<parameter>_qualifier`` variable beside each parameter that has below-detection readings (in place).
+
+    CF flags: 0 measured, 1 below the detection limit (the value is the limit), 2 not
+    detected with no limit given (the value is 0); the parameter's
+    ``ancillary_variables`` attribute names it. Parameters without such readings get
+    none, so a store without them gives one variable per parameter, as before. The
+    few qualified readings are found through a partial index.
+    """
+    sql = "SELECT datastream_id, time, qualifier FROM readings WHERE current = 1 AND qualifier <> ''"
+    if start is not None:
+        sql += f" AND time >= {_to_epoch(start)}"
+    if end is not None:
+        sql += f" AND time <= {_to_epoch(end)}"
+    with engine.connect() as conn:
+        rows = conn.exec_driver_sql(sql).all()
+    if not rows:
+        return
+    ds_q = np.asarray([r[0] for r in rows], dtype="int64")
+    t_q = np.asarray([r[1] for r in rows], dtype="int64")
+    code = np.asarray([QUALIFIER_CODES.get(r[2], 0) for r in rows], dtype=np.int8)
+    inside = ds_q < len(lut_p)
+    ds_q, t_q, code = ds_q[inside], t_q[inside], code[inside]
+    k_p, k_s = lut_p[ds_q], lut_s[ds_q]
+    k_t = np.searchsorted(times, t_q)
+    found = (k_p >= 0) & (k_t < len(times))
+    found[found] &= times[k_t[found]] == t_q[found]
+    for k in np.unique(k_p[found]):
+        name = params[int(k)]
+        flags = np.zeros((ds.sizes["station"], ds.sizes["time"]), dtype=np.int8)
+        pick = found & (k_p == k)
+        flags[k_s[pick], k_t[pick]] = code[pick]
+        var = f"{name}_qualifier"
+        ds[var] = (("station", "time"), flags)
+        ds[var].attrs.update(
+            long_name=f"{PARAMETERS[name].long_name} detection qualifier",
+            flag_values=np.array([0, 1, 2], dtype=np.int8),
+            flag_meanings="measured below_detection_limit not_detected",
+        )
+        ds[name].attrs["ancillary_variables"] = var
 
 
 def latest(engine: sa.Engine, at: object = None, stations_: list[str] | None = None) -> pd.DataFrame:
@@ -566,13 +948,11 @@ class Readings:
             row["target_class"] = int(row["target_class"] or 3)
             rows.append({k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in row.items()})
         with self.engine.begin() as conn:
-            have = set(conn.execute(sa.select(stations.c.id)).scalars())
-            new = [r for r in rows if r["id"] not in have]
-            if new:
-                conn.execute(stations.insert(), new)
+            # insert what is missing (another writer may be adding the same stations), then update all
+            if rows:
+                _insert_ignoring_conflicts(conn, stations, rows, ["id"])
             for r in rows:
-                if r["id"] in have:
-                    conn.execute(stations.update().where(stations.c.id == r["id"]).values(**r))
+                conn.execute(stations.update().where(stations.c.id == r["id"]).values(**r))
         return len(rows)
 
     def ingest(self, path: str | Path, fmt: str | None = None) -> IngestReport:
@@ -642,13 +1022,19 @@ def classify(
     0 = nothing classifiable), ``label`` (I..V, 劣V), ``deciding`` parameters,
     ``exceeds`` (worse than the target class), and per parameter the value,
     its class and its exceedance multiple.
+
+    Only usable readings are classified (:func:`twin.flags.usable`): a reading flagged
+    faulty, in maintenance or calibration... is skipped, and the station's last usable
+    reading of that parameter counts instead. A below-detection reading is classified
+    at its limit: the class of the limit is the worst the true value can have (for
+    DO, a lower bound, the best).
     """
     from . import quality
 
     end = pd.Timestamp(at) if at is not None else pd.Timestamp.now(tz="UTC")
     if end.tzinfo is None:
         raise IngestError(f"time {at!r} has no zone; give it with an offset or Z (e.g. 2026-07-10T08:00Z)")
-    long = query(engine, stations_, None, end - pd.Timedelta(hours=max_age_hours), end)
+    long = query(engine, stations_, None, end - pd.Timedelta(hours=max_age_hours), end, usable_only=True)
     with engine.connect() as conn:
         st = pd.DataFrame(conn.execute(sa.select(stations)).mappings().all()).set_index("id")
     if long.empty:
@@ -670,10 +1056,13 @@ def classify(
 def classify_history(
     engine: sa.Engine, start: Any = None, end: Any = None, stations_: list[str] | None = None
 ) -> pd.DataFrame:
-    """The class of every sample (station and time) in a window; columns as in :func:`classify`."""
+    """The class of every sample (station and time) in a window; columns as in :func:`classify`.
+
+    Usable readings only, below-detection readings at their limit, as in :func:`classify`.
+    """
     from . import quality
 
-    long = query(engine, stations_, None, start, end)
+    long = query(engine, stations_, None, start, end, usable_only=True)
     with engine.connect() as conn:
         st = pd.DataFrame(conn.execute(sa.select(stations)).mappings().all()).set_index("id")
     if long.empty:

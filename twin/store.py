@@ -365,3 +365,10 @@ rate_buckets = sa.Table(
     sa.Column("tokens", sa.Float, nullable=False),
     sa.Column("stamp", sa.Float, nullable=False),  # when ``tokens`` was counted, seconds since 1970 UTC
 )
+
+
+# -- ingest checks (issue 11, migration 0006): below-detection readings ---------------------------------
+
+# '' for a measured value, '<' below the detection limit (the value is the limit), 'ND' not detected with
+# the limit not given (the value is 0); see twin.readings.QUALIFIERS
+readings.append_column(sa.Column("qualifier", sa.String(2), nullable=False, server_default=""))

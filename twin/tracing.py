@@ -122,7 +122,8 @@ def trace_upstream(
     if station_id not in sites.index:
         raise TraceError(f"station {station_id!r} is not a site of this twin; stations: {sites.index.tolist()}")
     t0 = t_at - pd.Timedelta(hours=window_hours)
-    history = query(basin.store, None, [parameter], t0 - pd.Timedelta(hours=window_hours), t_at)
+    # only usable readings (twin.flags): a faulty analyser's spike is no evidence of a release
+    history = query(basin.store, None, [parameter], t0 - pd.Timedelta(hours=window_hours), t_at, usable_only=True)
     if history.empty:
         raise TraceError(f"no {parameter} readings up to {t_at.isoformat()}; nothing to trace")
     obs: dict[str, tuple[np.ndarray, np.ndarray]] = {}

@@ -143,7 +143,7 @@ def at_time() -> Any:
     st = state()
     basin = st.basin
     stations = basin.sites[basin.sites["kind"] == "station"].reset_index(drop=True)
-    rows = query(st.store, stations["id"].tolist(), [p], at - pd.Timedelta(hours=age), at)
+    rows = query(st.store, stations["id"].tolist(), [p], at - pd.Timedelta(hours=age), at, usable_only=True)
     last = rows.sort_values("time").groupby("station").last() if len(rows) else rows.set_index("station")
     values = last["value"].reindex(stations["id"]).to_numpy(dtype=float)
     times = last["time"].reindex(stations["id"])
@@ -390,7 +390,7 @@ def station_series(station_id: str) -> Any:
     assert limit is not None
     if start is not None and end is not None and start > end:
         raise ParameterError("end", f"{end.isoformat()} is before start {start.isoformat()}")
-    rows = query(st.store, [station_id], [p], start, end).sort_values("time")
+    rows = query(st.store, [station_id], [p], start, end, usable_only=True).sort_values("time")
     more = len(rows) > limit
     rows = rows.iloc[:limit]
     wb = str(site.get("water_body") or "river")

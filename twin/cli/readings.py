@@ -18,11 +18,21 @@ import click
     help="Input format (guessed from the file when not given).",
 )
 def ingest(twin_dir: str, file: str, fmt: str | None) -> None:
-    """Ingest readings from FILE; prints counts: stored, duplicates, corrections, rejected by reason."""
+    """Ingest readings from FILE; prints counts: stored, duplicates, corrections, rejected by reason.
+
+    Exits with status 1 (after the counts) when every row of FILE was rejected.
+    """
     from ..basin import BasinTwin
 
     report = BasinTwin.open(twin_dir).readings.ingest(file, fmt)
     click.echo(json.dumps(report.to_dict(), ensure_ascii=False))
+    if len(report.rejected) and not report.accepted:
+        click.echo(
+            f"Error: every row of {file} was rejected ({len(report.rejected)} rows, counted by reason above); "
+            "nothing was stored",
+            err=True,
+        )
+        raise SystemExit(1)
 
 
 @click.command()
