@@ -330,7 +330,16 @@ def _series(
     policy: Policy,
     escalate: Callable[[str, pd.Timestamp], str | None],
     until: pd.Timestamp,
-) -> list[_Episode]:
+    start: int = 0,
+) -> tuple[list[_Episode], int]:
+    """The episodes of one series, and the index where its last open episode began (``len(v)`` if none is open).
+
+    With ``start``, the state machine begins at that reading with no warning open; the
+    readings before it only feed the rules' persistence and rise. If the machine is
+    quiet before reading ``start`` of the whole series, and ``start`` leaves at least
+    :func:`lookback` readings before it, this gives the episodes of the whole series
+    from ``start`` on: what :class:`twin.watch.Watch` relies on to resume a series.
+    """
     n = len(v)
     t_ns = t.as_unit("ns").asi8
     own_limit = policy.limits.get(parameter)
@@ -387,7 +396,7 @@ def _series(
     ep: _Episode | None = None
     level = below = 0
     times = t_ns.tolist()  # plain ints: boxing a Timestamp per reading cost a second a year of 500 stations
-    for i in range(n):
+    for i in range(start, n):
         if ep is None and raw[i] == 0:
             continue  # quiet: no warning open and no rule fires (escalation needs a level first)
         if ep is not None and times[i] - times[i - 1] > expiry_ns:
@@ -428,6 +437,9 @@ def _series(
                     continue
         assert ep is not None
         ep.last = i
+    # the machine is quiet before the first reading of the episode still open (an expiry at the end of
+    # the period is not final: a later reading of this series may come before it); else after the last
+    quiet = n if ep is None else ep.first
     if ep is not None:
         if until - t[n - 1] > expiry:
             _close(ep, t[n - 1] + expiry, "expired")
@@ -438,7 +450,12 @@ def _series(
         e_m = multiple[e.first : e.last + 1]
         e.peak_value = _worst(parameter, e_v)
         e.peak_multiple = float(np.nanmax(e_m)) if np.isfinite(e_m).any() else np.nan
-    return episodes
+    return episodes, quiet
+
+
+def lookback(policy: Policy) -> int:
+    """How many readings before a quiet point decide the rules at and after it (persistence, and rise's previous)."""
+    return max((r.persistence for _, r in policy.rules()), default=1) + 1
 
 
 def _close(ep: _Episode, at: pd.Timestamp, reason: str) -> None:
@@ -566,10 +583,7 @@ def evaluate(
     policy = load_policy() if policy is None else policy
     _check_inputs(readings, stations)
     escalate = _escalation_test(escalation, policy)
-    wanted = policy.watched()
-    df = readings[readings["parameter"].isin(wanted) & readings["value"].notna()]
-    if "flag" in df.columns and policy.ignore_flags:
-        df = df[~df["flag"].fillna("").astype(str).isin(policy.ignore_flags)]
+    df = readings[usable(readings, policy)]
     if df.empty:
         return pd.DataFrame(columns=EPISODE_COLUMNS)
     end_of_period = pd.Timestamp(until) if until is not None else readings["time"].max()
@@ -604,8 +618,21 @@ def evaluate(
         station, parameter = str(st_names[st_codes[a]]), str(pa_names[pa_codes[a]])
         wb, target = info[station]
         times = pd.DatetimeIndex(t_ns[a:b], tz="UTC")
-        episodes += _series(station, parameter, times, values_all[a:b], target, wb, policy, escalate, end_of_period)
-    rows = [
+        found, _ = _series(station, parameter, times, values_all[a:b], target, wb, policy, escalate, end_of_period)
+        episodes += found
+    return _frame(_rows(episodes))
+
+
+def usable(readings: pd.DataFrame, policy: Policy) -> np.ndarray:
+    """Which readings a policy evaluates: of a parameter it watches, with a value, not flagged to be ignored."""
+    keep = readings["parameter"].isin(policy.watched()) & readings["value"].notna()
+    if "flag" in readings.columns and policy.ignore_flags:
+        keep &= ~readings["flag"].fillna("").astype(str).isin(policy.ignore_flags)
+    return keep.to_numpy(dtype=bool)
+
+
+def _rows(episodes: list[_Episode]) -> list[dict[str, Any]]:
+    return [
         {
             "station": e.station,
             "parameter": e.parameter,
@@ -623,6 +650,10 @@ def evaluate(
         }
         for e in episodes
     ]
+
+
+def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """The episodes table of :func:`evaluate` from its rows, in its order (start, station, parameter: unique)."""
     out = pd.DataFrame(rows, columns=EPISODE_COLUMNS)
     out["end"] = pd.to_datetime(out["end"], utc=True)
     for col in ("end_reason", "escalation"):  # None, not NaN, where there is none
