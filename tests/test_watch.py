@@ -266,3 +266,22 @@ def test_on_postgres_a_commit_with_lower_ids_than_one_already_read_is_not_missed
         with admin.connect() as conn:
             conn.exec_driver_sql(f'DROP DATABASE "{name}" WITH (FORCE)')
         admin.dispose()
+
+
+def test_may_warn_is_false_only_where_no_rule_can_hold():
+    policy = alerts.load_policy()
+    # NH3-N at target class III (limit 1.0): 0.2 and 0.9 are within it, 1.2 is blue, 5.0 red
+    may = alerts.may_warn("NH3-N", np.array([0.2, 0.9, 1.2, 5.0]), 3, "river", policy)
+    assert may.tolist() == [False, False, True, True]
+    # per value targets and water bodies: TP 0.08 is class II in a river, worse than III in a lake
+    may = alerts.may_warn("TP", np.array([0.08, 0.08]), np.array([2, 3]), np.array(["river", "lake"]), policy)
+    assert may.tolist() == [False, True]
+    rise_only = alerts.parse_policy(
+        {
+            "name": "rise",
+            "hysteresis_readings": 1,
+            "expiry_hours": 24,
+            "levels": {"blue": [{"id": "r", "rise_per_hour": 1}]},
+        }
+    )
+    assert alerts.may_warn("NH3-N", np.array([0.2, 0.2]), 3, "river", rise_only).all()

@@ -342,22 +342,13 @@ def _series(
     """
     n = len(v)
     t_ns = t.as_unit("ns").asi8
+    klass, valid, worse, multiple = _measures(parameter, v, target, water_body, policy)
     own_limit = policy.limits.get(parameter)
     if own_limit is not None:  # no GB 3838 class: the policy's limit stands in for the target's
-        klass = np.zeros(n, dtype=np.int64)
-        valid = np.isfinite(v)
-        worse = v > own_limit
-        multiple = v / own_limit - 1.0
         rise = np.full(n, np.nan)
         if n > 1:
             rise[1:] = np.diff(v) / (np.diff(t_ns) / 3.6e12) / own_limit
     else:
-        klass = quality.classify_values(parameter, v, water_body)
-        valid, worse = klass > 0, klass > target
-        if parameter in ("DO", "pH"):
-            multiple = np.full(n, np.nan)
-        else:
-            multiple = quality.exceedance_multiple(parameter, v, target, water_body)
         rise = _rise(parameter, t_ns, v, target, water_body)
 
     raw = np.zeros(n, dtype=np.int64)
@@ -456,6 +447,51 @@ def _series(
 def lookback(policy: Policy) -> int:
     """How many readings before a quiet point decide the rules at and after it (persistence, and rise's previous)."""
     return max((r.persistence for _, r in policy.rules()), default=1) + 1
+
+
+def _measures(
+    parameter: str, v: np.ndarray, target: int | np.ndarray, water_body: str | np.ndarray, policy: Policy
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Class, classified, worse than the target, exceedance multiple of each value (target, water body: one or each)."""
+    own_limit = policy.limits.get(parameter)
+    if own_limit is not None:  # no GB 3838 class: the policy's limit stands in for the target's
+        return np.zeros(len(v), dtype=np.int64), np.isfinite(v), v > own_limit, v / own_limit - 1.0
+    klass = quality.classify_values(parameter, v, water_body)
+    if parameter in ("DO", "pH"):
+        multiple = np.full(len(v), np.nan)
+    else:
+        multiple = quality.exceedance_multiple(parameter, v, target, water_body)
+    return klass, klass > 0, klass > target, multiple
+
+
+def may_warn(
+    parameter: str, values: np.ndarray, target: int | np.ndarray, water_body: str | np.ndarray, policy: Policy
+) -> np.ndarray:
+    """Where a rule of ``policy`` may hold: each value meets every condition of some rule but its rise.
+
+    A rule holds at a reading only if its conditions hold there, so where this is False
+    no warning starts. A rule with a rise and nothing else makes it True everywhere.
+    One call for the values of many series (``target`` and ``water_body`` per value)
+    is what lets :class:`twin.watch.Watch` skip the series whose new readings are clean.
+    """
+    v = np.asarray(values, dtype=np.float64)
+    klass, valid, worse, multiple = _measures(parameter, v, target, water_body, policy)
+    multiple_or_none = np.nan_to_num(multiple, nan=-np.inf)
+    out = np.zeros(len(v), dtype=bool)
+    for _, rule in policy.rules():
+        if rule.escalate_from is not None:
+            continue  # needs a level of the reading's own first
+        if not (rule.worse_than_target or rule.class_at_least is not None or rule.multiple_at_least is not None):
+            return np.ones(len(v), dtype=bool)
+        cond = valid.copy()
+        if rule.worse_than_target:
+            cond &= worse
+        if rule.class_at_least is not None:
+            cond &= klass >= rule.class_at_least
+        if rule.multiple_at_least is not None:
+            cond &= multiple_or_none >= rule.multiple_at_least
+        out |= cond
+    return out
 
 
 def _close(ep: _Episode, at: pd.Timestamp, reason: str) -> None:

@@ -174,21 +174,26 @@ class Watch:
             last[:-1] = (series[1:] != series[:-1]) | (t[1:] != t[:-1])
             series, t, value, ok, version = series[last], t[last], value[last], ok[last], version[last]
             starts = np.flatnonzero(np.r_[True, series[1:] != series[:-1]])
+            clean: dict[str, list[tuple[Key, _Series, np.ndarray, np.ndarray]]] = {}
             for a, b in zip(starts, np.r_[starts[1:], len(series)]):
                 code = int(series[a])
                 key = (str(st_names[code // len(pa_names)]), str(pa_names[code % len(pa_names)]))
                 held = self._series.setdefault(key, _Series())
+                after_quiet_end = held.quiet == held.usable and (not len(held.t) or t[a] > held.t[-1])
                 full = held.before_quiet is not None and int(t[a]) <= held.before_quiet
                 held.upsert(t[a:b], value[a:b], ok[a:b], version[a:b])
-                self._evaluate(key, held, full)
                 changed.add(key)
+                if after_quiet_end:  # readings after the end of a series with no warning open
+                    clean.setdefault(key[1], []).append((key, held, t[a:b][ok[a:b]], value[a:b][ok[a:b]]))
+                else:
+                    self._evaluate(key, held, full)
+            for parameter, tails in clean.items():
+                self._extend(parameter, tails)
         if until_before is not None and self._until != until_before:
             for key, held in self._series.items():
                 if key not in changed and held.quiet < held.usable and self._flips(held.last, until_before):
                     self._evaluate(key, held, False)
                     changed.add(key)
-        if changed:
-            self._frame = None
         return changed
 
     def episodes(self) -> pd.DataFrame:
@@ -207,8 +212,33 @@ class Watch:
         assert last is not None and self._until is not None
         return (until_before - last > self._expiry_ns) != (self._until - last > self._expiry_ns)
 
+    def _extend(self, parameter: str, tails: list[tuple[Key, _Series, np.ndarray, np.ndarray]]) -> None:
+        """Series of one parameter that got readings after their end, with no warning open before them.
+
+        Where no rule may hold at any of the new readings (:func:`twin.alerts.may_warn`, one
+        call for all the series), no warning starts and the series stays quiet to its new
+        end; the others are evaluated from their quiet point.
+        """
+        values = np.concatenate([v for *_, v in tails])
+        info = [self._info[key[0]] for key, *_ in tails]
+        sizes = [len(v) for *_, v in tails]
+        target = np.repeat([tc for _, tc in info], sizes)
+        water_body = np.repeat(np.asarray([wb for wb, _ in info], dtype=object), sizes)
+        may = alerts.may_warn(parameter, values, target, water_body, self.policy) if len(values) else values > 0
+        ends = np.cumsum(sizes)
+        for (key, held, t, _), a, b in zip(tails, ends - sizes, ends):
+            if may[a:b].any():
+                self._evaluate(key, held, False)
+            elif len(t):
+                if not held.usable:  # the first readings evaluated: the empty table gets its types
+                    self._frame = None
+                held.usable += len(t)
+                held.quiet = held.usable
+                held.before_quiet = held.last = int(t[-1])
+
     def _evaluate(self, key: Key, held: _Series, full: bool) -> None:
         """Evaluate a series again: from its start if ``full``, else from its quiet point."""
+        self._frame = None
         station, parameter = key
         t, v = held.t[held.ok], held.v[held.ok]
         held.usable = len(t)
