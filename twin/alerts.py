@@ -335,25 +335,25 @@ def _series(
     policy: Policy,
     escalate: Callable[[str, pd.Timestamp], str | None],
     until: pd.Timestamp,
-) -> list[_Episode]:
+    start: int = 0,
+) -> tuple[list[_Episode], int]:
+    """The episodes of one series, and the index where its last open episode began (``len(v)`` if none is open).
+
+    With ``start``, the state machine begins at that reading with no warning open; the
+    readings before it only feed the rules' persistence and rise. If the machine is
+    quiet before reading ``start`` of the whole series, and ``start`` leaves at least
+    :func:`lookback` readings before it, this gives the episodes of the whole series
+    from ``start`` on: what :class:`twin.watch.Watch` relies on to resume a series.
+    """
     n = len(v)
     t_ns = t.as_unit("ns").asi8
+    klass, valid, worse, multiple = _measures(parameter, v, target, water_body, policy)
     own_limit = policy.limits.get(parameter)
     if own_limit is not None:  # no GB 3838 class: the policy's limit stands in for the target's
-        klass = np.zeros(n, dtype=np.int64)
-        valid = np.isfinite(v)
-        worse = v > own_limit
-        multiple = v / own_limit - 1.0
         rise = np.full(n, np.nan)
         if n > 1:
             rise[1:] = np.diff(v) / (np.diff(t_ns) / 3.6e12) / own_limit
     else:
-        klass = quality.classify_values(parameter, v, water_body)
-        valid, worse = klass > 0, klass > target
-        if parameter in ("DO", "pH"):
-            multiple = np.full(n, np.nan)
-        else:
-            multiple = quality.exceedance_multiple(parameter, v, target, water_body)
         rise = _rise(parameter, t_ns, v, target, water_body)
 
     raw = np.zeros(n, dtype=np.int64)
@@ -392,7 +392,7 @@ def _series(
     ep: _Episode | None = None
     level = below = 0
     times = t_ns.tolist()  # plain ints: boxing a Timestamp per reading cost a second a year of 500 stations
-    for i in range(n):
+    for i in range(start, n):
         if ep is None and raw[i] == 0:
             continue  # quiet: no warning open and no rule fires (escalation needs a level first)
         if ep is not None and times[i] - times[i - 1] > expiry_ns:
@@ -433,6 +433,9 @@ def _series(
                     continue
         assert ep is not None
         ep.last = i
+    # the machine is quiet before the first reading of the episode still open (an expiry at the end of
+    # the period is not final: a later reading of this series may come before it); else after the last
+    quiet = n if ep is None else ep.first
     if ep is not None:
         if until - t[n - 1] > expiry:
             _close(ep, t[n - 1] + expiry, "expired")
@@ -443,7 +446,57 @@ def _series(
         e_m = multiple[e.first : e.last + 1]
         e.peak_value = _worst(parameter, e_v)
         e.peak_multiple = float(np.nanmax(e_m)) if np.isfinite(e_m).any() else np.nan
-    return episodes
+    return episodes, quiet
+
+
+def lookback(policy: Policy) -> int:
+    """How many readings before a quiet point decide the rules at and after it (persistence, and rise's previous)."""
+    return max((r.persistence for _, r in policy.rules()), default=1) + 1
+
+
+def _measures(
+    parameter: str, v: np.ndarray, target: int | np.ndarray, water_body: str | np.ndarray, policy: Policy
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Class, classified, worse than the target, exceedance multiple of each value (target, water body: one or each)."""
+    own_limit = policy.limits.get(parameter)
+    if own_limit is not None:  # no GB 3838 class: the policy's limit stands in for the target's
+        return np.zeros(len(v), dtype=np.int64), np.isfinite(v), v > own_limit, v / own_limit - 1.0
+    klass = quality.classify_values(parameter, v, water_body)
+    if parameter in ("DO", "pH"):
+        multiple = np.full(len(v), np.nan)
+    else:
+        multiple = quality.exceedance_multiple(parameter, v, target, water_body)
+    return klass, klass > 0, klass > target, multiple
+
+
+def may_warn(
+    parameter: str, values: np.ndarray, target: int | np.ndarray, water_body: str | np.ndarray, policy: Policy
+) -> np.ndarray:
+    """Where a rule of ``policy`` may hold: each value meets every condition of some rule but its rise.
+
+    A rule holds at a reading only if its conditions hold there, so where this is False
+    no warning starts. A rule with a rise and nothing else makes it True everywhere.
+    One call for the values of many series (``target`` and ``water_body`` per value)
+    is what lets :class:`twin.watch.Watch` skip the series whose new readings are clean.
+    """
+    v = np.asarray(values, dtype=np.float64)
+    klass, valid, worse, multiple = _measures(parameter, v, target, water_body, policy)
+    multiple_or_none = np.nan_to_num(multiple, nan=-np.inf)
+    out = np.zeros(len(v), dtype=bool)
+    for _, rule in policy.rules():
+        if rule.escalate_from is not None:
+            continue  # needs a level of the reading's own first
+        if not (rule.worse_than_target or rule.class_at_least is not None or rule.multiple_at_least is not None):
+            return np.ones(len(v), dtype=bool)
+        cond = valid.copy()
+        if rule.worse_than_target:
+            cond &= worse
+        if rule.class_at_least is not None:
+            cond &= klass >= rule.class_at_least
+        if rule.multiple_at_least is not None:
+            cond &= multiple_or_none >= rule.multiple_at_least
+        out |= cond
+    return out
 
 
 def _close(ep: _Episode, at: pd.Timestamp, reason: str) -> None:
@@ -571,11 +624,7 @@ def evaluate(
     policy = load_policy() if policy is None else policy
     _check_inputs(readings, stations)
     escalate = _escalation_test(escalation, policy)
-    wanted = policy.watched()
-    df = readings[readings["parameter"].isin(wanted) & readings["value"].notna()]
-    if "flag" in df.columns:
-        flag = df["flag"].fillna("").astype(str)
-        df = df[usable(flag) & ~flag.isin(policy.ignore_flags)]
+    df = readings[evaluated(readings, policy)]
     if df.empty:
         return pd.DataFrame(columns=EPISODE_COLUMNS)
     end_of_period = pd.Timestamp(until) if until is not None else readings["time"].max()
@@ -610,8 +659,23 @@ def evaluate(
         station, parameter = str(st_names[st_codes[a]]), str(pa_names[pa_codes[a]])
         wb, target = info[station]
         times = pd.DatetimeIndex(t_ns[a:b], tz="UTC")
-        episodes += _series(station, parameter, times, values_all[a:b], target, wb, policy, escalate, end_of_period)
-    rows = [
+        found, _ = _series(station, parameter, times, values_all[a:b], target, wb, policy, escalate, end_of_period)
+        episodes += found
+    return _frame(_rows(episodes))
+
+
+def evaluated(readings: pd.DataFrame, policy: Policy) -> np.ndarray:
+    """Which readings a policy evaluates: of a parameter it watches, with a value, usable
+    (:func:`twin.flags.usable`) and not flagged to be ignored by the policy."""
+    keep = readings["parameter"].isin(policy.watched()) & readings["value"].notna()
+    if "flag" in readings.columns:
+        flag = readings["flag"].fillna("").astype(str)
+        keep &= usable(flag) & ~flag.isin(policy.ignore_flags)
+    return keep.to_numpy(dtype=bool)
+
+
+def _rows(episodes: list[_Episode]) -> list[dict[str, Any]]:
+    return [
         {
             "station": e.station,
             "parameter": e.parameter,
@@ -629,6 +693,10 @@ def evaluate(
         }
         for e in episodes
     ]
+
+
+def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """The episodes table of :func:`evaluate` from its rows, in its order (start, station, parameter: unique)."""
     out = pd.DataFrame(rows, columns=EPISODE_COLUMNS)
     out["end"] = pd.to_datetime(out["end"], utc=True)
     for col in ("end_reason", "escalation"):  # None, not NaN, where there is none

@@ -686,7 +686,8 @@ def query(
         params["end"] = _to_epoch(end)
     with engine.connect() as conn:
         rows = conn.execute(sa.text(_latest_versions_sql(where) + " ORDER BY r.time"), params).all()
-    df = pd.DataFrame(rows, columns=["station", "parameter", "time", "value", "flag", "qualifier"])
+    # plain tuples: given SQLAlchemy rows, pandas probes each for keys (3x slower over a year of readings)
+    df = pd.DataFrame([tuple(r) for r in rows], columns=["station", "parameter", "time", "value", "flag", "qualifier"])
     df["time"] = pd.to_datetime(df["time"].astype("int64"), unit="s", utc=True)
     return df
 

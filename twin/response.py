@@ -27,6 +27,7 @@ from .readings import query
 
 if TYPE_CHECKING:
     from .basin import BasinTwin
+    from .watch import StoreWatch
 
 
 class _Row:
@@ -167,10 +168,7 @@ def warnings(
     if at is not None:
         end = at
     readings = query(basin.store, start=start, end=end)
-    sites = basin.sites
-    stations = pd.DataFrame(
-        {"id": sites["id"], "water_body": sites["water_body"], "target_class": sites["target_class"]}
-    )
+    stations = _stations(basin)
     readings = readings[readings["station"].isin(set(stations["id"]))]
     episodes = alerts.evaluate(readings, stations, policy, escalation_table(basin), until=end)
     if at is not None and len(episodes):
@@ -182,6 +180,24 @@ def warnings(
         ]
         episodes = episodes.assign(plan=pd.Series(plan_list, index=episodes.index, dtype=object))
     return episodes.reset_index(drop=True)
+
+
+def watch(basin: BasinTwin, policy: alerts.Policy | None = None) -> StoreWatch:
+    """The warning episodes of :func:`warnings` (``plans=False``, the whole store), kept up to date.
+
+    Each call of the result's ``episodes()`` reads only the readings stored since the
+    last and evaluates again only what they change (:mod:`twin.watch`), for a server
+    that shows warnings while stations post readings.
+    """
+    from .watch import StoreWatch
+
+    return StoreWatch(basin.store, _stations(basin), policy or alerts.load_policy(), escalation_table(basin))
+
+
+def _stations(basin: BasinTwin) -> pd.DataFrame:
+    """What warnings need of every site: id, water body, target class."""
+    sites = basin.sites
+    return pd.DataFrame({"id": sites["id"], "water_body": sites["water_body"], "target_class": sites["target_class"]})
 
 
 def _epoch(t: Any) -> int | None:

@@ -14,7 +14,8 @@ collection         one feature per                                        id    
 
 A warning's id is ``<station>.<parameter>.<start as YYYYMMDDTHHMMZ>``; its
 episode is decided by the default warning policy over every reading in the
-store (:func:`twin.response.warnings`), escalated by the network.
+store (:func:`twin.response.warnings`), escalated by the network, and kept up to
+date as readings arrive (:func:`episodes`).
 
 The model's collections are built once per twin; incidents and warnings once
 per state of the store (:meth:`web.state.TwinState.fingerprint`).
@@ -159,14 +160,15 @@ def warning_id(station: str, parameter: str, start: pd.Timestamp) -> str:
 
 
 def episodes(state: TwinState) -> pd.DataFrame:
-    """Warning episodes over every reading in the store (no response plans), cached per store state."""
+    """Warning episodes over every reading in the store now (no response plans).
 
-    def compute() -> pd.DataFrame:
-        from twin.response import warnings
+    Those of :func:`twin.response.warnings`, kept up to date by :func:`twin.response.watch`:
+    a request after a commit reads what it stored and evaluates again only the series it
+    touched, not every reading of the store.
+    """
+    from twin.response import watch
 
-        return warnings(state.basin, plans=False)
-
-    return state.memo("episodes", (state.manifest_hash, state.fingerprint()), compute)
+    return state.memo("warnings:watch", state.manifest_hash, lambda: watch(state.basin)).episodes()
 
 
 def _warnings(state: TwinState) -> FeatureTable:

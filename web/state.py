@@ -57,6 +57,7 @@ class TwinState:
         self._basin: BasinTwin | None = None
         self._access: Access | None = None
         self._memo: dict[str, tuple[Any, Any]] = {}
+        self._locks: dict[str, threading.RLock] = {}  # one per memo name
         self._stamp: tuple[int, int] | None = None
         self.manifest: dict[str, Any] = {}
         self.manifest_hash = ""
@@ -160,11 +161,17 @@ class TwinState:
         return int(r or 0), int(e or 0)
 
     def memo(self, name: str, key: Any, compute: Callable[[], T]) -> T:
-        """``compute()`` once per ``key`` (the last value of each name is kept)."""
+        """``compute()`` once per ``key`` (the last value of each name is kept).
+
+        One computation of a name at a time; computing one name never holds up another
+        (the features of the reaches, built in a second, do not stall the warnings).
+        """
         hit = self._memo.get(name)
         if hit is not None and hit[0] == key:
             return hit[1]
         with self._lock:
+            lock = self._locks.setdefault(name, threading.RLock())
+        with lock:
             hit = self._memo.get(name)
             if hit is not None and hit[0] == key:
                 return hit[1]
