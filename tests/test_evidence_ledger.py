@@ -343,9 +343,6 @@ def test_one_items_custody_and_shares_are_checked_before_they_are_shown(tiny):
 
 def test_a_ledger_from_before_the_binding_is_migrated_and_still_checked(tmp_path):
     """Migration 0007 on a store whose leaves hold no row ids and whose heads have no leaf."""
-    from alembic import command
-    from alembic.config import Config
-
     from twin.evidence import EvidenceLog, make_record
     from twin.evidence.canonical import digest_bytes
     from twin.evidence.keys import Signer, sign_head
@@ -356,15 +353,7 @@ def test_a_ledger_from_before_the_binding_is_migrated_and_still_checked(tmp_path
     init_keys(folder, AGENCY)
     url = f"sqlite:///{folder / 'ops.sqlite'}"
     engine = sa.create_engine(url)
-    cfg = Config()
-    cfg.set_main_option("script_location", str(Path(store.__file__).parent / "migrations"))
-
-    def to(revision: str, down: bool = False) -> None:
-        with engine.begin() as conn:
-            cfg.attributes["connection"] = conn
-            (command.downgrade if down else command.upgrade)(cfg, revision)
-
-    to("0006")
+    store.migrate(engine, "0006")
     sha = "ab" * 32
     body = make_record(
         {
@@ -448,7 +437,7 @@ def test_a_ledger_from_before_the_binding_is_migrated_and_still_checked(tmp_path
     )
     ledger.engine.dispose()
     engine = sa.create_engine(url)
-    to("0006", down=True)
+    store.downgrade(engine, "0006")
     with engine.connect() as c:
         assert "leaf_index" not in {col["name"] for col in sa.inspect(c).get_columns("evidence_items")}
     engine.dispose()

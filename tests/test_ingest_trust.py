@@ -437,21 +437,10 @@ def test_ingest_exits_1_with_the_counts_when_every_row_is_rejected(basin, tmp_pa
 # the migration
 # ---------------------------------------------------------------------------
 def test_migration_0006_renames_hj212_set_values_and_downgrades(tmp_path):
-    from alembic import command
-    from alembic.config import Config
-
     from twin import store
 
     engine = sa.create_engine(f"sqlite:///{tmp_path / 'ops.sqlite'}")
-    cfg = Config()
-    cfg.set_main_option("script_location", str(Path(store.__file__).parent / "migrations"))
-
-    def to(revision: str, down: bool = False) -> None:
-        with engine.begin() as conn:
-            cfg.attributes["connection"] = conn
-            (command.downgrade if down else command.upgrade)(cfg, revision)
-
-    to("0005")
+    store.migrate(engine, "0005")
     with engine.begin() as conn:
         conn.exec_driver_sql("INSERT INTO stations VALUES ('UP', 'Up', 'station', 'river', 3, NULL, NULL, NULL, NULL)")
         conn.exec_driver_sql("INSERT INTO datastreams (station_id, parameter, unit) VALUES ('UP', 'DO', 'mg/L')")
@@ -461,13 +450,13 @@ def test_migration_0006_renames_hj212_set_values_and_downgrades(tmp_path):
                 "INSERT INTO readings (datastream_id, time, tz_offset_min, value, flag, version, batch_id, current) "
                 f"VALUES (1, {k}, 0, 8.0, 'S', 1, {k}, 1)"
             )
-    to("head")
+    store.migrate(engine, "head")
     with engine.connect() as conn:
         assert conn.exec_driver_sql("SELECT flag, qualifier FROM readings ORDER BY time").all() == [
             ("H", ""),
             ("S", ""),
         ]
-    to("0005", down=True)
+    store.downgrade(engine, "0005")
     with engine.connect() as conn:
         assert conn.exec_driver_sql("SELECT flag FROM readings ORDER BY time").scalars().all() == ["S", "S"]
         assert "qualifier" not in {c["name"] for c in sa.inspect(conn).get_columns("readings")}

@@ -366,15 +366,7 @@ def _series(
         if rule.escalate_from is not None:
             escalations.append((level, rule))
             continue
-        cond = valid.copy()
-        if rule.worse_than_target:
-            cond &= worse
-        if rule.class_at_least is not None:
-            cond &= klass >= rule.class_at_least
-        if rule.multiple_at_least is not None:
-            cond &= multiple_or_none >= rule.multiple_at_least
-        if rule.rise_per_hour is not None:
-            cond &= rise_or_none >= rule.rise_per_hour
+        cond = _conditions(rule, valid, worse, klass, multiple_or_none, rise_or_none)
         if not cond.any():
             continue
         fires = _run_lengths(cond) >= rule.persistence if rule.persistence > 1 else cond
@@ -488,15 +480,29 @@ def may_warn(
             continue  # needs a level of the reading's own first
         if not (rule.worse_than_target or rule.class_at_least is not None or rule.multiple_at_least is not None):
             return np.ones(len(v), dtype=bool)
-        cond = valid.copy()
-        if rule.worse_than_target:
-            cond &= worse
-        if rule.class_at_least is not None:
-            cond &= klass >= rule.class_at_least
-        if rule.multiple_at_least is not None:
-            cond &= multiple_or_none >= rule.multiple_at_least
-        out |= cond
+        out |= _conditions(rule, valid, worse, klass, multiple_or_none, None)
     return out
+
+
+def _conditions(
+    rule: Rule,
+    valid: np.ndarray,
+    worse: np.ndarray,
+    klass: np.ndarray,
+    multiple: np.ndarray,
+    rise: np.ndarray | None,
+) -> np.ndarray:
+    """Where every condition of ``rule`` holds (its rise too, unless ``rise`` is None); -inf for an unknown measure."""
+    cond = valid.copy()
+    if rule.worse_than_target:
+        cond &= worse
+    if rule.class_at_least is not None:
+        cond &= klass >= rule.class_at_least
+    if rule.multiple_at_least is not None:
+        cond &= multiple >= rule.multiple_at_least
+    if rise is not None and rule.rise_per_hour is not None:
+        cond &= rise >= rule.rise_per_hour
+    return cond
 
 
 def _close(ep: _Episode, at: pd.Timestamp, reason: str) -> None:

@@ -19,8 +19,12 @@ cost in speed).
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -188,16 +192,64 @@ def connect(url: str) -> sa.Engine:
     return engine
 
 
-def migrate(engine: sa.Engine) -> None:
-    """Bring the schema to the latest Alembic revision."""
+#: Alembic's migration context is one per process (a module global): one migration at a time
+_MIGRATING = threading.Lock()
+#: the PostgreSQL advisory lock key every process takes while it migrates ("twin" in ASCII)
+_PG_MIGRATION_LOCK = 0x7477696E
+
+
+def migrate(engine: sa.Engine, revision: str = "head") -> None:
+    """Bring the schema to an Alembic revision (the latest by default).
+
+    Safe when several threads or processes open a new store at once: threads take a
+    process lock (Alembic's context is global), processes on PostgreSQL a transaction
+    advisory lock, on SQLite the write lock of a ``BEGIN IMMEDIATE``; whoever comes
+    second finds the schema made and does nothing.
+    """
     from alembic import command
+
+    with _migrating(engine) as conn:
+        command.upgrade(_alembic(conn), revision)
+
+
+def downgrade(engine: sa.Engine, revision: str) -> None:
+    """Take the schema back to an older Alembic revision (what each step's ``downgrade`` undoes)."""
+    from alembic import command
+
+    with _migrating(engine) as conn:
+        command.downgrade(_alembic(conn), revision)
+
+
+@contextlib.contextmanager
+def _migrating(engine: sa.Engine) -> Iterator[sa.Connection]:
+    """One transaction holding the store's migration lock (see :func:`migrate`)."""
+    with _MIGRATING:
+        if engine.dialect.name == "sqlite" and engine.url.database not in (None, "", ":memory:"):
+            # pysqlite begins a transaction only before the first DML, so two processes would both read
+            # "no schema" and both create it; an engine of its own that begins with BEGIN IMMEDIATE
+            # takes the write lock first (SQLAlchemy's recipe for pysqlite transactions)
+            locked = sa.create_engine(engine.url, connect_args={"isolation_level": None}, poolclass=sa.pool.NullPool)
+            event.listen(locked, "connect", _sqlite_pragmas)
+            event.listen(locked, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
+            try:
+                with locked.begin() as conn:
+                    yield conn
+            finally:
+                locked.dispose()
+            return
+        with engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_PG_MIGRATION_LOCK})")
+            yield conn
+
+
+def _alembic(conn: sa.Connection) -> Any:
     from alembic.config import Config
 
     cfg = Config()
     cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "head")
+    cfg.attributes["connection"] = conn
+    return cfg
 
 
 # -- the evidence ledger (twin.evidence): files by hash, custody, the Merkle log, signed heads --------
