@@ -349,11 +349,14 @@ def check_rows(
     factor = np.full(len(df), np.nan)
     canonical = np.full(len(df), "", dtype=object)
     unit_text = _stripped(df["unit"]) if "unit" in df else np.full(len(df), "", dtype=object)
-    param = df["parameter"].to_numpy()
-    for p, u in set(zip(param, unit_text)):
+    p_codes, p_uniq = pd.factorize(df["parameter"])
+    u_codes, u_uniq = pd.factorize(pd.Series(unit_text, dtype=object))
+    pair = p_codes.astype("int64") * max(len(u_uniq), 1) + u_codes
+    for code in np.unique(pair):  # each distinct (parameter, unit) once, never a loop over rows
+        p, u = p_uniq[code // max(len(u_uniq), 1)], u_uniq[code % max(len(u_uniq), 1)]
         target = _UNITS.get(u)
         if target is not None and target[0] == PARAMETERS[p].unit:
-            idx = (param == p) & (unit_text == u)
+            idx = pair == code
             factor[idx] = target[1]
             canonical[idx] = target[0]
     bad_unit = np.isnan(factor)
