@@ -239,9 +239,15 @@ class Archive:
         l_extra = fh.read(l_extra_len)
         if len(l_name) != l_name_len or len(l_extra) != l_extra_len:
             raise self._damaged(member, "its local header runs past the end of the file")
-        local64 = _zip64(l_extra, l_size == MAX32, l_comp == MAX32, False)
-        if local64 is None or (l_extra and set(local64) != {"size", "compressed"}):
+        # a zip64 field in a local header holds both sizes; zipfile of some Pythons (Debian 12's 3.11.2) writes it with the
+        # real sizes in the header too, later versions with 0xFFFFFFFF there: either, if they agree
+        local64 = _zip64(l_extra, True, True, False) if l_extra else {}
+        if local64 is None or any(
+            have not in (MAX32, local64[key]) for key, have in (("size", l_size), ("compressed", l_comp)) if local64
+        ):
             raise self._damaged(member, "its local header's extra field is not the zip64 field of its sizes")
+        if not local64 and MAX32 in (l_size, l_comp):
+            raise self._damaged(member, "its local header's sizes call for a zip64 field that is not there")
         l_size, l_comp = local64.get("size", l_size), local64.get("compressed", l_comp)
         differ = [
             what
