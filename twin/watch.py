@@ -58,7 +58,7 @@ class _Series:
     done: list[dict[str, Any]] = field(default_factory=list)  # episodes that began before the quiet point
     tail: list[dict[str, Any]] = field(default_factory=list)  # episodes from the quiet point on (at most one)
     quiet: int = 0  # usable readings before the quiet point (no warning open before the next one)
-    before_quiet: int | None = None  # time (ns) of the last usable reading before the quiet point
+    before_quiet: int | None = None  # a new reading at or before this time (ns) means evaluating from the start
     last: int | None = None  # time (ns) of the last usable reading
     usable: int = 0  # how many usable readings
 
@@ -251,7 +251,7 @@ class Watch:
         s = max(0, q - self._lookback)
         wb, target = self._info[station]
         assert self._until is not None
-        found, quiet = alerts._series(
+        found, quiet, on_expiry = alerts._series(
             station,
             parameter,
             pd.DatetimeIndex(t[s:], tz="UTC"),
@@ -271,7 +271,13 @@ class Watch:
         held.done += ended
         held.tail = rows[len(ended) :]
         held.quiet = quiet
-        held.before_quiet = int(t[quiet - 1]) if quiet > 0 else None
+        # what a reading may not come before for the series to resume here: the reading before the
+        # quiet point; or the quiet point itself when its gap expired the warning before (a reading
+        # between the two would keep that warning open)
+        if on_expiry:
+            held.before_quiet = int(t[quiet]) - 1
+        else:
+            held.before_quiet = int(t[quiet - 1]) if quiet > 0 else None
         held.last = int(t[-1])
 
 
