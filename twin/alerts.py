@@ -332,6 +332,7 @@ def _series(
     escalate: Callable[[str, pd.Timestamp], str | None],
     until: pd.Timestamp,
     start: int = 0,
+    start_on_expiry: bool = False,
 ) -> tuple[list[_Episode], int, bool]:
     """The episodes of one series; the index where its last open episode began (``len(v)`` if none is open);
     and whether that reading itself expired the episode before it (so the machine's quiet before
@@ -341,7 +342,9 @@ def _series(
     readings before it only feed the rules' persistence and rise. If the machine is
     quiet before reading ``start`` of the whole series, and ``start`` leaves at least
     :func:`lookback` readings before it, this gives the episodes of the whole series
-    from ``start`` on: what :class:`twin.watch.Watch` relies on to resume a series.
+    from ``start`` on: what :class:`twin.watch.Watch` relies on to resume a series
+    (``start_on_expiry`` says that reading ``start`` expired a warning, as the run that
+    found the quiet point said).
     """
     n = len(v)
     t_ns = t.as_unit("ns").asi8
@@ -389,7 +392,7 @@ def _series(
     episodes: list[_Episode] = []
     ep: _Episode | None = None
     level = below = 0
-    expired_at = -1
+    expired_at = start if start_on_expiry else -1  # the gap before ``start`` expired a warning
     times = t_ns.tolist()  # plain ints: boxing a Timestamp per reading cost a second a year of 500 stations
     for i in range(start, n):
         if ep is None and raw[i] == 0:
