@@ -78,7 +78,7 @@ def histories(draw):
     return [events[a:b] for a, b in zip([0, *cuts], [*cuts, len(events)]) if b > a]
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(histories())
 def test_kept_episodes_are_those_of_a_full_evaluation_after_every_batch(batches):
     w = Watch(STATIONS, escalation=ESCALATION)
@@ -112,6 +112,31 @@ def test_a_late_reading_and_a_correction_change_closed_episodes():
     first = pd.DataFrame({"station": "S1", "parameter": "NH3-N", "time": t, "value": values})
     events = [*first.assign(flag="").to_dict("records"), *late.assign(flag="").to_dict("records")]
     pd.testing.assert_frame_equal(ep, alerts.evaluate(current(events), STATIONS))
+
+
+def test_a_late_reading_in_the_gap_that_expired_a_warning_keeps_it_open():
+    """A warning expired by a 32-hour gap, another opened by the reading after it: a reading in the gap joins them.
+
+    Also after the series resumed from that second warning's start (a reading after it came first).
+    """
+    t = [T0 + pd.Timedelta(hours=h) for h in (0, 2, 4, 36, 38)]
+    first = pd.DataFrame({"station": "S1", "parameter": "NH3-N", "time": t, "value": [0.1, 1.4, 1.4, 1.4, 1.4]})
+
+    def one(hours: int, value: float) -> pd.DataFrame:
+        return pd.DataFrame(
+            {"station": ["S1"], "parameter": ["NH3-N"], "time": [T0 + pd.Timedelta(hours=hours)]}
+        ).assign(value=value)
+
+    for steps in ([one(20, 0.1)], [one(40, 1.4), one(20, 0.1)]):
+        w = Watch(STATIONS)
+        w.add(first)
+        assert w.episodes()["end_reason"].tolist() == ["expired", None]
+        for rows in steps:
+            w.add(rows)
+        events = [*first.assign(flag="").to_dict("records")]
+        events += [r for rows in steps for r in rows.assign(flag="").to_dict("records")]
+        pd.testing.assert_frame_equal(w.episodes(), alerts.evaluate(current(events), STATIONS))
+        assert len(w.episodes()) == 1
 
 
 def test_the_end_of_the_period_expires_an_open_warning_of_a_silent_station():

@@ -323,6 +323,7 @@ class _Episode:
     last: int = 0  # index of the last reading in the episode
     peak_value: float = np.nan
     peak_multiple: float = np.nan
+    after_expiry: bool = False  # opened by the reading whose gap expired the episode before
 
 
 def _series(
@@ -336,14 +337,19 @@ def _series(
     escalate: Callable[[str, pd.Timestamp], str | None],
     until: pd.Timestamp,
     start: int = 0,
-) -> tuple[list[_Episode], int]:
-    """The episodes of one series, and the index where its last open episode began (``len(v)`` if none is open).
+    start_on_expiry: bool = False,
+) -> tuple[list[_Episode], int, bool]:
+    """The episodes of one series; the index where its last open episode began (``len(v)`` if none is open);
+    and whether that reading itself expired the episode before it (so the machine's quiet before
+    it holds only as long as no reading comes between it and the previous one).
 
     With ``start``, the state machine begins at that reading with no warning open; the
     readings before it only feed the rules' persistence and rise. If the machine is
     quiet before reading ``start`` of the whole series, and ``start`` leaves at least
     :func:`lookback` readings before it, this gives the episodes of the whole series
-    from ``start`` on: what :class:`twin.watch.Watch` relies on to resume a series.
+    from ``start`` on: what :class:`twin.watch.Watch` relies on to resume a series
+    (``start_on_expiry`` says that reading ``start`` expired a warning, as the run that
+    found the quiet point said).
     """
     n = len(v)
     t_ns = t.as_unit("ns").asi8
@@ -383,13 +389,14 @@ def _series(
     episodes: list[_Episode] = []
     ep: _Episode | None = None
     level = below = 0
+    expired_at = start if start_on_expiry else -1  # the gap before ``start`` expired a warning
     times = t_ns.tolist()  # plain ints: boxing a Timestamp per reading cost a second a year of 500 stations
     for i in range(start, n):
         if ep is None and raw[i] == 0:
             continue  # quiet: no warning open and no rule fires (escalation needs a level first)
         if ep is not None and times[i] - times[i - 1] > expiry_ns:
             _close(ep, t[i - 1] + expiry, "expired")
-            ep, level, below = None, 0, 0
+            ep, level, below, expired_at = None, 0, 0, i
         r, rule_id, frm, reason = int(raw[i]), str(raw_rule[i]), int(first[i]), None
         for esc_level, esc_rule in escalations:
             from_level = LEVELS.index(str(esc_rule.escalate_from)) + 1
@@ -403,7 +410,7 @@ def _series(
             continue
         if r > level:
             if ep is None:
-                ep = _Episode(station, parameter, t[i], first=i)
+                ep = _Episode(station, parameter, t[i], first=i, after_expiry=expired_at == i)
                 episodes.append(ep)
             level, below = r, 0
             ep.changes.append((t[i], level, rule_id))
@@ -427,7 +434,7 @@ def _series(
         ep.last = i
     # the machine is quiet before the first reading of the episode still open (an expiry at the end of
     # the period is not final: a later reading of this series may come before it); else after the last
-    quiet = n if ep is None else ep.first
+    quiet, on_expiry = (n, False) if ep is None else (ep.first, ep.after_expiry)
     if ep is not None:
         if until - t[n - 1] > expiry:
             _close(ep, t[n - 1] + expiry, "expired")
@@ -438,7 +445,7 @@ def _series(
         e_m = multiple[e.first : e.last + 1]
         e.peak_value = _worst(parameter, e_v)
         e.peak_multiple = float(np.nanmax(e_m)) if np.isfinite(e_m).any() else np.nan
-    return episodes, quiet
+    return episodes, quiet, on_expiry
 
 
 def lookback(policy: Policy) -> int:
@@ -665,7 +672,7 @@ def evaluate(
         station, parameter = str(st_names[st_codes[a]]), str(pa_names[pa_codes[a]])
         wb, target = info[station]
         times = pd.DatetimeIndex(t_ns[a:b], tz="UTC")
-        found, _ = _series(station, parameter, times, values_all[a:b], target, wb, policy, escalate, end_of_period)
+        found, *_ = _series(station, parameter, times, values_all[a:b], target, wb, policy, escalate, end_of_period)
         episodes += found
     return _frame(_rows(episodes))
 

@@ -59,8 +59,9 @@ class _Series:
     done: list[dict[str, Any]] = field(default_factory=list)  # episodes that began before the quiet point
     tail: list[dict[str, Any]] = field(default_factory=list)  # episodes from the quiet point on (at most one)
     quiet: int = 0  # usable readings before the quiet point (no warning open before the next one)
-    before_quiet: int | None = None  # time (ns) of the last usable reading before the quiet point
+    before_quiet: int | None = None  # a new reading at or before this time (ns) means evaluating from the start
     last: int | None = None  # time (ns) of the last usable reading
+    on_expiry: bool = False  # the quiet point's reading expired the warning before it
     usable: int = 0  # how many usable readings
 
     def upsert(self, t: np.ndarray, v: np.ndarray, ok: np.ndarray, version: np.ndarray) -> None:
@@ -234,7 +235,7 @@ class Watch:
                 if not held.usable:  # the first readings evaluated: the empty table gets its types
                     self._frame = None
                 held.usable += len(t)
-                held.quiet = held.usable
+                held.quiet, held.on_expiry = held.usable, False
                 held.before_quiet = held.last = int(t[-1])
 
     def _evaluate(self, key: Key, held: _Series, full: bool) -> None:
@@ -244,15 +245,16 @@ class Watch:
         t, v = held.t[held.ok], held.v[held.ok]
         held.usable = len(t)
         if full:
-            held.done, held.quiet = [], 0
+            held.done, held.quiet, held.on_expiry = [], 0, False
         if not len(t):
             held.done, held.tail, held.quiet, held.before_quiet, held.last = [], [], 0, None, None
+            held.on_expiry = False
             return
         q = held.quiet
         s = max(0, q - self._lookback)
         wb, target = self._info[station]
         assert self._until is not None
-        found, quiet = alerts._series(
+        found, quiet, on_expiry = alerts._series(
             station,
             parameter,
             pd.DatetimeIndex(t[s:], tz="UTC"),
@@ -263,6 +265,7 @@ class Watch:
             self._escalate,
             pd.Timestamp(self._until, tz="UTC"),
             start=q - s,
+            start_on_expiry=held.on_expiry,
         )
         rows = alerts._rows(found)
         quiet += s
@@ -271,8 +274,14 @@ class Watch:
         ended = [r for r in rows if boundary is None or r["start"] < boundary]
         held.done += ended
         held.tail = rows[len(ended) :]
-        held.quiet = quiet
-        held.before_quiet = int(t[quiet - 1]) if quiet > 0 else None
+        held.quiet, held.on_expiry = quiet, on_expiry
+        # what a reading may not come before for the series to resume here: the reading before the
+        # quiet point; or the quiet point itself when its gap expired the warning before (a reading
+        # between the two would keep that warning open)
+        if on_expiry:
+            held.before_quiet = int(t[quiet]) - 1
+        else:
+            held.before_quiet = int(t[quiet - 1]) if quiet > 0 else None
         held.last = int(t[-1])
 
 
