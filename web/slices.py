@@ -390,7 +390,7 @@ def station_series(station_id: str) -> Any:
     assert limit is not None
     if start is not None and end is not None and start > end:
         raise ParameterError("end", f"{end.isoformat()} is before start {start.isoformat()}")
-    rows = query(st.store, [station_id], [p], start, end, usable_only=True).sort_values("time")
+    rows = query(st.store, [station_id], [p], start, end, usable_only=True, limit=limit + 1)
     more = len(rows) > limit
     rows = rows.iloc[:limit]
     wb = str(site.get("water_body") or "river")
