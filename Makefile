@@ -11,7 +11,7 @@ BIN     = $(VENV)/bin
 TWIN_DIR ?= twins/cevennes
 PORT    ?= 8000
 STAMP   = $(VENV)/.installed
-MAPLIBRE = web/static/vendor/maplibre-gl/VERSION
+MAPLIBRE = twin_web/static/vendor/maplibre-gl/VERSION
 # what scripts/system-packages.sh checks for: the goal asked for (a prerequisite inherits it)
 SYSTEM_FOR = demo
 test: SYSTEM_FOR = test
@@ -29,8 +29,8 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e ".[scene,web,test,dev]"
 	touch $(STAMP)
 
-$(MAPLIBRE): web/package.json web/package-lock.json | system
-	sh web/vendor.sh
+$(MAPLIBRE): twin_web/package.json twin_web/package-lock.json | system
+	sh twin_web/vendor.sh
 
 setup: system $(STAMP) $(MAPLIBRE)
 
@@ -53,13 +53,13 @@ demo: setup
 	$(BIN)/twin serve $(TWIN_DIR) --port $(PORT)
 
 test: setup
-	$(BIN)/ruff check twin web tests benchmarks
+	$(BIN)/ruff check twin twin_web tests benchmarks
 	$(BIN)/mypy
 	@echo "-- tests: PostgreSQL in a throwaway cluster the run starts and removes; a skipped test is a failure unless marked expected_skip(reason=...)"
 	$(BIN)/python -m pytest -q
 
 lint: setup
-	$(BIN)/ruff check twin web tests benchmarks
+	$(BIN)/ruff check twin twin_web tests benchmarks
 	$(BIN)/ruff format --check twin web tests benchmarks
 
 bench: setup

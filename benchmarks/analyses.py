@@ -75,7 +75,7 @@ def bench_downstream(basin, n: int) -> None:
 
 
 def bench_plume(basin) -> None:
-    from twin import plume
+    from twin.analysis import plume
 
     loc = basin.locate(3.84482, 44.15832)
     sites = basin.sites[["id", "reach_id", "measure_m"]]
@@ -99,8 +99,8 @@ def bench_plume(basin) -> None:
 
 
 def bench_warnings(n_stations: int) -> None:
-    from twin import alerts
-    from twin.simulate import simulate_year
+    from twin.analysis import alerts
+    from twin.analysis.simulate import simulate_year
 
     ids = [f"S{k:04d}" for k in range(n_stations)]
     long = simulate_year(ids, 2025)
@@ -123,8 +123,8 @@ def bench_warnings(n_stations: int) -> None:
 
 
 def bench_upstream(basin) -> None:
-    from twin.scenarios import release_signal
-    from twin.tracing import trace_upstream
+    from twin.analysis.scenarios import release_signal
+    from twin.analysis.tracing import trace_upstream
 
     sites = basin.sites.set_index("id")
     st = sites.loc["GM-STETIENNE"]

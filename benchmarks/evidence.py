@@ -58,8 +58,8 @@ def entry(i: int) -> dict:
 
 
 def bench_appends(work: Path, entries: int, single: bool) -> Path:
-    from twin import store
     from twin.evidence import EvidenceLog
+    from twin.ops import store
 
     kept = None
     for mode in (["single"] if single else []) + ["batch"]:
@@ -95,8 +95,8 @@ def bench_appends(work: Path, entries: int, single: bool) -> Path:
 
 
 def bench_proofs(db: Path, samples: int = 1000) -> None:
-    from twin import store
     from twin.evidence import EvidenceLog, merkle
+    from twin.ops import store
 
     engine = store.connect(f"sqlite:///{db}")
     lg = EvidenceLog(engine)
@@ -157,8 +157,8 @@ def bench_bundle(work: Path, files: int, file_mb: float) -> None:
     import numpy as np
 
     import twin
+    from twin.analysis.scenarios import run
     from twin.evidence import Ledger, init_keys, make_bundle, verify_bundle
-    from twin.scenarios import run
 
     folder = demo_twin(work)
     basin = twin.open(str(folder))

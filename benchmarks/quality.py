@@ -1,4 +1,4 @@
-"""Throughput of the GB 3838-2002 classification (``twin.quality``).
+"""Throughput of the GB 3838-2002 classification (``twin.analysis.quality``).
 
 Prints one JSON line per case on stdout, then a summary line:
 
@@ -33,7 +33,7 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from twin import quality
+from twin.analysis import quality
 
 GOAL_VALUES_PER_S = 20e6
 

@@ -126,7 +126,7 @@ def bench_ingest(rows: int, folder: Path) -> None:
 
 
 def bench_classify(values: int) -> None:
-    from twin import quality
+    from twin.analysis import quality
 
     rng = np.random.default_rng(1)
     chunk = min(values, 10_000_000)

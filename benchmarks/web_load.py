@@ -26,7 +26,7 @@ after the other against the same server:
             batch of ``--ingest-hours`` (default 6) of 2-hourly readings of every
             station (8 background parameters, and As, Pb and Cd with a second mine
             leak released 2 hours into the feed), each batch one commit through
-            :func:`twin.readings.store_rows`, the ingest path of ``twin ingest`` and
+            :func:`twin.ops.readings.store_rows`, the ingest path of ``twin ingest`` and
             ``POST /api/readings``. Its line (``"kind": "ingest"``) gives batches,
             rows stored, rows/s over the phase, commit times, and how many warning
             episodes the server shows afterwards that started in the fed window
@@ -90,8 +90,8 @@ def demo_twin(folder: Path) -> Path:
     import pandas as pd
 
     import twin
-    from twin import scenarios
-    from twin.simulate import simulate_year
+    from twin.analysis import scenarios
+    from twin.analysis.simulate import simulate_year
 
     out = folder / "cevennes"
     basin = twin.BasinTwin.build(ROOT / "data" / "cevennes" / "basin.yml")
@@ -187,7 +187,7 @@ def feed_start(twin_dir: Path) -> Any:
     import sqlalchemy as sa
 
     import twin
-    from twin.store import readings
+    from twin.ops.store import readings
 
     with twin.open(str(twin_dir)).store.connect() as conn:
         last = conn.execute(sa.select(sa.func.max(readings.c.time))).scalar()
@@ -199,14 +199,14 @@ def feed_start(twin_dir: Path) -> Any:
 def feed_rows(basin: Any, start: Any, hours: float) -> Any:
     """The tidy rows the feed posts: ``hours`` of 2-hourly simulated readings of every station from ``start``.
 
-    The 8 background parameters of :func:`twin.simulate.simulate_year`, and As, Pb and Cd:
+    The 8 background parameters of :func:`twin.analysis.simulate.simulate_year`, and As, Pb and Cd:
     their background plus a release at the mine (the mine-leak scenario's source) 2 hours
-    after ``start``, carried to the stations by :func:`twin.scenarios.release_signal`.
+    after ``start``, carried to the stations by :func:`twin.analysis.scenarios.release_signal`.
     """
     import pandas as pd
 
-    from twin.scenarios import release_signal
-    from twin.simulate import SIMULATED_FLAG, simulate_year
+    from twin.analysis.scenarios import release_signal
+    from twin.analysis.simulate import SIMULATED_FLAG, simulate_year
 
     stations = basin.sites[basin.sites["kind"] == "station"]["id"].tolist()
     times = pd.date_range(start, periods=max(1, int(np.ceil(hours / 2))), freq=FEED_STEP)
@@ -236,7 +236,7 @@ def feed(twin_dir: str, start: Any, every: float, hours: float, seconds: float, 
     import pandas as pd
 
     import twin
-    from twin.readings import store_rows
+    from twin.ops.readings import store_rows
 
     basin = twin.open(twin_dir)
     n = int(seconds / every) + 2

@@ -1,7 +1,7 @@
 #!/bin/sh
 # The system packages that `make demo` and `make test` need, installed when missing (run by the Makefile).
 #
-#   sh scripts/system-packages.sh demo   Node.js and npm: web/vendor.sh fetches the map viewer's MapLibre GL JS
+#   sh scripts/system-packages.sh demo   Node.js and npm: twin_web/vendor.sh fetches the map viewer's MapLibre GL JS
 #   sh scripts/system-packages.sh test   that, and what the tests use: Chromium (/usr/bin/chromium, the viewer's
 #                                        browser tests), a CJK font (the 3D scene's Chinese labels), Mesa's EGL
 #                                        and software renderer (the 3D scene off screen) and PostgreSQL's server

@@ -16,9 +16,9 @@ from click.testing import CliRunner
 
 from twin.access import ROLES, Resource, User, can, codes_of
 from twin.cli import cli
-from twin.hj212 import frame
-from twin.incidents import Incidents
-from web import create_app
+from twin.ops.hj212 import frame
+from twin.ops.incidents import Incidents
+from twin_web import create_app
 
 from .webauth import CASE, CASE_LOZERE, PASSWORD, bearer, mine_leak_case, token
 
@@ -173,7 +173,7 @@ def test_a_case_and_its_incident_are_visible_by_the_same_rule(app, case):
 
 
 def test_every_response_carries_a_content_security_policy(app, case):
-    from web.auth import DATA_CSP, PAGE_CSP
+    from twin_web.auth import DATA_CSP, PAGE_CSP
 
     admin = bearer(case["tokens"]["admin"])
     c = app.test_client()
@@ -275,7 +275,7 @@ def test_a_share_or_a_place_forged_on_the_store_grants_nothing(demo_dir, tmp_pat
     import sqlalchemy as sa
 
     import twin
-    from twin.store import case_shares, custody_records
+    from twin.ops.store import case_shares, custody_records
 
     folder = tmp_path / "cevennes"
     case = mine_leak_case(demo_dir, folder)
@@ -418,7 +418,7 @@ def test_the_secret_is_made_at_first_start_with_strict_modes(case):
     folder = case["basin"].path
     secrets = folder / "secrets"
     assert stat.S_IMODE(secrets.stat().st_mode) == 0o700
-    assert stat.S_IMODE((secrets / "web.key").stat().st_mode) == 0o600
+    assert stat.S_IMODE((secrets / "twin_web.key").stat().st_mode) == 0o600
     access = case["access"]
     assert all(len(t) > 40 for t in case["tokens"].values())
     with access.engine.connect() as conn:

@@ -16,7 +16,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, settings
 
-from web import create_app
+from twin_web import create_app
 
 from .webauth import bearer, mine_leak_case
 

@@ -10,7 +10,7 @@ tile of each layer), and each request is sent as each user: admin, an investigat
 The expected answer of every cell comes from the rule, not from a hand-made list: the route's
 action from :data:`web.auth.ENDPOINTS` (through :func:`web.auth.action_of`), then
 :func:`twin.access.can` and :class:`twin.access.Scope` built from the store's own data
-(incidents from :class:`twin.incidents.Incidents`, warnings from :func:`twin.response.warnings`,
+(incidents from :class:`twin.ops.incidents.Incidents`, warnings from :func:`twin.analysis.response.warnings`,
 cases from :func:`twin.access.case_resources`). For the scoped routes the body is checked too:
 which features, stations' warning fields, warning periods and cases are present, and that no
 warning id or case id the user may not see appears anywhere in a body.
@@ -31,12 +31,12 @@ import pandas as pd
 import pytest
 
 from twin.access import ACTIONS, Access, Scope, User
-from twin.incidents import Incidents
-from web import create_app
-from web.auth import action_of
-from web.collections import COLLECTIONS, warning_id
-from web.openapi import document
-from web.tiles import LAYERS
+from twin.ops.incidents import Incidents
+from twin_web import create_app
+from twin_web.auth import action_of
+from twin_web.collections import COLLECTIONS, warning_id
+from twin_web.openapi import document
+from twin_web.tiles import LAYERS
 
 from .webauth import CASE, CASE_LOZERE, bearer, mine_leak_case
 
@@ -98,7 +98,7 @@ def world(demo_dir, tmp_path_factory) -> World:
     hearing = access.create_hearing(CASE, judge="judge", hours=48, by="clerk", basin=basin)
     link = access.link(hearing)
     app = create_app(basin.path, testing=True, rate_ingest=(10_000, 100.0))
-    from twin.response import warnings
+    from twin.analysis.response import warnings
 
     users = {who: (access.user(name) if name else None) for who, name in WHO.items()}
     rules = {
@@ -190,7 +190,7 @@ def test_the_matrix_covers_every_route_of_the_app(world: World):
         path = path.replace("{hearing_id}", "{hearingId}")
         routes |= {(m, path) for m in (rule.methods or set()) - {"HEAD", "OPTIONS"}}
     missing = routes - set(OPERATIONS)
-    assert not missing, f"routes of the app missing from the matrix (add them to web/openapi.py): {sorted(missing)}"
+    assert not missing, f"routes of the app missing from the matrix (add them to twin_web/openapi.py): {sorted(missing)}"
     assert set(OPERATIONS) <= routes
 
 

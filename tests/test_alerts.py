@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from twin import alerts
-from twin.alerts import AlertInputError, PolicyError, evaluate, levels_at, load_policy, parse_policy
+from twin.analysis import alerts
+from twin.analysis.alerts import AlertInputError, PolicyError, evaluate, levels_at, load_policy, parse_policy
 from twin.errors import TwinError
 
 T0 = pd.Timestamp("2026-07-01T00:00Z")

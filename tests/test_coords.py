@@ -15,9 +15,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pyproj import Geod
 
-from twin import coords
-from twin.coords import gcj02_to_wgs84, in_china, to_crs, wgs84_to_gcj02
 from twin.errors import CRSError, TwinError
+from twin.model import coords
+from twin.model.coords import gcj02_to_wgs84, in_china, to_crs, wgs84_to_gcj02
 
 GEOD = Geod(ellps="WGS84")
 

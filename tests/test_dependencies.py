@@ -3,7 +3,7 @@
 Every import in ``twin/`` (module level or inside a function) of a module outside the
 standard library must come from a core dependency (``[project] dependencies``), except
 the few lazy imports of an extra listed in :data:`LAZY`, made inside the function that
-draws or serves and turned into an error that says what to install. ``web/`` may use
+draws or serves and turned into an error that says what to install. ``twin_web/`` may use
 the core and the ``web`` extra. The distribution of an import is looked up in the
 environment the tests run in (``importlib.metadata.packages_distributions``).
 """
@@ -21,7 +21,7 @@ from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
-OWN = {"twin", "web"}
+OWN = {"twin", "twin_web"}
 PROVIDERS = packages_distributions()  # import name -> distributions, in this environment
 #: import name -> the extra that provides it; imported only inside the functions that need it,
 #: each with its own error naming the extra (SceneDependencyError, PlotDependencyError, `twin serve`)
@@ -29,8 +29,8 @@ LAZY = {
     "pyvista": "scene",  # twin.scene.layers.pyvista
     "PIL": "scene",  # twin.scene.output (PNG bytes)
     "fontTools": "scene",  # twin.scene.style (glyph checks)
-    "matplotlib": "test",  # twin.plots, for notebooks (pyvista brings it with the scene extra too)
-    "web": "web",  # twin serve: the web package needs the web extra
+    "matplotlib": "test",  # twin.scene.plots, for notebooks (pyvista brings it with the scene extra too)
+    "twin_web": "web",  # twin serve: the web package needs the web extra
 }
 
 
@@ -114,7 +114,7 @@ def test_the_lazy_imports_of_extras_stay_inside_functions():
 
 
 def test_web_imports_only_the_core_and_the_web_extra():
-    assert undeclared(imports("web"), CORE | EXTRAS["web"], {}) == []
+    assert undeclared(imports("twin_web"), CORE | EXTRAS["web"], {}) == []
 
 
 def test_the_check_catches_an_undeclared_import():

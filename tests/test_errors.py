@@ -371,7 +371,7 @@ def _fail_while_writing(monkeypatch, error: BaseException) -> None:
     def boom():
         raise error
 
-    monkeypatch.setattr("twin.folder.software_versions", boom)
+    monkeypatch.setattr("twin.model.folder.software_versions", boom)
 
 
 def test_failure_while_writing_leaves_no_partial_folder(basin, tmp_path, monkeypatch):

@@ -22,12 +22,12 @@ from click.testing import CliRunner
 from PIL import Image
 
 import twin
+from twin.analysis.impact import downstream_report
+from twin.analysis.scenarios import run
 from twin.cli import cli
 from twin.evidence import DamagedBundleError, Ledger, verify_bundle
 from twin.evidence import overlays as ov
 from twin.evidence.bundle import release_plume
-from twin.impact import downstream_report
-from twin.scenarios import run
 
 CASE = "SCENARIO-mine-leak-1"
 AGENCY = "DDT-Lozere"
@@ -144,7 +144,7 @@ def case(demo_dir, tmp_path_factory):
             "--input",
             csv_rec["sha256"],
             "--function",
-            "twin.impact.downstream_report",
+            "twin.analysis.impact.downstream_report",
             "--param",
             "release=" + json.dumps(release),
             "--operator",

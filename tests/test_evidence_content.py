@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from twin.evidence import ContentStore, Ledger
 from twin.evidence.errors import CustodyError, DuplicateEvidenceError, EvidenceError, TamperError, UnknownEvidenceError
-from twin.store import custody_records, evidence_items
+from twin.ops.store import custody_records, evidence_items
 
 
 @pytest.fixture
@@ -180,7 +180,7 @@ def test_derived_products_record_what_remakes_them(tmp_path, ledger):
         category="trace",
         description="downstream trace",
         inputs=[sha],
-        function="twin.impact.downstream_report",
+        function="twin.analysis.impact.downstream_report",
         parameters={"lon": 3.77, "lat": 44.16, "mass_kg": 40},
         operators=["A. Martin", "C. Durand"],
         holder="DDT",

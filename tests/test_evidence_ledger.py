@@ -23,12 +23,12 @@ import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
 
-from twin import store
 from twin.access import Access
 from twin.cli import cli
 from twin.evidence import Ledger, TamperError, make_bundle
 from twin.evidence.binding import LEDGER_TABLES
 from twin.evidence.keys import init_keys, public_key
+from twin.ops import store
 
 AGENCY = "DDT-Lozere"
 CASE, OTHER = "C-1", "C-2"
@@ -81,7 +81,7 @@ def tiny(tmp_path_factory) -> dict[str, Any]:
         category="trace",
         description="downstream trace of the release",
         inputs=[c["sha256"]],
-        function="twin.impact.downstream_report",
+        function="twin.analysis.impact.downstream_report",
         parameters={"mass_kg": 40.0},
         operators=["A. Martin", "C. Durand"],
         holder="DDT Lozère",

@@ -11,13 +11,13 @@ import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
 
-from twin import store
 from twin.cli import cli
 from twin.evidence import EvidenceLog, init_keys, merkle
 from twin.evidence.errors import EvidenceError, SigningKeyError, TamperError
 from twin.evidence.keys import Signer, load_public_pem
 from twin.evidence.log import iso, utc_now
-from twin.store import evidence_heads, evidence_log, evidence_log_nodes
+from twin.ops import store
+from twin.ops.store import evidence_heads, evidence_log, evidence_log_nodes
 
 
 @pytest.fixture

@@ -19,8 +19,8 @@ from click.testing import CliRunner
 from twin.cli import cli
 from twin.evidence import verify_bundle
 from twin.evidence.keys import public_key
-from web import create_app
-from web.server import Server
+from twin_web import create_app
+from twin_web.server import Server
 
 from .test_web_browser import ARTEFACTS, CHROMIUM, CHROMIUM_ARGS, missing_requirements
 from .webauth import AGENCY, CASE, CASE_LOZERE, bearer, mine_leak_case

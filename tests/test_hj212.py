@@ -1,7 +1,7 @@
 """HJ 212-2017 messages: the CRC of the standard, tidy rows, and a reason for every refusal.
 
 The CRC is checked against messages published with their CRCs (sources cited at
-each one); everything else is built with :func:`twin.hj212.frame`, whose CRC is the
+each one); everything else is built with :func:`twin.ops.hj212.frame`, whose CRC is the
 one checked here.
 """
 
@@ -16,9 +16,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from twin import hj212
 from twin.errors import TwinError
-from twin.hj212 import HJ212Error, crc16, frame, parse_line, parse_lines
+from twin.ops import hj212
+from twin.ops.hj212 import HJ212Error, crc16, frame, parse_line, parse_lines
 
 # The example message of HJ 212-2017 itself (a CN=1062 "set real-time interval" command),
 # reproduced by many public parsers; its CRC is 1C80.

@@ -9,7 +9,7 @@ import sys
 import pandas as pd
 import pytest
 
-from twin.impact import downstream_report
+from twin.analysis.impact import downstream_report
 
 from .synthetic import cell_lonlat
 

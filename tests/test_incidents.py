@@ -13,8 +13,8 @@ from affine import Affine
 from pyproj import Geod, Transformer
 
 import twin
-from twin.coords import wgs84_to_gcj02
-from twin.incidents import IncidentError, UnknownIncidentError
+from twin.model.coords import wgs84_to_gcj02
+from twin.ops.incidents import IncidentError, UnknownIncidentError
 
 from . import synthetic
 from .synthetic import cell_lonlat

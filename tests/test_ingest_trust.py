@@ -22,11 +22,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import twin
-from twin import flags
 from twin.cli import cli
-from twin.hj212 import frame
-from twin.parameters import PARAMETERS, physical_limits
-from twin.readings import IngestError
+from twin.ops import flags
+from twin.ops.hj212 import frame
+from twin.ops.parameters import PARAMETERS, physical_limits
+from twin.ops.readings import IngestError
 
 from .test_postgres import pg_basin  # noqa: F401  (the PostgreSQL fixture, one database per test)
 
@@ -120,7 +120,7 @@ def test_every_readable_plausible_time_is_stored_and_every_other_is_rejected(bas
 
 
 def test_a_posted_batch_with_an_impossible_time_is_answered_with_its_rejected_row(basin):
-    from web import create_app
+    from twin_web import create_app
 
     from .webauth import bearer, token
 
@@ -298,7 +298,7 @@ def test_hj212_faulty_readings_are_stored_with_their_flag_and_never_classified(b
 
 
 def test_faulty_readings_raise_no_warning(basin, tmp_path):
-    from twin import alerts
+    from twin.analysis import alerts
 
     sent = [("0.30", "N"), ("6.0", "D"), ("6.0", "T"), ("6.0", "S"), ("6.0", "C"), ("0.30", "N")]  # S: set by hand
     lines = [hj212_line("UP", f"20260710{4 * h:02d}0000", {"w21003": sent[h]}) for h in range(len(sent))]
@@ -311,7 +311,7 @@ def test_faulty_readings_raise_no_warning(basin, tmp_path):
 
 
 def test_faulty_readings_are_not_traced(basin, tmp_path):
-    from twin.tracing import TraceError, trace_upstream
+    from twin.analysis.tracing import TraceError, trace_upstream
 
     rows = [f"LOW,2026-07-10T{h:02d}:00Z,As,{v},mg/L,D" for h, v in [(0, 0.002), (4, 0.5), (8, 0.9), (12, 0.3)]]
     basin.readings.ingest(write(tmp_path, "tr.csv", HEADER + "\n".join(rows) + "\n"))
@@ -437,7 +437,7 @@ def test_ingest_exits_1_with_the_counts_when_every_row_is_rejected(basin, tmp_pa
 # the migration
 # ---------------------------------------------------------------------------
 def test_migration_0006_renames_hj212_set_values_and_downgrades(tmp_path):
-    from twin import store
+    from twin.ops import store
 
     engine = sa.create_engine(f"sqlite:///{tmp_path / 'ops.sqlite'}")
     store.migrate(engine, "0005")
@@ -494,7 +494,7 @@ def concurrent_ingests(basin: twin.BasinTwin, folder: Path) -> None:
     reports = []
 
     def writer(paths: list[Path]) -> None:
-        readings = twin.readings.Readings(engine)
+        readings = twin.ops.readings.Readings(engine)
         start.wait()
         for p in paths:
             try:

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from twin import kernels
+from twin.model import kernels
 
 from . import synthetic
 

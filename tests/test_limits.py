@@ -11,8 +11,8 @@ from collections.abc import Iterator
 import pytest
 import sqlalchemy as sa
 
-from twin import store
-from web.limits import Backoff, Throttle
+from twin.ops import store
+from twin_web.limits import Backoff, Throttle
 
 T0 = 1_790_000_000.0  # a fixed clock: 2026-09-21
 

@@ -21,7 +21,7 @@ from pyproj import Geod, Transformer
 
 import twin
 from twin.errors import CatalogError, CRSError, SourceError
-from twin.loaders import load_dem, load_sites, load_vectors
+from twin.model.loaders import load_dem, load_sites, load_vectors
 
 from . import synthetic
 from .synthetic import cell_lonlat, cell_xy

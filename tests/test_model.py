@@ -172,7 +172,7 @@ def test_library_does_not_load_flask_or_pyvista():
 
 
 def test_jobson_velocity_known_value():
-    from twin.transport import max_probable_velocity, peak_velocity
+    from twin.model.transport import max_probable_velocity, peak_velocity
 
     # Gardon d'Anduze-sized river: 543 km2, 13.8 m3/s mean annual flow, slope 0.002 (worked by hand)
     vp = float(peak_velocity(543e6, 13.8, 13.8, 0.002))

@@ -27,7 +27,7 @@ from PIL import Image
 from traitlets import default
 
 import twin
-from twin import scenarios
+from twin.analysis import scenarios
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"

@@ -10,10 +10,10 @@ import pytest
 import xarray as xr
 
 import twin
-from twin import plume
+from twin.analysis import plume
+from twin.analysis.plume import PlumeError, dispersion_coefficient, simulate, travel_times
 from twin.errors import TwinError, UnknownReachError
-from twin.plume import PlumeError, dispersion_coefficient, simulate, travel_times
-from twin.transport import LEADING_EDGE_FRACTION, max_probable_velocity, peak_velocity
+from twin.model.transport import LEADING_EDGE_FRACTION, max_probable_velocity, peak_velocity
 
 from . import synthetic
 

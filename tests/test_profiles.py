@@ -17,10 +17,11 @@ import pytest
 from matplotlib.figure import Figure
 from pyproj import CRS
 
-from twin import plots, plume, profiles, quality
+from twin.analysis import plume, profiles, quality
 from twin.errors import TwinError
-from twin.loaders import Grid
-from twin.terrain import Terrain
+from twin.model.loaders import Grid
+from twin.model.terrain import Terrain
+from twin.scene import plots
 
 from . import synthetic
 
@@ -301,6 +302,6 @@ def test_plots_without_matplotlib_say_what_to_install(monkeypatch):
 
 
 def test_importing_profiles_and_plots_does_not_load_matplotlib():
-    code = "import sys, twin.plots, twin.profiles; print([m for m in sys.modules if m.split('.')[0] == 'matplotlib'])"
+    code = "import sys, twin.scene.plots, twin.analysis.profiles; print([m for m in sys.modules if m.split('.')[0] == 'matplotlib'])"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

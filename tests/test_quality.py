@@ -16,10 +16,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from twin import quality
+from twin.analysis import quality
+from twin.analysis.quality import QualityError, classify_samples, classify_values, exceedance_multiple, label, limit
 from twin.errors import TwinError
-from twin.parameters import CNEMC_HEADERS
-from twin.quality import QualityError, classify_samples, classify_values, exceedance_multiple, label, limit
+from twin.ops.parameters import CNEMC_HEADERS
 
 ROOT = Path(__file__).resolve().parent.parent
 CNEMC_SAMPLE = ROOT / "data" / "cnemc" / "cnemc_sample_20260709_20260711.csv"

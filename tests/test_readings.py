@@ -155,7 +155,7 @@ def test_cnemc_sample_is_ingested_with_station_names_mapped(basin, tmp_path):
     assert "鲢鱼溪" in report.rejected["reason"].iloc[0]
     raw = pd.read_csv(CNEMC_SAMPLE, encoding="utf-8-sig", dtype=str, keep_default_na=False)
     kept = raw[raw["断面名称"] != "鲢鱼溪"]
-    measured = sum((kept[c].str.strip() != "").sum() for c in twin.parameters.CNEMC_HEADERS if c in kept)
+    measured = sum((kept[c].str.strip() != "").sum() for c in twin.ops.parameters.CNEMC_HEADERS if c in kept)
     assert report.stored == measured
     got = basin.readings.query(["CN-GZ-MAOTAI"], ["DO"]).iloc[0]
     assert got["time"] == pd.Timestamp("2026-07-09T13:00Z")  # 21:00 Beijing time
@@ -275,7 +275,7 @@ def test_classify_at_a_time_uses_each_station_s_latest_readings(basin, tmp_path)
 
 
 def test_hj212_messages_are_ingested_and_a_bad_crc_is_rejected(basin, tmp_path):
-    from twin.hj212 import frame
+    from twin.ops.hj212 import frame
 
     def seg(mn: str, t: str, nh3: str, ph: str = "7.4") -> str:
         return (
@@ -305,7 +305,7 @@ def test_hj212_messages_are_ingested_and_a_bad_crc_is_rejected(basin, tmp_path):
 
 
 def test_a_simulated_year_is_plausible_and_flagged(basin, tmp_path):
-    from twin.simulate import simulate_year
+    from twin.analysis.simulate import simulate_year
 
     df = simulate_year(["UP", "LOW"], 2025, freq="1D")
     path = tmp_path / "sim.csv"

@@ -9,7 +9,7 @@ import sys
 import pandas as pd
 import pytest
 
-from twin import response
+from twin.analysis import response
 
 HEADER = "station,time,parameter,value,unit,flag\n"
 

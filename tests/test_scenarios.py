@@ -15,8 +15,8 @@ import pytest
 import rasterio
 
 import twin
-from twin.impact import downstream_report
-from twin.scenarios import SCENARIOS
+from twin.analysis.impact import downstream_report
+from twin.analysis.scenarios import SCENARIOS
 
 # For each scenario: the seed, the parameter followed, the stations whose first warning on it
 # must come in this (downstream) order, the station whose anomaly is traced upstream (hours
@@ -180,7 +180,7 @@ def test_sand_mining_leaves_a_lowered_riverbed_as_a_dem_difference(run_scenario)
 
 
 def test_unknown_scenario_is_refused(demo):
-    from twin.scenarios import ScenarioError, run
+    from twin.analysis.scenarios import ScenarioError, run
 
     with pytest.raises(ScenarioError, match="unknown scenario"):
         run(demo, "volcano")

@@ -24,10 +24,10 @@ from click.testing import CliRunner
 from PIL import Image
 
 import twin
-from twin import plume as plumes
-from twin import response
+from twin.analysis import plume as plumes
+from twin.analysis import response
+from twin.analysis.scenarios import run
 from twin.cli import cli
-from twin.scenarios import run
 from twin.scene import (
     FontError,
     OpenGLError,

@@ -6,7 +6,7 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from twin import store
+from twin.ops import store
 
 
 def test_migrations_build_the_schema_the_code_queries(tmp_path):

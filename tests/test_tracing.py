@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 
 import twin
-from twin.scenarios import release_signal
-from twin.tracing import TraceError, trace_upstream
+from twin.analysis.scenarios import release_signal
+from twin.analysis.tracing import TraceError, trace_upstream
 
 
 @pytest.fixture(scope="module")

@@ -1,10 +1,10 @@
-"""Warning episodes kept up to date as readings arrive (twin.watch) are those a full evaluation gives.
+"""Warning episodes kept up to date as readings arrive (twin.analysis.watch) are those a full evaluation gives.
 
 After every batch of a sequence (new readings, late ones before a warning, corrections,
 readings flagged to be ignored, readings of parameters nobody warns on that only move the
-end of the period), the kept episodes must equal :func:`twin.alerts.evaluate` over the
+end of the period), the kept episodes must equal :func:`twin.analysis.alerts.evaluate` over the
 readings as they stand, and, on the demo twin after the mine-leak scenario,
-:func:`twin.response.warnings` over the store.
+:func:`twin.analysis.response.warnings` over the store.
 """
 
 from __future__ import annotations
@@ -19,12 +19,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import twin
-from twin import alerts, scenarios
-from twin.readings import store_rows
-from twin.response import warnings, watch
-from twin.simulate import SIMULATED_FLAG
-from twin.watch import Watch
-from web import create_app
+from twin.analysis import alerts, scenarios
+from twin.analysis.response import warnings, watch
+from twin.analysis.simulate import SIMULATED_FLAG
+from twin.analysis.watch import Watch
+from twin.ops.readings import store_rows
+from twin_web import create_app
 
 from .webauth import authorised
 from .webauth import token as make_token

@@ -23,11 +23,11 @@ from openapi_spec_validator import validate
 from owslib.ogcapi.features import Features
 
 import twin
-from twin import scenarios
+from twin.analysis import scenarios
+from twin.analysis.response import warnings
 from twin.cli import cli
-from twin.response import warnings
-from web import create_app
-from web.server import Server
+from twin_web import create_app
+from twin_web.server import Server
 
 from .webauth import authorised, bearer
 from .webauth import token as make_token

@@ -6,7 +6,7 @@ screenshots, not only at the DOM. Every state is saved to ``test-artifacts/brows
 
 Needs ``/usr/bin/chromium`` (``apt-get install -y chromium``; ``make test`` installs it), the
 ``playwright`` package (its driver only: no browser is downloaded) and MapLibre GL JS vendored into
-``web/static/vendor`` (``sh web/vendor.sh``, run by ``make setup``). Without them these tests fail,
+``twin_web/static/vendor`` (``sh twin_web/vendor.sh``, run by ``make setup``). Without them these tests fail,
 saying what to install: they are not skipped.
 """
 
@@ -24,10 +24,10 @@ import pandas as pd
 import pytest
 
 import twin
-from twin import scenarios
-from web import create_app
-from web.server import Server
-from web.viewer import MAPLIBRE, VENDOR_COMMAND
+from twin.analysis import scenarios
+from twin_web import create_app
+from twin_web.server import Server
+from twin_web.viewer import MAPLIBRE, VENDOR_COMMAND
 
 from .webauth import PASSWORD, authorised
 from .webauth import token as make_token
@@ -47,7 +47,7 @@ CHROMIUM_ARGS = [
 ]
 DESKTOP = {"width": 1280, "height": 800}
 TABLET = {"width": 820, "height": 1180}
-#: the viewer's colours (web/static/viewer.js COLOURS) that the pixel checks look for
+#: the viewer's colours (twin_web/static/viewer.js COLOURS) that the pixel checks look for
 RIVER = (0x16, 0x68, 0xB8)
 DEPARTEMENT = (0x3D, 0x1F, 0x6E)
 
@@ -65,7 +65,7 @@ def missing_requirements() -> list[str]:
     absent = [f for f in MAPLIBRE if not (static / f).is_file()]
     if absent:
         missing.append(
-            f"MapLibre GL JS in web/static ({', '.join(absent)}): run `{VENDOR_COMMAND}` (make setup runs it)"
+            f"MapLibre GL JS in twin_web/static ({', '.join(absent)}): run `{VENDOR_COMMAND}` (make setup runs it)"
         )
     return missing
 
@@ -460,8 +460,8 @@ def test_a_tablet_sized_screen_stacks_the_panel_under_the_map(browser: Any, serv
 
 def test_without_the_vendored_library_the_page_names_the_command(scenario, tmp_path, caplog):
     app = create_app(scenario[0].path, testing=True)
-    app.static_folder = str(tmp_path)  # a static folder without web/static/vendor
-    with caplog.at_level(logging.WARNING, logger="web.viewer"):
+    app.static_folder = str(tmp_path)  # a static folder without twin_web/static/vendor
+    with caplog.at_level(logging.WARNING, logger="twin_web.viewer"):
         page = authorised(app.test_client(), make_token(scenario[0].path, "viewer-admin", "admin")).get("/")
     assert page.status_code == 200
     html = page.get_data(as_text=True)
@@ -470,7 +470,7 @@ def test_without_the_vendored_library_the_page_names_the_command(scenario, tmp_p
     assert any(VENDOR_COMMAND in r.getMessage() for r in caplog.records)
 
 
-# -- the routes the viewer added (web/viewer_api.py), through Flask's test client ---------------------
+# -- the routes the viewer added (twin_web/viewer_api.py), through Flask's test client ---------------------
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 import twin
-from twin.response import warnings
+from twin.analysis.response import warnings
 
 from .test_web_api import scenario_twin
 

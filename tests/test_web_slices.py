@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from pyproj import Transformer
 
-from web import create_app
+from twin_web import create_app
 
 from .test_web_api import scenario_twin
 from .webauth import authorised

@@ -11,10 +11,10 @@ import rasterio
 from PIL import Image
 from pyproj import Transformer
 
-from web import create_app
-from web.cache import TileCache
-from web.render import PALETTE, decode_terrain_rgb
-from web.tiles import LAYERS
+from twin_web import create_app
+from twin_web.cache import TileCache
+from twin_web.render import PALETTE, decode_terrain_rgb
+from twin_web.tiles import LAYERS
 
 from .webauth import authorised
 from .webauth import token as make_token

@@ -58,8 +58,8 @@ def mine_leak_case(demo_dir: Path, folder: Path) -> dict[str, Any]:
     from PIL import Image
 
     import twin
+    from twin.analysis.scenarios import run
     from twin.evidence.keys import init_keys
-    from twin.scenarios import run
 
     shutil.copytree(demo_dir, folder)
     basin = twin.open(str(folder))

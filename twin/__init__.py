@@ -7,9 +7,8 @@
 
 from __future__ import annotations
 
-from .basin import BasinTwin
-from .catalog import Catalog, load_catalog
-from .errors import (
+from twin.basin import BasinTwin
+from twin.errors import (
     CatalogError,
     CRSError,
     OutputExistsError,
@@ -20,6 +19,7 @@ from .errors import (
     TwinFolderError,
     UnknownReachError,
 )
+from twin.model.catalog import Catalog, load_catalog
 
 __version__ = "0.1.0"
 

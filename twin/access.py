@@ -54,15 +54,15 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from .errors import TwinError
-from .store import api_tokens, case_shares, evidence_log, hearings, incidents, users
+from twin.errors import TwinError
+from twin.ops.store import api_tokens, case_shares, evidence_log, hearings, incidents, users
 
 if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
-    from .basin import BasinTwin
-    from .evidence import Ledger
+    from twin.basin import BasinTwin
+    from twin.evidence import Ledger
 
 log = logging.getLogger(__name__)
 
@@ -217,7 +217,7 @@ def secret_key(twin_dir: str | os.PathLike[str]) -> bytes:
     folder = Path(twin_dir) / "secrets"
     folder.mkdir(mode=0o700, exist_ok=True)
     os.chmod(folder, 0o700)
-    path = folder / "web.key"
+    path = folder / "twin_web.key"
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
@@ -264,7 +264,7 @@ class Access:
 
     @classmethod
     def open(cls, twin_dir: str | os.PathLike[str], *, engine: sa.Engine | None = None) -> Access:
-        from .evidence import Ledger
+        from twin.evidence import Ledger
 
         return cls(Ledger.open(Path(twin_dir), engine=engine))
 
@@ -425,8 +425,8 @@ class Access:
             raise ForbiddenError(f"{by} may not share case {case_id!r}: it is not of their jurisdictions")
         if not jurisdiction or len(jurisdiction) > 32:
             raise AccessError(f"--with {jurisdiction!r}: give a unit code such as 30")
-        from .evidence import binding
-        from .evidence.log import iso, utc_now
+        from twin.evidence import binding
+        from twin.evidence.log import iso, utc_now
 
         log = self.ledger.log
         with self.engine.begin() as conn:
@@ -462,7 +462,7 @@ class Access:
 
     def log_access(self, user: User | str, action: str, **what: Any) -> None:
         """A read or export of evidence, as a leaf of the evidence log (who, when, what)."""
-        from .evidence.log import iso, utc_now
+        from twin.evidence.log import iso, utc_now
 
         actor = user if isinstance(user, str) else user.name
         entry = {"kind": "access", "time": iso(utc_now()), "actor": actor, "action": action}
@@ -482,8 +482,8 @@ class Access:
         overlays: bool = True,
     ) -> Hearing:
         """Bundle a case for a hearing (:func:`twin.evidence.make_bundle`) and give it to a judge until ``hours`` from now."""
-        from .evidence import make_bundle
-        from .evidence.canonical import digest_file
+        from twin.evidence import make_bundle
+        from twin.evidence.canonical import digest_file
 
         who = self.user(judge)
         if who.role != "judge":

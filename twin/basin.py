@@ -23,15 +23,15 @@ import shapely
 import xarray as xr
 from pyproj import Transformer
 
-from .catalog import Catalog, Outlet, Parameters, load_catalog, sha256_file
-from .drainage import Drainage
-from .errors import OutsideBasinError, TwinFolderError
-from .jurisdictions import Jurisdictions, analyse, load_units
-from .loaders import Elevation, load_dem, load_sites, load_vectors
-from .network import Location, Network, build_reaches
-from .sites import place_sites
-from .terrain import Terrain, condition
-from .transport import LEADING_EDGE_FRACTION
+from twin.errors import OutsideBasinError, TwinFolderError
+from twin.model.catalog import Catalog, Outlet, Parameters, load_catalog, sha256_file
+from twin.model.drainage import Drainage
+from twin.model.jurisdictions import Jurisdictions, analyse, load_units
+from twin.model.loaders import Elevation, load_dem, load_sites, load_vectors
+from twin.model.network import Location, Network, build_reaches
+from twin.model.sites import place_sites
+from twin.model.terrain import Terrain, condition
+from twin.model.transport import LEADING_EDGE_FRACTION
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ def _crop(elev: Elevation, inside: np.ndarray) -> Elevation:
     """Cells outside ``inside`` become nodata; the grid shrinks to the bounding box of the rest."""
     from affine import Affine
 
-    from .loaders import Grid
+    from twin.model.loaders import Grid
 
     rows, cols = np.nonzero(inside)
     r0, r1, c0, c1 = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
@@ -203,7 +203,7 @@ class BasinTwin:
     @classmethod
     def open(cls, path: str | Path) -> BasinTwin:
         """Open a twin folder written by :meth:`save`."""
-        from .folder import read_twin
+        from twin.model.folder import read_twin
 
         return read_twin(Path(path))
 
@@ -215,7 +215,7 @@ class BasinTwin:
         OutputExistsError
             ``path`` exists and ``overwrite`` is false.
         """
-        from .folder import write_twin
+        from twin.model.folder import write_twin
 
         out = write_twin(self, Path(path), overwrite=overwrite, progress=progress)
         self.path = out
@@ -230,9 +230,9 @@ class BasinTwin:
         ``ops.sqlite`` in the twin folder. The twin's sites are (re)registered as stations.
         """
         if "_store" not in self.__dict__:
-            from . import store as ops
-            from .readings import Readings
-            from .settings import Settings
+            from twin.ops import store as ops
+            from twin.ops.readings import Readings
+            from twin.settings import Settings
 
             url = Settings.from_env().database_url
             if not url:
@@ -247,22 +247,22 @@ class BasinTwin:
         return self.__dict__["_store"]
 
     def alerts(self, at: Any = None, start: Any = None, end: Any = None, policy: Any = None):
-        """Four-level warnings over the readings, with response plans (see :mod:`twin.response`)."""
-        from .response import warnings
+        """Four-level warnings over the readings, with response plans (see :mod:`twin.analysis.response`)."""
+        from twin.analysis.response import warnings
 
         return warnings(self, at=at, start=start, end=end, policy=policy)
 
     @property
     def incidents(self):
-        """Incidents recorded on this twin (:class:`twin.incidents.Incidents`)."""
-        from .incidents import Incidents
+        """Incidents recorded on this twin (:class:`twin.ops.incidents.Incidents`)."""
+        from twin.ops.incidents import Incidents
 
         return Incidents(self)
 
     @property
     def readings(self):
-        """Ingest and views of the readings (:class:`twin.readings.Readings`)."""
-        from .readings import Readings
+        """Ingest and views of the readings (:class:`twin.ops.readings.Readings`)."""
+        from twin.ops.readings import Readings
 
         return Readings(self.store)
 
@@ -302,7 +302,7 @@ class BasinTwin:
     def scene(self, **options: Any):
         """The basin in 3D (:func:`twin.scene.build_scene`; needs the ``scene`` extra): ``.save(path)``
         writes a PNG, glb or HTML. ``options`` are build_scene's (at, incident, plume, view, lang...)."""
-        from .scene import build_scene
+        from twin.scene import build_scene
 
         return build_scene(self, **options)
 

@@ -10,7 +10,7 @@ import os
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
-from .errors import TwinError
+from twin.errors import TwinError
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,7 @@ class Settings:
         the library's defaults.
     ingest_earliest:
         The earliest reading time ingest accepts, ISO 8601 with zone
-        (``TWIN_INGEST_EARLIEST``, default 1980-01-01T00:00Z; see :mod:`twin.readings`).
+        (``TWIN_INGEST_EARLIEST``, default 1980-01-01T00:00Z; see :mod:`twin.ops.readings`).
     ingest_future_hours:
         How far past the time of ingest a reading may be, in hours
         (``TWIN_INGEST_FUTURE_HOURS``, default 24).

@@ -8,7 +8,7 @@ from __future__ import annotations
 import sys
 
 import twin
-from twin.simulate import simulate_year
+from twin.analysis.simulate import simulate_year
 
 
 def main(path: str, out: str, year: int = 2025) -> None:

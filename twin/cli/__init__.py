@@ -12,7 +12,7 @@ import sys
 
 import click
 
-from ..errors import TwinError
+from twin.errors import TwinError
 
 
 class TwinGroup(click.Group):
@@ -37,7 +37,20 @@ def cli(verbose: int) -> None:
 
 
 def _register() -> None:
-    from . import alerts, build, evidence, incident, info, navigate, readings, render, scenario, serve, trace, users
+    from twin.cli import (
+        alerts,
+        build,
+        evidence,
+        incident,
+        info,
+        navigate,
+        readings,
+        render,
+        scenario,
+        serve,
+        trace,
+        users,
+    )
 
     cli.add_command(scenario.scenario)
     cli.add_command(trace.trace)

@@ -1,5 +1,5 @@
 """``python -m twin.cli``: the same as the ``twin`` command."""
 
-from . import main
+from twin.cli import main
 
 main()

@@ -38,9 +38,9 @@ def alerts(twin_dir, at, start, end, policy, record, issued, ack_id, by):
 
     JSON on stdout. --record stores them as issued; --issued lists them; --ack ID --by NAME acknowledges one.
     """
-    from .. import alerts as rules
-    from .. import response
-    from ..basin import BasinTwin
+    from twin.analysis import alerts as rules
+    from twin.analysis import response
+    from twin.basin import BasinTwin
 
     basin = BasinTwin.open(twin_dir)
     if ack_id is not None:

@@ -25,8 +25,8 @@ def build(catalog: str, output: str, overwrite: bool, quiet: bool) -> None:
 
     from tqdm import tqdm
 
-    from ..basin import BUILD_STEPS, BasinTwin
-    from ..errors import OutputExistsError
+    from twin.basin import BUILD_STEPS, BasinTwin
+    from twin.errors import OutputExistsError
 
     out = Path(output)
     if out.exists() and not overwrite:  # fail before minutes of work, not after

@@ -11,13 +11,13 @@ from typing import Any
 
 import click
 
-from ..evidence.custody import CATEGORIES
+from twin.evidence.custody import CATEGORIES
 
 by_opt = click.option("--by", default=None, help="Who does this (logged; default: the OS user).")
 
 
 def _ledger(twin_dir: str) -> Any:
-    from ..evidence import Ledger
+    from twin.evidence import Ledger
 
     return Ledger.open(twin_dir)
 
@@ -28,7 +28,7 @@ def _echo(value: Any) -> None:
 
 def _resolve(ledger: Any, sha: str, case_id: str | None) -> str:
     """A full SHA-256 from a unique prefix (at least 8 hex digits) of a recorded item."""
-    from ..evidence.errors import EvidenceError, UnknownEvidenceError
+    from twin.evidence.errors import EvidenceError, UnknownEvidenceError
 
     sha = sha.lower()
     if len(sha) == 64:
@@ -57,7 +57,7 @@ def keys() -> None:
 @click.option("--agency", required=True, help="Agency name: letters, digits, '.', '_', '-' (e.g. DDT-Lozere).")
 def keys_init(twin_dir: str, agency: str) -> None:
     """Make an agency's key pair (private key mode 0600); prints the public key's path and fingerprint."""
-    from ..evidence.keys import init_keys, keys_dir
+    from twin.evidence.keys import init_keys, keys_dir
 
     pub = init_keys(twin_dir, agency)
     folder = keys_dir(twin_dir)
@@ -75,7 +75,7 @@ def keys_init(twin_dir: str, agency: str) -> None:
 @click.argument("twin_dir", type=click.Path(file_okay=False, exists=True))
 def keys_list(twin_dir: str) -> None:
     """The agencies with a key here and their public keys' fingerprints (to publish)."""
-    from ..evidence.keys import agencies, public_key
+    from twin.evidence.keys import agencies, public_key
 
     for agency in agencies(twin_dir):
         _echo({"agency": agency, "fingerprint": public_key(twin_dir, agency).fingerprint})
@@ -91,7 +91,7 @@ def keys_export(twin_dir: str, output: str | None) -> None:
 
     A verifier passes it to `twin evidence verify BUNDLE --trusted-keys FILE`.
     """
-    from ..evidence.keys import published_keys
+    from twin.evidence.keys import published_keys
 
     text = published_keys(twin_dir)
     if output:
@@ -166,7 +166,7 @@ def add(twin_dir: str, file: str, **kw: Any) -> None:
 @click.option("--jurisdiction", default=None)
 def derive(twin_dir: str, file: str, params: tuple[str, ...], params_file: str | None, **kw: Any) -> None:
     """Record a product the twin made, with its inputs' hashes, the twin manifest's hash and its parameters."""
-    from ..evidence.errors import EvidenceError
+    from twin.evidence.errors import EvidenceError
 
     parameters: dict[str, Any] = {}
     if params_file:
@@ -266,7 +266,7 @@ def sign(twin_dir: str, agency: str | None) -> None:
 )
 def proof(twin_dir: str, leaf: int | None, old: int | None, size: int | None) -> None:
     """An inclusion proof (--leaf) or a consistency proof (--from-size), RFC 6962, as JSON."""
-    from ..evidence.errors import EvidenceError
+    from twin.evidence.errors import EvidenceError
 
     log = _ledger(twin_dir).log
     if (leaf is None) == (old is None):
@@ -323,7 +323,7 @@ def bundle(
     by: str | None,
 ) -> None:
     """Write a case's court bundle (files, records, proofs, signed head, key, overlays, viewer)."""
-    from ..evidence import make_bundle
+    from twin.evidence import make_bundle
 
     ledger = _ledger(twin_dir)
     full = _resolve(ledger, plume_from, case_id) if plume_from else None
@@ -368,8 +368,8 @@ def verify(bundle_zip: str, fingerprints: tuple[str, ...], trusted_files: tuple[
     which key signed the bundle and how to pin it), and, with one line naming the damaged
     member, when the zip is damaged.
     """
-    from ..evidence import TamperError, verify_bundle
-    from ..evidence.keys import TrustedKeys
+    from twin.evidence import TamperError, verify_bundle
+    from twin.evidence.keys import TrustedKeys
 
     trusted = TrustedKeys.of(fingerprints, trusted_files) if fingerprints or trusted_files else None
     report = verify_bundle(bundle_zip, trusted=trusted)
@@ -388,7 +388,7 @@ def verify(bundle_zip: str, fingerprints: tuple[str, ...], trusted_files: tuple[
 def check(twin_dir: str, no_files: bool) -> None:
     """Verify the ledger: every log leaf, node and signed head, every row of every ledger table against its
     leaf, each stored file. Prints one line per check, naming each table, row and column at fault; exit 1 if any."""
-    from ..evidence import TamperError
+    from twin.evidence import TamperError
 
     report = _ledger(twin_dir).check(files=not no_files)
     for line in report.lines():

@@ -6,11 +6,11 @@ import json
 
 import click
 
-from ..incidents import KINDS, STATUSES
+from twin.ops.incidents import KINDS, STATUSES
 
 
 def _basin(twin_dir: str):
-    from ..basin import BasinTwin
+    from twin.basin import BasinTwin
 
     return BasinTwin.open(twin_dir)
 
@@ -40,7 +40,7 @@ def incident() -> None:
 @click.option("--case", "case_id", default=None, help="Case id it belongs to.")
 def add(twin_dir, kind, observed, lon, lat, geometry, coord_system, reported, reporter, description, case_id):
     """Record an incident; prints it as JSON (with its units, reach and the stations downstream)."""
-    from ..incidents import IncidentError
+    from twin.ops.incidents import IncidentError
 
     if geometry is None:
         if lon is None or lat is None:
@@ -69,7 +69,7 @@ def add(twin_dir, kind, observed, lon, lat, geometry, coord_system, reported, re
 @click.option("--jurisdiction", default=None, help="Code of a unit at any level (e.g. 48).")
 def list_(twin_dir, start, end, bbox, kind, status, jurisdiction):
     """Incidents as a GeoJSON FeatureCollection (WGS84)."""
-    from ..incidents import IncidentError
+    from twin.ops.incidents import IncidentError
 
     box = None
     if bbox:

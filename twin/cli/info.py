@@ -15,9 +15,9 @@ def info(twin_dir: str, summary: bool, verify: bool) -> None:
     """Summary of a twin folder as JSON: CRS, bounds, cells, reaches, jurisdictions, sections, sites."""
     from pathlib import Path
 
-    from ..basin import BasinTwin
-    from ..errors import TwinFolderError
-    from ..folder import verify as verify_folder
+    from twin.basin import BasinTwin
+    from twin.errors import TwinFolderError
+    from twin.model.folder import verify as verify_folder
 
     basin = BasinTwin.open(twin_dir)
     data = basin.info()

@@ -36,7 +36,7 @@ def _features(gdf, kind: str) -> list[dict]:
 @click.option("--no-snap", is_flag=True, help="Use the point's own cell instead of snapping it to its river.")
 def catchment(twin_dir: str, lon: float, lat: float, no_snap: bool) -> None:
     """The catchment of a point, as a GeoJSON Feature."""
-    from ..basin import BasinTwin
+    from twin.basin import BasinTwin
 
     basin = BasinTwin.open(twin_dir)
     gdf = basin.catchment(lon, lat, snap=not no_snap)
@@ -64,7 +64,7 @@ def downstream(
     twin_dir: str, lon: float, lat: float, max_km: float | None, max_hours: float | None, flow_ratio: float
 ) -> None:
     """The downstream path of a point: reach pieces, cross-boundary sections and sites, as GeoJSON."""
-    from ..basin import BasinTwin
+    from twin.basin import BasinTwin
 
     basin = BasinTwin.open(twin_dir)
     path, sections, sites = basin.downstream(lon, lat, max_km=max_km, max_hours=max_hours, flow_ratio=flow_ratio)

@@ -22,7 +22,7 @@ def ingest(twin_dir: str, file: str, fmt: str | None) -> None:
 
     Exits with status 1 (after the counts) when every row of FILE was rejected.
     """
-    from ..basin import BasinTwin
+    from twin.basin import BasinTwin
 
     report = BasinTwin.open(twin_dir).readings.ingest(file, fmt)
     click.echo(json.dumps(report.to_dict(), ensure_ascii=False))
@@ -47,7 +47,7 @@ def readings(
     """Readings as CSV on stdout (latest version of each; times in UTC)."""
     import sys
 
-    from ..basin import BasinTwin
+    from twin.basin import BasinTwin
 
     df = BasinTwin.open(twin_dir).readings.query(list(stations) or None, list(params) or None, start, end)
     df["time"] = df["time"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -70,9 +70,9 @@ def stations(twin_dir: str, add: str | None) -> None:
     import pandas as pd
     import sqlalchemy as sa
 
-    from ..basin import BasinTwin
-    from ..readings import IngestError
-    from ..store import stations as table
+    from twin.basin import BasinTwin
+    from twin.ops.readings import IngestError
+    from twin.ops.store import stations as table
 
     basin = BasinTwin.open(twin_dir)
     if add:
@@ -102,7 +102,7 @@ def stations(twin_dir: str, add: str | None) -> None:
 @click.option("--json", "as_json", is_flag=True, help="JSON records instead of a table.")
 def classify(twin_dir: str, at: str | None, max_age: float, start: str | None, end: str | None, as_json: bool) -> None:
     """GB 3838-2002 water-quality class of the stations (I..V, 劣V), the deciding parameters and exceedances."""
-    from ..basin import BasinTwin
+    from twin.basin import BasinTwin
 
     readings = BasinTwin.open(twin_dir).readings
     df = readings.classify_history(start, end) if start or end else readings.classify(at, max_age)

@@ -37,8 +37,8 @@ def render(
     import hashlib
     from pathlib import Path
 
-    from .. import scene
-    from ..basin import BasinTwin
+    from twin import scene
+    from twin.basin import BasinTwin
 
     out = Path(output)
     scene.check_writable(out)  # before minutes of work, not after

@@ -6,7 +6,7 @@ import json
 
 import click
 
-from ..scenarios import SCENARIOS
+from twin.analysis.scenarios import SCENARIOS
 
 
 @click.command()
@@ -17,7 +17,7 @@ from ..scenarios import SCENARIOS
 @click.option("--days", type=click.IntRange(min=2, max=60), default=6, show_default=True)
 def scenario(twin_dir: str, name: str, seed: int, start: str, days: int) -> None:
     """Write a training scenario into the twin's store; prints the true answer (also saved in the twin folder)."""
-    from ..basin import BasinTwin
-    from ..scenarios import run
+    from twin.analysis.scenarios import run
+    from twin.basin import BasinTwin
 
     click.echo(json.dumps(run(BasinTwin.open(twin_dir), name, seed, start, days), ensure_ascii=False))

@@ -22,11 +22,11 @@ def serve(twin_dir: str, host: str, port: int, threads: int, tile_cache: str | N
     from pathlib import Path
 
     try:
-        from web import create_app
-        from web.server import Server
+        from twin_web import create_app
+        from twin_web.server import Server
     except ImportError as err:  # the web extra is not installed
         raise click.ClickException(f"{err}; install the web extra: pip install 'basin-twin[web]'") from None
-    from ..settings import Settings
+    from twin.settings import Settings
 
     cache: str | None = None
     if not no_tile_cache:

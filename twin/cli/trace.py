@@ -6,7 +6,7 @@ import json
 
 import click
 
-from .navigate import flow_ratio_opt
+from twin.cli.navigate import flow_ratio_opt
 
 
 @click.command()
@@ -74,12 +74,12 @@ def trace(
     flow_ratio,
 ):
     """Downstream: who a release reaches, when and how badly. Upstream: the likeliest sources of an anomaly."""
-    from ..basin import BasinTwin
-    from ..tracing import TraceError
+    from twin.analysis.tracing import TraceError
+    from twin.basin import BasinTwin
 
     basin = BasinTwin.open(twin_dir)
     if direction == "upstream":
-        from ..tracing import trace_upstream, trace_warning
+        from twin.analysis.tracing import trace_upstream, trace_warning
 
         options = {"window_hours": window_hours, "flow_ratio": flow_ratio, "decay_per_hour": decay_per_hour}
         if warning_id is not None:
@@ -100,7 +100,7 @@ def trace(
         return
     if direction != "downstream" or lon is None or lat is None or at is None:
         raise TraceError("give --downstream with --lon, --lat and --at, or --upstream with --station and --at")
-    from ..impact import downstream_report
+    from twin.analysis.impact import downstream_report
 
     report = downstream_report(
         basin,

@@ -10,11 +10,11 @@ from typing import Any
 
 import click
 
-from ..access import ROLES
+from twin.access import ROLES
 
 
 def _access(twin_dir: str) -> Any:
-    from ..access import Access
+    from twin.access import Access
 
     return Access.open(twin_dir)
 
@@ -144,7 +144,7 @@ def create(
     no_overlays: bool,
 ) -> None:
     """Bundle a case for a judge; prints the hearing and its signed link."""
-    from ..evidence.ledger import default_actor
+    from twin.evidence.ledger import default_actor
 
     access = _access(twin_dir)
     click.echo(f"bundling case {case_id} for the hearing...", err=True)

@@ -19,11 +19,11 @@ strictly) and :mod:`.verify` (checking one against the keys the verifier trusts)
 
 from __future__ import annotations
 
-from .bundle import BundleResult, make_bundle
-from .canonical import sm3_available
-from .content import ContentStore, StoredFile
-from .custody import CATEGORIES, CustodyRecord, Transfer, make_record, make_transfer
-from .errors import (
+from twin.evidence.bundle import BundleResult, make_bundle
+from twin.evidence.canonical import sm3_available
+from twin.evidence.content import ContentStore, StoredFile
+from twin.evidence.custody import CATEGORIES, CustodyRecord, Transfer, make_record, make_transfer
+from twin.evidence.errors import (
     BundleError,
     CustodyError,
     DamagedBundleError,
@@ -34,11 +34,11 @@ from .errors import (
     TamperError,
     UnknownEvidenceError,
 )
-from .keys import PublicKey, SignedHead, Signer, TrustedKeys, init_keys
-from .ledger import Ledger
-from .log import Entry, EvidenceLog
-from .report import Check, Report
-from .verify import verify_bundle
+from twin.evidence.keys import PublicKey, SignedHead, Signer, TrustedKeys, init_keys
+from twin.evidence.ledger import Ledger
+from twin.evidence.log import Entry, EvidenceLog
+from twin.evidence.report import Check, Report
+from twin.evidence.verify import verify_bundle
 
 __all__ = [
     "CATEGORIES",

@@ -34,8 +34,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from .canonical import CHUNK
-from .errors import DamagedBundleError
+from twin.evidence.canonical import CHUNK
+from twin.evidence.errors import DamagedBundleError
 
 LOCAL = struct.Struct(
     "<4s2B4HL2L2H"

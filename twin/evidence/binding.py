@@ -55,8 +55,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from ..store import case_shares, custody_records, custody_transfers, evidence_heads, evidence_items
-from .canonical import canonical, digest_bytes
+from twin.evidence.canonical import canonical, digest_bytes
+from twin.ops.store import case_shares, custody_records, custody_transfers, evidence_heads, evidence_items
 
 #: every table whose rows are evidence facts, in the order the check reports them
 LEDGER_TABLES = (

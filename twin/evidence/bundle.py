@@ -46,17 +46,17 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from ..store import incidents as incidents_table
-from .canonical import canonical
-from .errors import BundleError, EvidenceError, UnknownEvidenceError
-from .keys import SignedHead
-from .ledger import Ledger, default_actor
-from .log import iso, utc_now
+from twin.evidence.canonical import canonical
+from twin.evidence.errors import BundleError, EvidenceError, UnknownEvidenceError
+from twin.evidence.keys import SignedHead
+from twin.evidence.ledger import Ledger, default_actor
+from twin.evidence.log import iso, utc_now
+from twin.ops.store import incidents as incidents_table
 
 if TYPE_CHECKING:
     import xarray as xr
 
-    from ..basin import BasinTwin
+    from twin.basin import BasinTwin
 
 FORMAT = "basin-twin/court-bundle/1"
 
@@ -125,7 +125,7 @@ def case_incident(ledger: Ledger, case_id: str) -> int | None:
 def release_plume(basin: BasinTwin, release: dict[str, Any]) -> xr.Dataset:
     """Re-run the plume of a recorded release: ``{lon, lat, at, mass_kg, parameter, [duration_h,
     decay_per_hour, flow_ratio]}`` (WGS84)."""
-    from .. import plume
+    from twin.analysis import plume
 
     try:
         loc = basin.locate(float(release["lon"]), float(release["lat"]))
@@ -261,7 +261,7 @@ def make_bundle(
                 "proofs": {"export": "proofs/export.json", "head": "log/head.json", "signature": "log/head.sig"},
                 "hashing": "SHA-256; Merkle log per RFC 6962 (leaf H(0x00||data), node H(0x01||left||right))",
             }
-            from .viewer import viewer_html
+            from twin.evidence.viewer import viewer_html
 
             w.write("viewer.html", viewer_html(manifest, w.listed).encode("utf-8"))
             manifest["files"] = sorted(w.listed, key=lambda f: f["path"])
@@ -341,8 +341,8 @@ def _write_overlays(
     size: tuple[int, int],
     max_triangles: int | None,
 ) -> tuple[dict[str, Any], dict[str, Any] | None]:
-    from ..basin import BasinTwin
-    from . import overlays as ov
+    from twin.basin import BasinTwin
+    from twin.evidence import overlays as ov
 
     b = basin or BasinTwin.open(ledger.twin_dir)
     incident = b.incidents.get(incident_id) if incident_id is not None else None
@@ -381,7 +381,7 @@ def _write_overlays(
 def _software() -> dict[str, str]:
     from importlib import metadata
 
-    from ..folder import software_versions
+    from twin.model.folder import software_versions
 
     out = software_versions()
     for pkg in ("pyvista", "vtk"):

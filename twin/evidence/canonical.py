@@ -16,7 +16,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .errors import HashAlgorithmError
+from twin.evidence.errors import HashAlgorithmError
 
 ALGORITHMS = {"SHA-256": "sha256", "SM3": "sm3"}
 """Names in custody records → names in :mod:`hashlib`."""

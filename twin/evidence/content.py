@@ -24,8 +24,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from .canonical import CHUNK, is_sha256_hex
-from .errors import BundleError, EvidenceError, TamperError, UnknownEvidenceError
+from twin.evidence.canonical import CHUNK, is_sha256_hex
+from twin.evidence.errors import BundleError, EvidenceError, TamperError, UnknownEvidenceError
 
 READ_ONLY = stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH
 

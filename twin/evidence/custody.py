@@ -38,8 +38,8 @@ from pydantic import (
     model_validator,
 )
 
-from .canonical import canonical, digest_bytes
-from .errors import CustodyError
+from twin.evidence.canonical import canonical, digest_bytes
+from twin.evidence.errors import CustodyError
 
 Category = Literal[
     "photo",

@@ -35,8 +35,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .canonical import canonical
-from .errors import EvidenceError, SigningKeyError, TamperError
+from twin.evidence.canonical import canonical
+from twin.evidence.errors import EvidenceError, SigningKeyError, TamperError
 
 AGENCY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 HEAD_FORMAT = "basin-twin/tree-head/1"

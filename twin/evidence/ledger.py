@@ -37,17 +37,17 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from .. import store as ops
-from ..errors import TwinFolderError
-from ..store import case_shares, custody_records, custody_transfers, evidence_items, evidence_log
-from . import binding
-from .canonical import digest_file, is_sha256_hex
-from .content import ContentStore
-from .custody import CATEGORIES, CustodyRecord, make_record, make_transfer, parse_record
-from .errors import CustodyError, DuplicateEvidenceError, EvidenceError, TamperError, UnknownEvidenceError
-from .keys import SignedHead, Signer, agencies
-from .log import EvidenceLog, iso, key_lookup, report_problems, utc_now
-from .report import Report
+from twin.errors import TwinFolderError
+from twin.evidence import binding
+from twin.evidence.canonical import digest_file, is_sha256_hex
+from twin.evidence.content import ContentStore
+from twin.evidence.custody import CATEGORIES, CustodyRecord, make_record, make_transfer, parse_record
+from twin.evidence.errors import CustodyError, DuplicateEvidenceError, EvidenceError, TamperError, UnknownEvidenceError
+from twin.evidence.keys import SignedHead, Signer, agencies
+from twin.evidence.log import EvidenceLog, iso, key_lookup, report_problems, utc_now
+from twin.evidence.report import Report
+from twin.ops import store as ops
+from twin.ops.store import case_shares, custody_records, custody_transfers, evidence_items, evidence_log
 
 MIME_EXTRA = {
     ".geojson": "application/geo+json",
@@ -108,7 +108,7 @@ class Ledger:
         engine:
             An open engine of the operations store (e.g. ``basin.store``) instead of a URL.
         """
-        from ..settings import Settings
+        from twin.settings import Settings
 
         folder = Path(twin_dir)
         if not (folder / "twin.json").is_file():
@@ -226,7 +226,7 @@ class Ledger:
         command line) and ``parameters``, and the software versions: running the same
         function with the same parameters on the same twin gives the same bytes.
         """
-        from ..folder import software_versions
+        from twin.model.folder import software_versions
 
         missing = [h for h in inputs if not (is_sha256_hex(h) and self._item_exists(h))]
         if missing:
@@ -274,7 +274,7 @@ class Ledger:
             return None
         if lon is None or lat is None:
             raise CustodyError("invalid custody record: field 'place': give both longitude and latitude (--lon, --lat)")
-        from .. import coords
+        from twin.model import coords
 
         wlon, wlat = (float(v) for v in coords.to_crs(lon, lat, system, "EPSG:4326"))
         converted = system.upper() not in ("WGS84", "EPSG:4326")
@@ -676,7 +676,7 @@ class Ledger:
         if agency is None:
             known = agencies(self.twin_dir, self.keys_folder)
             if len(known) != 1:
-                from .errors import SigningKeyError
+                from twin.evidence.errors import SigningKeyError
 
                 raise SigningKeyError(
                     f"{'no agency has' if not known else 'several agencies have'} a signing key here "

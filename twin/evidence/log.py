@@ -44,12 +44,12 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from ..store import evidence_heads, evidence_log, evidence_log_nodes, evidence_log_state
-from . import binding, merkle
-from .canonical import canonical
-from .errors import EvidenceError, SigningKeyError, TamperError
-from .keys import PublicKey, SignedHead, Signer, load_public_pem, sign_head
-from .report import Report
+from twin.evidence import binding, merkle
+from twin.evidence.canonical import canonical
+from twin.evidence.errors import EvidenceError, SigningKeyError, TamperError
+from twin.evidence.keys import PublicKey, SignedHead, Signer, load_public_pem, sign_head
+from twin.evidence.report import Report
+from twin.ops.store import evidence_heads, evidence_log, evidence_log_nodes, evidence_log_state
 
 KINDS = ("record", "transfer", "access", "export", "head")
 
@@ -57,7 +57,7 @@ KINDS = ("record", "transfer", "access", "export", "head")
 # compiled parameters, result objects) they cost three times what the database does, so the
 # append path runs them on the DB-API cursor of the transaction's connection, written once with
 # named parameters and rendered in the driver's parameter style; the tables are still the ones
-# twin.store declares (5,300 → 7,500 single-transaction appends/s on SQLite).
+# twin.ops.store declares (5,300 → 7,500 single-transaction appends/s on SQLite).
 _LOCK = "UPDATE evidence_log_state SET size = size WHERE id = 1 RETURNING size, frontier"
 _SET_STATE = "UPDATE evidence_log_state SET size = :size, frontier = :frontier WHERE id = 1"
 _INSERT_LEAF = (
@@ -642,7 +642,7 @@ def _head(row: Any) -> SignedHead:
 
 def key_lookup(twin_dir: Any, folder: Any = None) -> Callable[[str], PublicKey | None]:
     """``agency → public key`` from the keys folder (None for an agency without one there)."""
-    from .keys import public_key
+    from twin.evidence.keys import public_key
 
     def find(agency: str) -> PublicKey | None:
         try:

@@ -26,7 +26,7 @@ import numpy as np
 if TYPE_CHECKING:
     import xarray as xr
 
-    from ..basin import BasinTwin
+    from twin.basin import BasinTwin
 
 MARKER_RGB = (0, 150, 160)
 DEFAULT_MAX_TRIANGLES = 400_000  # the overlays' terrain budget: enough for a 1280-pixel image
@@ -62,14 +62,14 @@ def _scene_points(basin: BasinTwin, scene: Any, markers: list[Marker]) -> np.nda
 
 
 def _scale(scene: Any) -> float:
-    from ..scene.camera import scale_of
+    from twin.scene.camera import scale_of
 
     return float(scale_of(scene.camera, scene.size[0] / scene.size[1]))
 
 
 def _add_markers(scene: Any, points: np.ndarray, markers: list[Marker], scale: float) -> list[str]:
     """Teal octahedra on stems at the evidence places, labelled; returns the labels drawn."""
-    from ..scene.layers import pyvista
+    from twin.scene.layers import pyvista
 
     pv = pyvista()
     p = scene.plotter
@@ -112,7 +112,7 @@ def _add_markers(scene: Any, points: np.ndarray, markers: list[Marker], scale: f
 
 def _top_down(scene: Any, basin: BasinTwin) -> dict[str, Any]:
     """Look straight down on the whole grid, north up, orthographic; add a scale bar. Returns the view."""
-    from ..scene.layers import pyvista
+    from twin.scene.layers import pyvista
 
     pv = pyvista()
     p = scene.plotter
@@ -166,7 +166,7 @@ def render(
     lang: str = "en",
 ) -> Overlays:
     """Render ``scene.png`` and ``map.png`` (see the module docstring) from one scene."""
-    from ..scene import build_scene
+    from twin.scene import build_scene
 
     with build_scene(
         basin, at=at, incident=incident, plume=plume, view="overview", size=size, max_triangles=max_triangles, lang=lang

@@ -34,13 +34,13 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from . import merkle
-from .archive import Archive
-from .canonical import canonical, digest_bytes, is_canonical, sm3_available
-from .custody import make_transfer, parse_record
-from .errors import BundleError, CustodyError, TamperError
-from .keys import PublicKey, TrustedKeys, load_public_pem, parse_head
-from .report import Report
+from twin.evidence import merkle
+from twin.evidence.archive import Archive
+from twin.evidence.canonical import canonical, digest_bytes, is_canonical, sm3_available
+from twin.evidence.custody import make_transfer, parse_record
+from twin.evidence.errors import BundleError, CustodyError, TamperError
+from twin.evidence.keys import PublicKey, TrustedKeys, load_public_pem, parse_head
+from twin.evidence.report import Report
 
 UNLISTED = ("manifest.json", "log/head.json", "log/head.sig")
 KEEP = 16 << 20

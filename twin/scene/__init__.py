@@ -16,7 +16,7 @@ Modules: :mod:`.mesh` (decimation and colours on plain arrays), :mod:`.layers`
 
 Assumptions
 -----------
-* The twin's grid is north-up (no rotation terms), as :mod:`twin.loaders` makes it.
+* The twin's grid is north-up (no rotation terms), as :mod:`twin.model.loaders` makes it.
 * Scene coordinates are metres east and north of the grid's lower-left corner
   (``metadata["origin"]``) and elevation × exaggeration up, so single-precision
   floats (VTK, glTF) keep sub-metre precision. glTF is y-up: (x, y, z) → (x, z, −y).
@@ -46,14 +46,14 @@ Assumptions
 
 from __future__ import annotations
 
-from .build import DEFAULT_EXAGGERATION, DEFAULT_SIZE, build_scene, parse_size, parse_time
-from .camera import VIEWS, Camera
-from .errors import FontError, OpenGLError, SceneDependencyError, SceneError, SceneOutputError
-from .layers import Label, Layer, station_levels
-from .mesh import DEFAULT_MAX_TRIANGLES, Decimation, decimate
-from .opengl import check_offscreen_rendering
-from .output import FORMATS, Scene, check_writable, output_format, write_glb
-from .style import LANGS, find_cjk_font
+from twin.scene.build import DEFAULT_EXAGGERATION, DEFAULT_SIZE, build_scene, parse_size, parse_time
+from twin.scene.camera import VIEWS, Camera
+from twin.scene.errors import FontError, OpenGLError, SceneDependencyError, SceneError, SceneOutputError
+from twin.scene.layers import Label, Layer, station_levels
+from twin.scene.mesh import DEFAULT_MAX_TRIANGLES, Decimation, decimate
+from twin.scene.opengl import check_offscreen_rendering
+from twin.scene.output import FORMATS, Scene, check_writable, output_format, write_glb
+from twin.scene.style import LANGS, find_cjk_font
 
 __all__ = [
     "DEFAULT_EXAGGERATION",

@@ -8,17 +8,17 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import pandas as pd
 
-from . import camera as cameras
-from . import layers as draw
-from . import style
-from .errors import SceneError
-from .mesh import DEFAULT_MAX_TRIANGLES, Decimation, decimate
-from .output import Scene
+from twin.scene import camera as cameras
+from twin.scene import layers as draw
+from twin.scene import style
+from twin.scene.errors import SceneError
+from twin.scene.mesh import DEFAULT_MAX_TRIANGLES, Decimation, decimate
+from twin.scene.output import Scene
 
 if TYPE_CHECKING:
     import xarray as xr
 
-    from ..basin import BasinTwin
+    from twin.basin import BasinTwin
 
 DEFAULT_EXAGGERATION = 2.0
 DEFAULT_SIZE = (1280, 800)
@@ -99,7 +99,7 @@ def build_scene(
     incident:
         An incident id to mark (and to look at, with ``view="incident"``).
     plume:
-        A :func:`twin.plume.simulate` Dataset: its river is coloured by concentration at ``at``.
+        A :func:`twin.analysis.plume.simulate` Dataset: its river is coloured by concentration at ``at``.
     view:
         Camera preset: "overview" (the basin from the south), "river" (along the
         main river toward its outlet; below the incident when there is one),
@@ -131,7 +131,7 @@ def build_scene(
         A bad view, language, size, time, budget or level; view "incident" without an incident.
     FontError
         Labels that need a CJK font, and none is installed.
-    twin.incidents.UnknownIncidentError
+    twin.ops.incidents.UnknownIncidentError
         No incident with that id.
     """
     view = view or ("incident" if incident is not None else "overview")

@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 import shapely
 
-from .layers import Surface, xyz
+from twin.scene.layers import Surface, xyz
 
 if TYPE_CHECKING:
-    from ..basin import BasinTwin
+    from twin.basin import BasinTwin
 
 VIEWS = ("overview", "river", "incident")
 VIEW_ANGLE = 30.0  # degrees, vertical

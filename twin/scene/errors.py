@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..errors import TwinError
+from twin.errors import TwinError
 
 
 class SceneError(TwinError, ValueError):

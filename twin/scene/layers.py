@@ -18,15 +18,15 @@ import pandas as pd
 import shapely
 from shapely.ops import substring
 
-from . import style
-from .errors import SceneDependencyError
-from .mesh import Decimation, grid_triangles, hillshade, ramp
-from .opengl import DEFAULT_WINDOW
+from twin.scene import style
+from twin.scene.errors import SceneDependencyError
+from twin.scene.mesh import Decimation, grid_triangles, hillshade, ramp
+from twin.scene.opengl import DEFAULT_WINDOW
 
 if TYPE_CHECKING:
     import xarray as xr
 
-    from ..basin import BasinTwin
+    from twin.basin import BasinTwin
 
 Shading = Literal["both", "elevation", "hillshade"]
 RiverStyle = Literal["tubes", "lines"]
@@ -233,11 +233,11 @@ def boundaries(
 def station_levels(basin: BasinTwin, at: pd.Timestamp, max_age_hours: float = 24.0, policy: Any = None) -> pd.Series:
     """Each station's colour key at a time: a warning level name, "none" or "no data".
 
-    The warnings are those of :func:`twin.response.warnings` active at ``at``
-    (without response plans), reduced per station by :func:`twin.alerts.levels_at`;
+    The warnings are those of :func:`twin.analysis.response.warnings` active at ``at``
+    (without response plans), reduced per station by :func:`twin.analysis.alerts.levels_at`;
     a station without a reading in the ``max_age_hours`` before ``at`` has "no data".
     """
-    from .. import alerts, response
+    from twin.analysis import alerts, response
 
     ids = basin.sites.loc[basin.sites["kind"] == "station", "id"].astype(str).tolist()
     recent = basin.readings.query(ids, None, at - pd.Timedelta(hours=max_age_hours), at)
@@ -340,7 +340,7 @@ def plume(
 ) -> tuple[Layer | None, dict[str, Any]]:
     """The river below a release, coloured by concentration at ``at`` where it exceeds a thousandth of the peak.
 
-    Concentrations between the sections of :func:`twin.plume.simulate` (reach ends)
+    Concentrations between the sections of :func:`twin.analysis.plume.simulate` (reach ends)
     are interpolated linearly along the river; colours are on a log scale from a
     thousandth of the run's peak to the peak, so times of one run compare.
     """

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import SceneError
+from twin.scene.errors import SceneError
 
 DEFAULT_MAX_TRIANGLES = 1_000_000
 

@@ -25,7 +25,7 @@ import signal
 import subprocess
 import sys
 
-from .errors import OpenGLError
+from twin.scene.errors import OpenGLError
 
 #: Debian/Ubuntu packages of the OpenGL that VTK renders off screen with (EGL, Mesa's software renderer).
 PACKAGES = ("libegl1", "libegl-mesa0", "libgl1-mesa-dri")

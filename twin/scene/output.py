@@ -23,11 +23,11 @@ from typing import Any
 
 import numpy as np
 
-from . import style
-from .camera import Camera
-from .errors import SceneError, SceneOutputError
-from .layers import Label, Layer, pyvista
-from .opengl import check_offscreen_rendering
+from twin.scene import style
+from twin.scene.camera import Camera
+from twin.scene.errors import SceneError, SceneOutputError
+from twin.scene.layers import Label, Layer, pyvista
+from twin.scene.opengl import check_offscreen_rendering
 
 FORMATS = {".png": "png", ".glb": "glb", ".html": "html", ".htm": "html"}
 

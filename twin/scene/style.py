@@ -15,7 +15,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from .errors import FontError
+from twin.scene.errors import FontError
 
 RGB = tuple[int, int, int]
 

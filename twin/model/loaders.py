@@ -1,0 +1,371 @@
+"""Loaders: turn the sources a catalog names into arrays and GeoDataFrames.
+
+- DEM: any GDAL raster (GeoTIFF, SRTM ``.hgt``, ESRI ASCII grid), one file or a
+  mosaic of tiles, any CRS; reprojected (bilinear) to one metric working CRS,
+  nodata kept as NaN.
+- Vectors: GeoJSON, GeoPackage, Shapefile, in any CRS pyproj can read.
+- Site lists: CSV with x/y (e.g. lon/lat) columns and a declared CRS, or GeoJSON.
+
+Assumptions, named here so they can be checked:
+
+* A raster or vector file's own CRS wins; a CRS declared in the catalog is used
+  only when the file has none, and must agree with the file's when both exist.
+* Without a working CRS in the catalog, the twin uses the UTM zone (WGS 84) of
+  the DEM's centre.
+* When a DEM is reprojected, its cell size is kept (a geographic cell is
+  converted to metres at the centre latitude and rounded to the metre) unless
+  ``parameters.resolution_m`` says otherwise.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import rasterio
+import rasterio.merge
+from affine import Affine
+from pyogrio.errors import CRSError as PyogrioCRSError
+from pyproj import CRS, Transformer
+from pyproj.exceptions import CRSError as PyprojCRSError
+from rasterio.enums import Resampling
+from rasterio.errors import RasterioError, RasterioIOError
+from rasterio.vrt import WarpedVRT
+from rasterio.warp import calculate_default_transform
+
+from twin.errors import CatalogError, CRSError, SourceError
+
+log = logging.getLogger(__name__)
+
+SITE_KINDS = ("station", "intake", "outfall", "mine", "dump", "gauge", "other")
+WATER_BODIES = ("river", "lake")
+
+
+@dataclass(frozen=True)
+class Grid:
+    """A north-up raster grid: shape, affine transform and CRS."""
+
+    shape: tuple[int, int]
+    transform: Affine
+    crs: CRS
+
+    @property
+    def cell_area(self) -> float:
+        return abs(self.transform.a * self.transform.e)
+
+    @property
+    def bounds(self) -> tuple[float, float, float, float]:
+        h, w = self.shape
+        t = self.transform
+        return (t.c, t.f + h * t.e, t.c + w * t.a, t.f)
+
+    def rowcol(self, x: np.ndarray | float, y: np.ndarray | float) -> tuple[np.ndarray, np.ndarray]:
+        """Row and column of the cells holding points (may be outside the grid)."""
+        col, row = ~self.transform * (np.asarray(x, dtype="float64"), np.asarray(y, dtype="float64"))
+        return np.floor(row).astype("int64"), np.floor(col).astype("int64")
+
+    def xy(self, row: np.ndarray | int, col: np.ndarray | int) -> tuple[np.ndarray, np.ndarray]:
+        """Centre coordinates of cells."""
+        x, y = self.transform * (np.asarray(col) + 0.5, np.asarray(row) + 0.5)
+        return np.asarray(x), np.asarray(y)
+
+
+def parse_crs(value: object, what: str) -> CRS:
+    """A pyproj CRS from user input, or :class:`CRSError` naming ``what``."""
+    try:
+        return CRS.from_user_input(value)
+    except (PyprojCRSError, TypeError, ValueError) as err:
+        raise CRSError(f"{what}: cannot read CRS {value!r} ({err}); give it as e.g. EPSG:4326") from None
+
+
+def utm_crs_for(lon: float, lat: float) -> CRS:
+    """The WGS 84 UTM zone CRS holding a point."""
+    zone = min(60, max(1, int(math.floor((lon + 180.0) / 6.0)) + 1))
+    return CRS.from_epsg((32600 if lat >= 0 else 32700) + zone)
+
+
+def _resolve_crs(file_crs: object | None, declared: str | None, what: str) -> CRS:
+    if file_crs:
+        crs = parse_crs(file_crs, what) if not isinstance(file_crs, CRS) else file_crs
+        if declared:
+            want = parse_crs(declared, f"{what} (declared in catalog)")
+            if not crs.equals(want, ignore_axis_order=True):
+                raise CRSError(
+                    f"{what} is in {crs.to_string()} but the catalog declares {want.to_string()}; "
+                    "fix the catalog's 'crs' or the file"
+                )
+        return crs
+    if declared:
+        return parse_crs(declared, f"{what} (declared in catalog)")
+    raise CRSError(f"{what} has no CRS; declare it in the catalog with crs: EPSG:xxxx")
+
+
+# ---------------------------------------------------------------------------
+# DEM
+# ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Elevation:
+    """Elevation in the working CRS: float32 array (NaN = nodata) on a grid."""
+
+    values: np.ndarray
+    grid: Grid
+
+
+def _open_raster(path: Path, what: str) -> rasterio.io.DatasetReader:
+    if path.stat().st_size == 0:
+        raise SourceError(f"{what} '{path}' is empty (0 bytes); replace it with a real raster")
+    try:
+        return rasterio.open(path)
+    except (RasterioIOError, RasterioError) as err:
+        raise SourceError(
+            f"{what} '{path}' is not a readable raster ({str(err).splitlines()[0]}); check the file"
+        ) from None
+
+
+def _metric_resolution(src: rasterio.io.DatasetReader, crs: CRS) -> float:
+    if crs.is_geographic:
+        lat = (src.bounds.top + src.bounds.bottom) / 2
+        deg = abs(src.transform.a)
+        return max(1.0, round(deg * 111_320.0 * math.cos(math.radians(lat))))
+    return abs(src.transform.a)
+
+
+def load_dem(
+    paths: list[Path],
+    *,
+    declared_crs: str | None = None,
+    nodata: float | None = None,
+    target_crs: str | None = None,
+    resolution: float | None = None,
+    what: str = "DEM",
+) -> Elevation:
+    """Read a DEM (one file or a mosaic of tiles) into the metric working CRS.
+
+    Parameters
+    ----------
+    paths:
+        One or more raster files; several are mosaicked (first file wins where tiles overlap).
+    declared_crs:
+        CRS to assume for files that carry none.
+    nodata:
+        Nodata value to assume for files that declare none.
+    target_crs:
+        Working CRS; must be projected (metres). ``None``: UTM zone of the DEM centre.
+    resolution:
+        Cell size in metres after reprojection; ``None`` keeps the source's.
+
+    Raises
+    ------
+    SourceError
+        A file is missing, empty, corrupt, or holds no valid elevation.
+    CRSError
+        A file has no CRS and none is declared, or the working CRS is not metric.
+    """
+    if not paths:
+        raise SourceError(f"{what}: no files given")
+    sources = []
+    try:
+        for p in paths:
+            src = _open_raster(Path(p), what)
+            sources.append(src)
+            if src.count < 1:
+                raise SourceError(f"{what} '{p}' has no bands; give a single-band elevation raster")
+        crss = [_resolve_crs(s.crs if s.crs else None, declared_crs, f"{what} '{p}'") for s, p in zip(sources, paths)]
+        first, crs0 = sources[0], crss[0]
+        if target_crs:
+            target = parse_crs(target_crs, "catalog 'crs'")
+        else:
+            b = first.bounds
+            to_ll = Transformer.from_crs(crs0, "EPSG:4326", always_xy=True)
+            lon, lat = to_ll.transform((b.left + b.right) / 2, (b.bottom + b.top) / 2)
+            target = utm_crs_for(lon, lat)
+        if not target.is_projected or target.axis_info[0].unit_name not in ("metre", "meter"):
+            raise CRSError(
+                f"working CRS {target.to_string()} is not a projected CRS in metres; set the catalog's crs to one (e.g. a UTM zone)"
+            )
+
+        same = all(c.equals(target, ignore_axis_order=True) for c in crss)
+        nd = [s.nodata if s.nodata is not None else nodata for s in sources]
+        if same and len(sources) == 1 and resolution in (None, abs(first.transform.a)):
+            values = first.read(1, out_dtype="float32", masked=False)
+            transform = first.transform
+            if nd[0] is not None:
+                values[values == nd[0]] = np.nan
+        else:
+            res = resolution or _metric_resolution(first, crss[0])
+            readers = []
+            for s, c, n in zip(sources, crss, nd):
+                if c.equals(target, ignore_axis_order=True) and resolution in (None, abs(s.transform.a)):
+                    readers.append(s)
+                    continue
+                dst_t, w, h = calculate_default_transform(c, target, s.width, s.height, *s.bounds, resolution=res)
+                readers.append(
+                    WarpedVRT(
+                        s,
+                        src_crs=c,
+                        crs=target,
+                        resampling=Resampling.bilinear,
+                        src_nodata=n,
+                        nodata=np.nan,
+                        dtype="float32",
+                        transform=dst_t,
+                        width=w,
+                        height=h,
+                    )
+                )
+            arr, transform = rasterio.merge.merge(
+                readers, res=res, nodata=np.nan, dtype="float32", resampling=Resampling.bilinear
+            )
+            values = arr[0].astype("float32", copy=False)
+            for n, r in zip(nd, readers):
+                if n is not None and not isinstance(r, WarpedVRT):
+                    values[values == n] = np.nan
+        if transform.b != 0 or transform.d != 0 or transform.e >= 0:
+            raise SourceError(
+                f"{what} '{paths[0]}' is rotated or not north-up; warp it to a north-up grid first (gdalwarp)"
+            )
+        if abs(abs(transform.a) - abs(transform.e)) > 1e-6 * abs(transform.a):
+            raise SourceError(
+                f"{what} '{paths[0]}' has non-square cells ({transform.a} x {-transform.e}); set parameters.resolution_m to resample"
+            )
+    except RasterioError as err:
+        raise SourceError(
+            f"{what} '{paths[0]}' could not be read ({str(err).splitlines()[0]}); check the file"
+        ) from None
+    finally:
+        for s in sources:
+            s.close()
+    values[~np.isfinite(values)] = np.nan
+    log.info("%s: %d x %d cells in %s", what, values.shape[0], values.shape[1], target.to_string())
+    if values.size == 0 or np.isnan(values).all():
+        raise SourceError(
+            f"{what} '{paths[0]}' holds no valid elevation (every cell is nodata); check the nodata value or the file"
+        )
+    return Elevation(values=values, grid=Grid(values.shape, transform, CRS.from_user_input(target)))
+
+
+# ---------------------------------------------------------------------------
+# Vectors
+# ---------------------------------------------------------------------------
+def load_vectors(
+    paths: list[Path], *, declared_crs: str | None = None, layer: str | None = None, what: str = "vectors"
+) -> gpd.GeoDataFrame:
+    """Read one or more vector files (concatenated) with their CRS.
+
+    Raises
+    ------
+    SourceError
+        A file is missing, unreadable or holds no features.
+    CRSError
+        The CRS is missing (and not declared), unreadable, or disagrees with the declared one.
+    """
+    frames = []
+    for p in paths:
+        p = Path(p)
+        if not p.exists():
+            raise SourceError(f"{what} '{p}' does not exist; fix its path in the catalog")
+        try:
+            df = gpd.read_file(p, layer=layer) if layer else gpd.read_file(p)
+        except Exception as err:  # pyogrio raises several unrelated classes for unreadable data
+            if isinstance(err, (PyprojCRSError, PyogrioCRSError)):  # pyogrio raises its own class for a bad .prj
+                raise CRSError(
+                    f"{what} '{p}' has a CRS that cannot be read ({str(err).splitlines()[0]}); "
+                    "fix its .prj (or remove it and declare crs in the catalog)"
+                ) from None
+            raise SourceError(
+                f"{what} '{p}' is not a readable vector file ({str(err).splitlines()[0]}); check the file"
+            ) from None
+        if len(df) == 0:
+            raise SourceError(f"{what} '{p}' holds no features; check the file or its layer")
+        file_crs = df.crs
+        crs = _resolve_crs(file_crs, declared_crs, f"{what} '{p}'")
+        df = df.set_crs(crs, allow_override=True) if file_crs is None else df
+        frames.append(df)
+    crs0 = frames[0].crs
+    frames = [f if f.crs.equals(crs0) else f.to_crs(crs0) for f in frames]
+    out = gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), crs=crs0)
+    if out.geometry.isna().any() or out.geometry.is_empty.any():
+        bad = int((out.geometry.isna() | out.geometry.is_empty).sum())
+        raise SourceError(f"{what} '{paths[0]}': {bad} feature(s) have no geometry; remove or fix them")
+    return out
+
+
+def load_sites(
+    paths: list[Path],
+    *,
+    fmt: str | None,
+    declared_crs: str | None,
+    id_field: str = "id",
+    name_field: str = "name",
+    x_field: str = "lon",
+    y_field: str = "lat",
+    layer: str | None = None,
+    what: str = "sites",
+) -> gpd.GeoDataFrame:
+    """Read a site list (CSV with coordinates and a declared CRS, or GeoJSON/GPKG).
+
+    Columns kept: ``id``, ``name``, ``kind`` (one of :data:`SITE_KINDS`, default
+    ``station``), ``water_body`` (``river`` or ``lake``, default ``river``),
+    ``target_class`` (1-5, default 3) and any other column as is.
+    """
+    frames = []
+    for p in paths:
+        p = Path(p)
+        is_csv = (fmt or "").upper() == "CSV" or (fmt is None and p.suffix.lower() == ".csv")
+        if is_csv:
+            if not declared_crs:
+                raise CRSError(
+                    f"{what} '{p}' is a CSV and has no CRS; declare it in the catalog with crs: EPSG:4326 (for lon/lat)"
+                )
+            crs = parse_crs(declared_crs, f"{what} '{p}'")
+            try:
+                df = pd.read_csv(p, dtype={id_field: str}, encoding="utf-8-sig")
+            except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+                raise SourceError(f"{what} '{p}' is not a readable CSV ({err}); check the file") from None
+            for col in (x_field, y_field):
+                if col not in df.columns:
+                    raise SourceError(
+                        f"{what} '{p}' has no column '{col}'; columns are {list(df.columns)} (set x_field/y_field in the catalog)"
+                    )
+            xy = df[[x_field, y_field]].apply(pd.to_numeric, errors="coerce")
+            if xy.isna().any().any():
+                bad = df.loc[xy.isna().any(axis=1), id_field if id_field in df else x_field].tolist()
+                raise SourceError(f"{what} '{p}': rows {bad} have missing or non-numeric coordinates; fix them")
+            df = gpd.GeoDataFrame(df, geometry=gpd.points_from_xy(xy[x_field], xy[y_field]), crs=crs)
+        else:
+            df = load_vectors([p], declared_crs=declared_crs, layer=layer, what=what)
+            if not (df.geom_type == "Point").all():
+                raise SourceError(f"{what} '{p}': every site must be a Point; found {sorted(set(df.geom_type))}")
+        frames.append(df.to_crs("EPSG:4326") if df.crs and not df.crs.equals(CRS.from_epsg(4326)) else df)
+    df = gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), crs=frames[0].crs)
+    for col in (id_field, name_field):
+        if col not in df.columns:
+            raise SourceError(f"{what} '{paths[0]}' has no column '{col}'; columns are {list(df.columns)}")
+    df = df.rename(columns={id_field: "id", name_field: "name"})
+    df["id"] = df["id"].astype(str)
+    dup = df["id"][df["id"].duplicated()].tolist()
+    if dup:
+        raise SourceError(f"{what}: site ids {dup} appear more than once; ids must be unique")
+    df["kind"] = df["kind"].fillna("station") if "kind" in df else "station"
+    df["water_body"] = df["water_body"].fillna("river") if "water_body" in df else "river"
+    df["target_class"] = pd.to_numeric(df["target_class"], errors="coerce").fillna(3) if "target_class" in df else 3
+    bad_kind = sorted(set(df["kind"]) - set(SITE_KINDS))
+    if bad_kind:
+        raise CatalogError(f"{what}: unknown site kind(s) {bad_kind}; allowed: {list(SITE_KINDS)}")
+    bad_wb = sorted(set(df["water_body"]) - set(WATER_BODIES))
+    if bad_wb:
+        raise CatalogError(f"{what}: unknown water_body value(s) {bad_wb}; allowed: {list(WATER_BODIES)}")
+    tc = df["target_class"]
+    bad_tc = (tc < 1) | (tc > 5) | (tc != tc.round())
+    if bad_tc.any():
+        raise CatalogError(
+            f"{what} '{paths[0]}': target_class must be a whole number 1-5 (GB 3838 classes I-V); "
+            f"sites {df.loc[bad_tc, 'id'].tolist()} have {tc[bad_tc].tolist()}"
+        )
+    df["target_class"] = tc.astype(int)
+    return df

@@ -1,0 +1,611 @@
+"""Slices: the twin cut at a time, along a line, along a river; a station's series; traces (JSON with units).
+
+Routes (blueprint ``slices``, under ``/api/slices``)::
+
+    /api/slices/                        what slices there are
+    /api/slices/time                    every station at a time: value, GB 3838 class, warning level
+    /api/slices/profile                 terrain profile along a line, sampled from the DEM
+    /api/slices/river                   longitudinal profile from a point to the outlet (elevation,
+                                        and the concentration of a release at a time)
+    /api/slices/stations/<station>      a station's series with GB 3838 class bands and warning periods
+    /api/slices/downstream              downstream report and plume of a release
+    /api/slices/upstream                candidate sources of an anomaly at a station
+
+Coordinates in and out are WGS 84 longitude/latitude; times ISO 8601 with a
+zone (UTC out), within :data:`web.params.EARLIEST` .. now + :data:`web.params.AHEAD`.
+Every response says its units. A bad or missing parameter is a 400 whose ``parameter``
+names it; an unknown station in the path is a 404.
+
+A station's series gives at most ``limit`` readings (default and most :data:`MAX_SERIES`),
+the first ones of the window; when there are more, ``next`` is the link to the following
+page. Warning fields (a time slice's ``warning_level`` and ``warning``, a series'
+``warnings``) are present only for the stations whose warnings the user may see
+(:class:`twin.access.Scope`): absent means not permitted, not "no warning".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+from flask import Blueprint, current_app, request, url_for
+from pyproj import Transformer
+
+from twin.ops.parameters import PARAMETERS
+from twin_web import params
+from twin_web.auth import scope
+from twin_web.collections import episodes, warning_id
+from twin_web.errors import NotFoundError, ParameterError
+from twin_web.state import TwinState
+
+if TYPE_CHECKING:
+    from twin.basin import BasinTwin
+    from twin.model.network import Location
+
+bp = Blueprint("slices", __name__, url_prefix="/api/slices")
+
+MAX_SAMPLES = 5000
+MAX_VERTICES = 500
+#: readings of a station series per request (its ``limit``); past it, the answer's ``next`` link pages on
+MAX_SERIES = 10_000
+
+
+def state() -> TwinState:
+    return current_app.extensions["twin"]
+
+
+def _args(allowed: tuple[str, ...]) -> Mapping[str, str]:
+    params.check_known(request.args, allowed)
+    return request.args
+
+
+def _to_wgs84(basin: BasinTwin) -> Transformer:
+    return Transformer.from_crs(basin.crs, "EPSG:4326", always_xy=True)
+
+
+def _locate(basin: BasinTwin, lon: float, lat: float) -> Location:
+    """The point snapped to its river; off the basin or far from any river is a bad ``lon,lat``."""
+    from twin.errors import OutsideBasinError, SnapError
+
+    params.near(lon, lat, state().manifest.get("summary", {}).get("bounds_wgs84"))
+    try:
+        return basin.locate(lon, lat)
+    except (OutsideBasinError, SnapError) as err:
+        raise ParameterError("lon,lat", str(err)) from None
+
+
+def _round(values: Any, digits: int) -> list[float | None]:
+    return [None if not np.isfinite(v) else round(float(v), digits) for v in np.asarray(values, dtype=float)]
+
+
+def _site(basin: BasinTwin, station: str, name: str = "station", path: bool = False) -> pd.Series:
+    sites = basin.sites.set_index("id", drop=False)
+    if station not in sites.index:
+        message = f"no station {station[:60]!r}; stations: {', '.join(map(str, sites['id']))}"
+        if path:
+            raise NotFoundError(message, parameter=name)
+        raise ParameterError(name, message)
+    return sites.loc[station]
+
+
+# -- index --------------------------------------------------------------------------------------
+
+SLICES = {
+    "time": ("every station at a time: value, GB 3838 class and warning level", "at, parameter[, max_age_hours]"),
+    "profile": ("terrain profile along a line", "line=lon,lat,lon,lat,...[, samples]"),
+    "river": (
+        "longitudinal profile from a point to the outlet, with a release's concentration at a time",
+        "lon, lat[, samples][, mass_kg, release_at, at, parameter, duration_h, decay_per_hour, flow_ratio]",
+    ),
+    "stations/<station>": (
+        f"a station's series with class bands and warning periods, at most {MAX_SERIES} readings a page",
+        "parameter[, start, end, limit]",
+    ),
+    "downstream": (
+        "downstream report and plume of a release",
+        "lon, lat, at, mass_kg[, parameter, duration_h, decay_per_hour, flow_ratio]",
+    ),
+    "upstream": (
+        "candidate sources of an anomaly at a station",
+        "station, parameter, at[, window_hours, flow_ratio, top]",
+    ),
+}
+
+
+@bp.get("/")
+def index() -> Any:
+    _args(())
+    root = url_for("slices.index", _external=True)
+    return {
+        "slices": [
+            {"name": name, "href": root + name, "description": d, "parameters": p} for name, (d, p) in SLICES.items()
+        ]
+    }
+
+
+# -- the twin at a time -------------------------------------------------------------------------
+
+
+@bp.get("/time")
+def at_time() -> Any:
+    from twin.analysis import alerts, quality
+    from twin.ops.readings import query
+
+    args = _args(("at", "parameter", "max_age_hours"))
+    at = params.time(args, "at", required=True)
+    assert at is not None
+    p = params.parameter(args)
+    age = params.number(args, "max_age_hours", 24.0, lo=0, lo_open=True, hi=24 * 366)
+    assert age is not None
+    st = state()
+    basin = st.basin
+    stations = basin.sites[basin.sites["kind"] == "station"].reset_index(drop=True)
+    rows = query(st.store, stations["id"].tolist(), [p], at - pd.Timedelta(hours=age), at, usable_only=True)
+    last = rows.sort_values("time").groupby("station").last() if len(rows) else rows.set_index("station")
+    values = last["value"].reindex(stations["id"]).to_numpy(dtype=float)
+    times = last["time"].reindex(stations["id"])
+    wb = stations["water_body"].fillna("river").astype(str).to_numpy()
+    klass = quality.classify_values(p, values, wb) if p in quality.parameters() else np.zeros(len(values), "int8")
+    rule = scope()
+    ep = rule.warnings(episodes(st)) if rule.may("warnings.read") else pd.DataFrame()  # only those they may see
+    ep = ep[ep["parameter"] == p] if len(ep) else ep
+    levels = alerts.levels_at(ep, at) if len(ep) else pd.DataFrame(columns=["level", "level_name"])
+    lon, lat = _to_wgs84(basin).transform(stations.geometry.x.to_numpy(), stations.geometry.y.to_numpy())
+    out = []
+    for k, s in enumerate(stations.itertuples()):
+        level = int(levels.loc[s.id, "level"]) if s.id in levels.index else 0
+        c = int(klass[k])
+        out.append(
+            rule.slice_row(
+                {
+                    "id": s.id,
+                    "name": s.name,
+                    "lon": round(float(lon[k]), 6),
+                    "lat": round(float(lat[k]), 6),
+                    "water_body": s.water_body,
+                    "target_class": int(s.target_class),
+                    "time": None if pd.isna(times.iloc[k]) else times.iloc[k].isoformat(),
+                    "value": None if not np.isfinite(values[k]) else float(values[k]),
+                    "class": c or None,
+                    "label": str(quality.label(c)),
+                    "exceeds": bool(c > int(s.target_class)),
+                    "warning_level": level,
+                    "warning": alerts.LEVEL_NAMES[level] if level else None,
+                }
+            )
+        )
+    return {
+        "at": at.isoformat(),
+        "parameter": p,
+        "units": {"value": PARAMETERS[p].unit, "time": "UTC"},
+        "max_age_hours": age,
+        "classified": p in quality.parameters(),
+        "stations": out,
+    }
+
+
+# -- along a line -------------------------------------------------------------------------------
+
+
+def _line(args: Mapping[str, str]) -> list[tuple[float, float]]:
+    raw = params.text(args, "line", required=True)
+    assert raw is not None
+    parts = raw.split(",")
+    if len(parts) < 4 or len(parts) % 2:
+        raise ParameterError("line", "give at least two points as lon,lat,lon,lat,...")
+    values = []
+    for v in parts:
+        x = params.number({"line": v.strip()}, "line")
+        assert x is not None
+        values.append(x)
+    pts = list(zip(values[0::2], values[1::2]))
+    if len(pts) > MAX_VERTICES:
+        raise ParameterError("line", f"{len(pts)} points; at most {MAX_VERTICES}")
+    if not all(-180 <= x <= 180 and -90 <= y <= 90 for x, y in pts):
+        raise ParameterError("line", "longitudes must lie in -180..180 and latitudes in -90..90")
+    return pts
+
+
+@bp.get("/profile")
+def profile() -> Any:
+    args = _args(("line", "samples"))
+    pts = _line(args)
+    n = params.integer(args, "samples", 256, lo=2, hi=MAX_SAMPLES)
+    assert n is not None
+    from twin.analysis.profiles import ProfileError, terrain_profile
+
+    try:
+        df = terrain_profile(state().basin.terrain, pts, samples=n)
+    except ProfileError as err:
+        raise ParameterError("line", str(err)) from None
+    return {
+        "line": [[x, y] for x, y in pts],
+        "units": {"distance": "m", "elevation": "m", "coordinates": "WGS 84 degrees"},
+        "length_m": round(float(df["distance_m"].iloc[-1]), 2),
+        "source": "measured DEM of the twin (nearest cell); null outside the data",
+        "distance_m": _round(df["distance_m"], 2),
+        "elevation_m": _round(df["elevation_m"], 2),
+        "lon": _round(df["lon"], 6),
+        "lat": _round(df["lat"], 6),
+    }
+
+
+# -- along a river ------------------------------------------------------------------------------
+
+
+def _release(args: Mapping[str, str], needs_mass: tuple[str, ...] = ()) -> dict[str, Any] | None:
+    """The release of ``mass_kg``: None without a mass, unless a parameter of ``needs_mass`` is given."""
+    mass = params.number(args, "mass_kg", lo=0, lo_open=True, hi=1e9)
+    if mass is None:
+        extra = [k for k in needs_mass if k in args]
+        if extra:
+            raise ParameterError("mass_kg", f"is required with {', '.join(extra)} (the mass released, kg)")
+        return None
+    return {
+        "mass_kg": mass,
+        "parameter": params.parameter(args, default="NH3-N"),
+        "duration_s": (params.number(args, "duration_h", 0.0, lo=0, hi=24 * 30) or 0.0) * 3600.0,
+        "decay_per_hour": params.number(args, "decay_per_hour", 0.0, lo=0, hi=100) or 0.0,
+        "flow_ratio": params.number(args, "flow_ratio", 1.0, lo=0, lo_open=True, hi=100) or 1.0,
+    }
+
+
+@bp.get("/river")
+def river() -> Any:
+    from twin.analysis import plume, profiles
+
+    allowed = ("lon", "lat", "samples", "mass_kg", "release_at", "at", "parameter")
+    args = _args((*allowed, "duration_h", "decay_per_hour", "flow_ratio"))
+    lon0, lat0 = params.lon_lat(args)
+    n = params.integer(args, "samples", 200, lo=2, hi=MAX_SAMPLES)
+    assert n is not None
+    release = _release(args, ("release_at", "at", "parameter", "duration_h", "decay_per_hour"))
+    flow_ratio = params.number(args, "flow_ratio", 1.0, lo=0, lo_open=True, hi=100) or 1.0
+    release_at = at = None
+    if release is not None:
+        release_at = params.time(args, "release_at", required=True)
+        at = params.time(args, "at", required=True)
+    basin = state().basin
+    start = _locate(basin, lon0, lat0)
+    path, sections, sites = basin.downstream(lon0, lat0, flow_ratio=flow_ratio)
+    df = profiles.sample_river(basin, start, path, n)
+    total_km = float(df["distance_km"].iloc[-1])
+    out: dict[str, Any] = {
+        "start": {
+            "lon": lon0,
+            "lat": lat0,
+            "reach_id": start.reach_id,
+            "snap_distance_m": round(start.snap_distance_m, 1),
+        },
+        "units": {
+            "distance": "km",
+            "elevation": "m",
+            "concentration": "mg/L",
+            "hours": "h after a release at the start",
+        },
+        "length_km": round(total_km, 3),
+        "flow_ratio": flow_ratio,
+        "distance_km": _round(df["distance_km"], 4),
+        "reach_id": [int(r) for r in df["reach_id"]],
+        "lon": _round(df["lon"], 6),
+        "lat": _round(df["lat"], 6),
+        "elevation_m": _round(df["elevation_m"], 2),
+        "conditioned_elevation_m": _round(df["conditioned_elevation_m"], 2),
+        "sections": [
+            {
+                "section_id": int(s.section_id),
+                "level": s.level,
+                "from": s.from_name,
+                "to": s.to_name,
+                "distance_km": round(float(s.distance_km), 3),
+                "peak_h": round(float(s.peak_h), 2),
+            }
+            for s in sections.itertuples()
+        ],
+        "sites": [
+            {
+                "id": s.id,
+                "name": s.name,
+                "kind": s.kind,
+                "distance_km": round(float(s.distance_km), 3),
+                "peak_h": round(float(s.peak_h), 2),
+            }
+            for s in sites.itertuples()
+        ],
+    }
+    if release is not None:
+        assert release_at is not None and at is not None
+        ds = plume.simulate(
+            basin.network.reaches,
+            start.reach_id,
+            start.measure_m,
+            release_at,
+            mass_kg=release["mass_kg"],
+            duration_s=release["duration_s"],
+            decay_per_hour=release["decay_per_hour"],
+            substance=release["parameter"],
+            flow_ratio=flow_ratio,
+            times=pd.DatetimeIndex([at]),
+        )
+        df = profiles.assign_concentration(df, basin.network.reaches, ds, at)
+        out["release"] = {
+            **release,
+            "release_at": release_at.isoformat(),
+            "at": at.isoformat(),
+            "units": {"mass_kg": "kg", "duration_s": "s", "decay_per_hour": "1/h", "value": "mg/L"},
+        }
+        out["concentration_mg_l"] = _round(df["concentration_mg_l"], 9)
+        out["peak_time"] = [None if pd.isna(t) else t.isoformat() for t in df["peak_time"]]
+    return out
+
+
+# -- a station's series -------------------------------------------------------------------------
+
+
+def class_bands(parameter: str, water_body: str) -> list[dict[str, Any]]:
+    """The GB 3838-2002 class of a value by range (:func:`twin.scene.plots.bands`; empty: not classified).
+
+    Each band: class, label, ``lower`` and ``upper`` (null: unbounded) and which end is
+    inclusive: an upper limit ("max") holds values ``lower < v <= upper``; a lower limit
+    ("min", DO) holds ``lower <= v < upper``; pH's range is one band 6–9 for class I.
+    """
+    from twin.analysis import quality
+    from twin.scene import plots
+
+    if parameter not in quality.parameters():
+        return []
+    ranges = plots.bands(parameter, "river" if water_body == "river" else "lake")
+    is_range = parameter == "pH"
+    inclusive = "lower" if parameter == "DO" else "upper"
+
+    def bound(v: float) -> float | None:
+        return None if np.isinf(v) else float(v)
+
+    return [
+        {
+            "class": k,
+            "label": quality.LABELS[k],
+            "lower": bound(lo),
+            "upper": bound(hi),
+            "inclusive": ("both" if k == 1 else "neither") if is_range else inclusive,
+        }
+        for k, lo, hi in sorted(ranges, key=lambda r: (r[0], r[1]))
+    ]
+
+
+@bp.get("/stations/<station_id>")
+def station_series(station_id: str) -> Any:
+    from twin.analysis import quality
+    from twin.ops.readings import query
+
+    st = state()
+    site = _site(st.basin, station_id, "station", path=True)
+    args = _args(("parameter", "start", "end", "limit"))
+    p = params.parameter(args)
+    start = params.time(args, "start")
+    end = params.time(args, "end")
+    limit = params.integer(args, "limit", MAX_SERIES, lo=1, hi=MAX_SERIES)
+    assert limit is not None
+    if start is not None and end is not None and start > end:
+        raise ParameterError("end", f"{end.isoformat()} is before start {start.isoformat()}")
+    rows = query(st.store, [station_id], [p], start, end, usable_only=True, limit=limit + 1)
+    more = len(rows) > limit
+    rows = rows.iloc[:limit]
+    wb = str(site.get("water_body") or "river")
+    values = rows["value"].to_numpy(dtype=float)
+    klass = quality.classify_values(p, values, wb) if p in quality.parameters() else np.zeros(len(values), "int8")
+    out: dict[str, Any] = {
+        "station": {
+            "id": station_id,
+            "name": site["name"],
+            "kind": site["kind"],
+            "water_body": wb,
+            "target_class": int(site["target_class"]) if pd.notna(site.get("target_class")) else None,
+        },
+        "parameter": p,
+        "units": {"value": PARAMETERS[p].unit, "time": "UTC"},
+        "long_name": PARAMETERS[p].long_name,
+        "time": [t.isoformat() for t in rows["time"]],
+        "value": _round(values, 6),
+        "flag": rows["flag"].astype(str).tolist(),
+        "class": [int(c) or None for c in klass],
+        "class_bands": class_bands(p, wb),
+        "class_source": quality.SOURCE,
+        "limit": limit,
+    }
+    if more:  # the next page starts one second after this one's last reading (times are whole seconds)
+        following = (rows["time"].iloc[-1] + pd.Timedelta(seconds=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        query_args = {k: v for k, v in args.items() if k != "start"} | {"start": following}
+        out["next"] = url_for("slices.station_series", station_id=station_id, _external=True, **query_args)
+    if scope().sees_warnings_at(station_id):  # absent, not empty, when the user may not see them
+        out["warnings"] = _periods(st, station_id, p, start, end)
+    return out
+
+
+def _periods(st: TwinState, station_id: str, p: str, start: Any, end: Any) -> list[dict[str, Any]]:
+    """The warning periods of a station and parameter that overlap [start, end]."""
+    ep = episodes(st)
+    periods: list[dict[str, Any]] = []
+    if not len(ep):
+        return periods
+    mine = ep[(ep["station"] == station_id) & (ep["parameter"] == p)]
+    for e in mine.to_dict("records"):
+        e_start, e_end = pd.Timestamp(e["start"]), e["end"]
+        ended = not pd.isna(e_end)
+        if (end is not None and e_start > end) or (start is not None and ended and pd.Timestamp(e_end) < start):
+            continue
+        periods.append(
+            {
+                "id": warning_id(str(e["station"]), str(e["parameter"]), e_start),
+                "level": int(e["level"]),
+                "level_name": e["level_name"],
+                "start": e_start.isoformat(),
+                "end": pd.Timestamp(e_end).isoformat() if ended else None,
+                "end_reason": e["end_reason"],
+                "peak_value": float(e["peak_value"]),
+                "rule": e["rule"],
+                "changes": [[pd.Timestamp(t).isoformat(), int(lv), r] for t, lv, r in e["changes"]],
+            }
+        )
+    return periods
+
+
+# -- downstream and upstream --------------------------------------------------------------------
+
+
+def _features(gdf: Any) -> list[dict[str, Any]]:
+    import json
+
+    if gdf.empty:
+        return []
+    return json.loads(gdf.to_crs("EPSG:4326").to_json(na="null", drop_id=True))["features"]
+
+
+@bp.get("/downstream")
+def downstream() -> Any:
+    from twin.analysis.impact import downstream_report
+
+    args = _args(("lon", "lat", "at", "mass_kg", "parameter", "duration_h", "decay_per_hour", "flow_ratio"))
+    lon, lat = params.lon_lat(args)
+    at = params.time(args, "at", required=True)
+    release = _release(args)
+    if release is None:
+        raise ParameterError("mass_kg", "is required (the mass released, kg)")
+    basin = state().basin
+    _locate(basin, lon, lat)
+    report = downstream_report(
+        basin,
+        lon,
+        lat,
+        at,
+        release["mass_kg"],
+        release["parameter"],
+        duration_s=release["duration_s"],
+        decay_per_hour=release["decay_per_hour"],
+        flow_ratio=release["flow_ratio"],
+    )
+    ds = report["plume"]
+    peak_by_reach = dict(zip(ds["reach"].to_numpy().tolist(), ds["reach_peak_concentration"].to_numpy().tolist()))
+    path, _, _ = basin.downstream(lon, lat, flow_ratio=release["flow_ratio"])
+    path = path[["reach_id", "from_km", "to_km", "earliest_h", "peak_h", "geometry"]].copy()
+    path["peak_mg_l"] = [peak_by_reach.get(int(r)) for r in path["reach_id"]]
+
+    def times(name: str) -> list[str]:
+        return [t.isoformat() for t in pd.to_datetime(ds[name].to_numpy(), utc=True)]
+
+    return {
+        "release": report["release"],
+        "units": {"distance_km": "km", "peak_mg_l": "mg/L", "times": "UTC", "discharge_m3s": "m3/s"},
+        "entries": report["entries"],
+        "plume": {
+            "reaches": {
+                "reach_id": [int(r) for r in ds["reach"].to_numpy()],
+                "distance_km": _round(ds["reach_distance_km"].to_numpy(), 3),
+                "discharge_m3s": _round(ds["reach_discharge"].to_numpy(), 4),
+                "peak_mg_l": _round(ds["reach_peak_concentration"].to_numpy(), 9),
+                "leading_time": times("reach_leading_time"),
+                "peak_time": times("reach_peak_time"),
+                "trailing_time": times("reach_trailing_time"),
+            },
+            "sites": {
+                "id": [str(s) for s in ds["site"].to_numpy()],
+                "distance_km": _round(ds["site_distance_km"].to_numpy(), 3),
+                "peak_mg_l": _round(ds["site_peak_concentration"].to_numpy(), 9),
+                "peak_time": times("site_peak_time"),
+            },
+            "model": {k: ds.attrs[k] for k in ("velocity", "dispersion")},
+        },
+        "path": {"type": "FeatureCollection", "features": _features(path)},
+    }
+
+
+def _route(basin: BasinTwin, reach_id: int, measure_m: float, x: float, y: float, station: pd.Series) -> list[str]:
+    """Names of the top-level units a release at a point of a reach crosses on its way to a station, in order."""
+    top = basin.jurisdictions.levels[0] if basin.jurisdictions.levels else None
+    if top is None:
+        return []
+    here = basin.jurisdictions.at(x, y).get(top)
+    names = [str(here["name"])] if here else []
+    path = basin.network.downstream_ids(reach_id)
+    end = int(station["reach_id"])
+    if end not in path:  # the station is not downstream of the candidate
+        return names
+    path = path[: path.index(end) + 1]
+    order = {r: k for k, r in enumerate(path)}
+    sec = basin.jurisdictions.sections
+    sec = sec[(sec["level"] == top) & sec["reach_id"].isin(path)]
+    on_first = sec["reach_id"].to_numpy() == reach_id
+    on_last = sec["reach_id"].to_numpy() == end
+    keep = (~on_first | (sec["measure_m"].to_numpy() >= measure_m)) & (
+        ~on_last | (sec["measure_m"].to_numpy() <= float(station["measure_m"]))
+    )
+    sec = sec[keep]
+    sec = sec.assign(_k=sec["reach_id"].map(order)).sort_values(["_k", "measure_m"])
+    for name in sec["to_name"]:
+        if name is not None and (not names or names[-1] != name):
+            names.append(str(name))
+    return names
+
+
+@bp.get("/upstream")
+def upstream() -> Any:
+    from twin.analysis.tracing import trace_upstream
+
+    args = _args(("station", "parameter", "at", "window_hours", "flow_ratio", "top"))
+    station_id = params.text(args, "station", required=True)
+    assert station_id is not None
+    st = state()
+    basin = st.basin
+    site = _site(basin, station_id)
+    p = params.parameter(args)
+    at = params.time(args, "at", required=True)
+    assert at is not None
+    window = params.number(args, "window_hours", 48.0, lo=0, lo_open=True, hi=24 * 14)
+    flow_ratio = params.number(args, "flow_ratio", 1.0, lo=0, lo_open=True, hi=100)
+    top = params.integer(args, "top", 10, lo=1, hi=100)
+    assert window is not None and flow_ratio is not None and top is not None
+    ranked = trace_upstream(basin, station_id, p, at, window_hours=window, flow_ratio=flow_ratio, top=top)
+    reaches = basin.network.reaches
+    to_wgs = _to_wgs84(basin)
+    levels = basin.jurisdictions.levels
+    candidates = []
+    for c in ranked.to_dict("records"):
+        geom = reaches.at[int(c["reach_id"]), "geometry"]
+        pt = geom.interpolate(min(float(c["measure_m"]), geom.length))
+        lon, lat = to_wgs.transform(pt.x, pt.y)
+        units = basin.jurisdictions.at(pt.x, pt.y)
+        row = dict(c)  # every column the tracer gives, plus where the candidate is and what it crosses
+        row.update(
+            lon=round(float(lon), 6),
+            lat=round(float(lat), 6),
+            release_time=pd.Timestamp(c["release_time"]).isoformat(),
+            jurisdictions={lv: units.get(lv) for lv in levels},
+            route=_route(basin, int(c["reach_id"]), float(c["measure_m"]), pt.x, pt.y, site),
+        )
+        candidates.append(row)
+    sx, sy = site.geometry.x, site.geometry.y
+    slon, slat = to_wgs.transform(sx, sy)
+    return {
+        "station": {
+            "id": station_id,
+            "name": site["name"],
+            "lon": round(float(slon), 6),
+            "lat": round(float(slat), 6),
+            "jurisdictions": basin.jurisdictions.at(sx, sy),
+        },
+        "parameter": p,
+        "at": at.isoformat(),
+        "window_hours": window,
+        "flow_ratio": flow_ratio,
+        "units": {
+            "mass_kg": "kg",
+            "duration_h": "h",
+            "score": "share of the observed excess explained (at most 1)",
+            "times": "UTC",
+        },
+        "method": "each candidate upstream within the window tried as the source of a release "
+        "(twin.analysis.tracing.trace_upstream); route: top-level units crossed from the candidate to the station",
+        "candidates": candidates,
+    }

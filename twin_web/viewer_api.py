@@ -1,0 +1,347 @@
+"""What the map viewer needs beyond the features and slices: its set-up, the slider's times, a plume over time.
+
+Routes (blueprint ``viewer_api``, under ``/api/viewer``)::
+
+    /api/viewer/           the viewer's set-up: title, extent, tile layers, jurisdiction levels,
+                           the parameters read at the stations (count, first and last time),
+                           the parameter and time to open on, whether the readings are simulated,
+                           and what the user may read (``may``: the actions of their role)
+    /api/viewer/times      every time a parameter was read at the stations (the time slider's
+                           stops), with that parameter's warning periods the user may see
+                           (``warnings`` is absent when their role may not read warnings)
+    /api/viewer/plume      a release's plume along the river at many times: concentration at
+                           points sampled along the path downstream, one row per time
+
+Times in and out are ISO 8601 (UTC out); coordinates WGS 84. A bad or missing
+parameter is a 400 naming it (:mod:`web.params`), as in :mod:`web.slices`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+from flask import Blueprint, current_app, request, url_for
+
+from twin.ops.parameters import PARAMETERS
+from twin_web import params
+from twin_web.auth import scope
+from twin_web.collections import episodes, warning_id
+from twin_web.errors import ParameterError
+from twin_web.state import TwinState
+from twin_web.tiles import LAYERS
+
+if TYPE_CHECKING:
+    from twin.basin import BasinTwin
+
+bp = Blueprint("viewer_api", __name__, url_prefix="/api/viewer")
+
+#: points sampled along the river for a plume (default, most)
+PLUME_SAMPLES, MAX_PLUME_SAMPLES = 200, 2000
+#: time steps of a plume: the default step spreads the plume's passage over about this many
+PLUME_STEPS, MAX_PLUME_STEPS = 200, 2000
+#: concentrations below this (mg/L) are sent as 0: a plume's far tails, which no one can measure
+PLUME_FLOOR_MG_L = 1e-6
+
+
+def state() -> TwinState:
+    return current_app.extensions["twin"]
+
+
+def _args(allowed: tuple[str, ...]) -> Mapping[str, str]:
+    params.check_known(request.args, allowed)
+    return request.args
+
+
+def _station_ids(basin: BasinTwin) -> list[str]:
+    return [str(s) for s in basin.sites.loc[basin.sites["kind"] == "station", "id"]]
+
+
+def reading_summary(st: TwinState) -> pd.DataFrame:
+    """Per parameter read at the twin's stations: ``count``, ``first``, ``last`` (UTC) and ``simulated`` (any).
+
+    Current versions only; cached per state of the store.
+    """
+
+    def compute() -> pd.DataFrame:
+        import sqlalchemy as sa
+
+        from twin.analysis.simulate import SIMULATED_FLAG
+        from twin.ops.store import datastreams, readings
+
+        ids = _station_ids(st.basin)
+        query = (
+            sa.select(
+                datastreams.c.parameter,
+                sa.func.count(),
+                sa.func.min(readings.c.time),
+                sa.func.max(readings.c.time),
+                sa.func.max(sa.case((readings.c.flag == SIMULATED_FLAG, 1), else_=0)),
+            )
+            .join(datastreams, datastreams.c.id == readings.c.datastream_id)
+            .where(readings.c.current == 1, datastreams.c.station_id.in_(ids))
+            .group_by(datastreams.c.parameter)
+        )
+        with st.store.connect() as conn:
+            rows = conn.execute(query).all() if ids else []
+        out = pd.DataFrame(rows, columns=["parameter", "count", "first", "last", "simulated"])
+        out["first"] = pd.to_datetime(out["first"].astype("int64"), unit="s", utc=True)
+        out["last"] = pd.to_datetime(out["last"].astype("int64"), unit="s", utc=True)
+        out["simulated"] = out["simulated"].astype(bool)
+        order = {p: k for k, p in enumerate(PARAMETERS)}
+        out = out[out["parameter"].isin(order)]
+        return out.sort_values("parameter", key=lambda s: s.map(order)).reset_index(drop=True)
+
+    return st.memo("viewer:readings", (st.manifest_hash, st.fingerprint()), compute)
+
+
+def _default_parameter(st: TwinState, summary: pd.DataFrame) -> str | None:
+    """The parameter to open on: that of the latest, highest warning the user may see; else the first classified one read."""
+    from twin.analysis import quality
+
+    read = summary["parameter"].tolist()
+    if not read:
+        return None
+    rule = scope()
+    ep = rule.warnings(episodes(st)) if rule.may("warnings.read") else pd.DataFrame()
+    if len(ep):
+        ep = ep[ep["parameter"].isin(read)]
+    if len(ep):
+        order = {p: k for k, p in enumerate(PARAMETERS)}
+        ranked = ep.assign(_o=ep["parameter"].map(order)).sort_values(
+            ["start", "level", "_o"], ascending=[False, False, True]
+        )
+        return str(ranked["parameter"].iloc[0])
+    classified = [p for p in read if p in quality.parameters()]
+    return classified[0] if classified else read[0]
+
+
+@bp.get("/")
+def config() -> Any:
+    from twin.analysis import quality
+
+    _args(())
+    st = state()
+    m = st.manifest
+    summary = m.get("summary", {})
+    west, south, east, north = summary.get("bounds_wgs84") or [-180.0, -85.0, 180.0, 85.0]
+    readings = reading_summary(st)
+    default = _default_parameter(st, readings)
+    rows = readings.to_dict("records")
+    last = next((pd.Timestamp(r["last"]).isoformat() for r in rows if r["parameter"] == default), None)
+    return {
+        "title": m.get("title") or m.get("name"),
+        "name": m.get("name"),
+        "bounds": [west, south, east, north],
+        "center": [(west + east) / 2, (south + north) / 2],
+        "elevation_m": summary.get("elevation_m"),
+        "levels": list(st.basin.jurisdictions.levels),
+        "tiles": {
+            name: {"title": layer.title, "tilejson": url_for("tiles.layer_tilejson", layer=name)}
+            for name, layer in LAYERS.items()
+        },
+        "parameters": [
+            {
+                "id": str(r["parameter"]),
+                "long_name": PARAMETERS[str(r["parameter"])].long_name,
+                "name_zh": PARAMETERS[str(r["parameter"])].name_zh,
+                "unit": PARAMETERS[str(r["parameter"])].unit,
+                "classified": r["parameter"] in quality.parameters(),
+                "readings": int(r["count"]),
+                "first": pd.Timestamp(r["first"]).isoformat(),
+                "last": pd.Timestamp(r["last"]).isoformat(),
+            }
+            for r in rows
+        ],
+        "default": {"parameter": default, "at": last},
+        "simulated": bool(readings["simulated"].any()),
+        "may": scope().permissions(),  # what the page may ask for, so it can say "not permitted"
+        "class_source": quality.SOURCE,
+        "units": {"time": "UTC", "bounds": "WGS 84 degrees", "elevation_m": "m"},
+    }
+
+
+@bp.get("/times")
+def times() -> Any:
+    import sqlalchemy as sa
+
+    from twin.ops.store import datastreams, readings
+
+    args = _args(("parameter",))
+    p = params.parameter(args)
+    st = state()
+
+    def compute() -> list[str]:
+        ids = _station_ids(st.basin)
+        if not ids:
+            return []
+        query = (
+            sa.select(readings.c.time)
+            .distinct()
+            .join(datastreams, datastreams.c.id == readings.c.datastream_id)
+            .where(readings.c.current == 1, datastreams.c.parameter == p, datastreams.c.station_id.in_(ids))
+            .order_by(readings.c.time)
+        )
+        with st.store.connect() as conn:
+            epochs = [int(t) for t in conn.execute(query).scalars()]
+        return [t.isoformat() for t in pd.to_datetime(epochs, unit="s", utc=True)]
+
+    stops = st.memo(f"viewer:times:{p}", (st.manifest_hash, st.fingerprint()), compute)
+    out: dict[str, Any] = {"parameter": p, "units": {"time": "UTC"}, "time": stops}
+    rule = scope()
+    if not rule.may("warnings.read"):
+        return out
+    ep = rule.warnings(episodes(st))
+    ep = ep[ep["parameter"] == p] if len(ep) else ep
+    out["warnings"] = [
+        {
+            "id": warning_id(str(e["station"]), p, pd.Timestamp(e["start"])),
+            "station": e["station"],
+            "level": int(e["level"]),
+            "level_name": e["level_name"],
+            "start": pd.Timestamp(e["start"]).isoformat(),
+            "end": None if pd.isna(e["end"]) else pd.Timestamp(e["end"]).isoformat(),
+        }
+        for e in ep.sort_values("start").to_dict("records")
+    ]
+    return out
+
+
+# -- a plume over time ---------------------------------------------------------------------------
+
+
+def _samples(basin: BasinTwin, lon: float, lat: float, n: int, flow_ratio: float) -> tuple[Any, pd.DataFrame]:
+    """The release point snapped to its river, and ``n`` points evenly along the path to the outlet.
+
+    The points: ``id`` (their order), ``reach_id``, ``measure_m`` (on the reach), ``distance_km``
+    from the release, ``lon``, ``lat``.
+    """
+    from twin.analysis.profiles import ProfileError, sample_river
+    from twin.errors import OutsideBasinError, SnapError
+
+    params.near(lon, lat, state().manifest.get("summary", {}).get("bounds_wgs84"))
+    try:
+        start = basin.locate(lon, lat)
+        path, _, _ = basin.downstream(lon, lat, flow_ratio=flow_ratio)
+        river = sample_river(basin, start, path, n)
+    except (OutsideBasinError, SnapError, ProfileError) as err:
+        raise ParameterError("lon,lat", str(err)) from None
+    points = river[["reach_id", "measure_m", "distance_km", "lon", "lat"]].copy()
+    points.insert(0, "id", [str(i) for i in range(n)])
+    return start, points
+
+
+def _rounded(values: np.ndarray) -> list[float | None]:
+    """Four significant digits, the far tails as 0, NaN as null (a plume's values span ten decades)."""
+    out: list[float | None] = []
+    for v in np.asarray(values, dtype=float).tolist():
+        if not math.isfinite(v):
+            out.append(None)
+        elif abs(v) < PLUME_FLOOR_MG_L:
+            out.append(0.0)
+        else:
+            out.append(float(f"{v:.4g}"))
+    return out
+
+
+@bp.get("/plume")
+def plume_over_time() -> Any:
+    from twin.analysis import plume, quality
+    from twin_web.slices import class_bands
+
+    args = _args(
+        (
+            "lon",
+            "lat",
+            "release_at",
+            "mass_kg",
+            "parameter",
+            "duration_h",
+            "decay_per_hour",
+            "flow_ratio",
+            "samples",
+            "step_minutes",
+        )
+    )
+    lon, lat = params.lon_lat(args)
+    release_at = params.time(args, "release_at", required=True)
+    mass = params.number(args, "mass_kg", required=True, lo=0, lo_open=True, hi=1e9)
+    p = params.parameter(args, default="NH3-N")
+    duration_h = params.number(args, "duration_h", 0.0, lo=0, hi=24 * 30)
+    decay = params.number(args, "decay_per_hour", 0.0, lo=0, hi=100)
+    flow_ratio = params.number(args, "flow_ratio", 1.0, lo=0, lo_open=True, hi=100)
+    n = params.integer(args, "samples", PLUME_SAMPLES, lo=2, hi=MAX_PLUME_SAMPLES)
+    step = params.number(args, "step_minutes", None, lo=1, hi=24 * 60)
+    assert release_at is not None and mass is not None and n is not None
+    assert duration_h is not None and decay is not None and flow_ratio is not None
+    basin = state().basin
+    start, points = _samples(basin, lon, lat, n, flow_ratio)
+    arrivals = plume.travel_times(
+        basin.network.reaches, start.reach_id, start.measure_m, flow_ratio=flow_ratio, sites=points
+    )
+    passage_h = float(arrivals["trailing_hours"].max()) + duration_h
+    if step is None:  # whole minutes, at least 5
+        step = float(max(5, math.ceil(passage_h * 60.0 / PLUME_STEPS)))
+    count = int(math.floor(passage_h * 60.0 / step)) + 2
+    if count > MAX_PLUME_STEPS:
+        raise ParameterError(
+            "step_minutes",
+            f"{step:g} min gives {count} steps over the plume's {passage_h:.1f} h; "
+            f"at most {MAX_PLUME_STEPS} (use at least {math.ceil(passage_h * 60.0 / (MAX_PLUME_STEPS - 2))})",
+        )
+    stamps = pd.DatetimeIndex([release_at + pd.Timedelta(minutes=step * i) for i in range(count)])
+    ds = plume.simulate(
+        basin.network.reaches,
+        start.reach_id,
+        start.measure_m,
+        release_at,
+        mass_kg=mass,
+        duration_s=duration_h * 3600.0,
+        decay_per_hour=decay,
+        substance=p,
+        flow_ratio=flow_ratio,
+        times=stamps,
+        sites=points[["id", "reach_id", "measure_m"]],
+    )
+    row = {str(s): k for k, s in enumerate(ds["site"].to_numpy())}
+    picked = np.array([row.get(i, -1) for i in points["id"]])
+    conc = np.full((count, n), np.nan)
+    on = picked >= 0
+    conc[:, on] = ds["site_concentration"].to_numpy()[picked[on]].T
+    peak = np.nanmax(np.where(np.isnan(conc), -np.inf, conc), axis=0)
+    return {
+        "start": {
+            "lon": lon,
+            "lat": lat,
+            "reach_id": start.reach_id,
+            "snap_distance_m": round(start.snap_distance_m, 1),
+        },
+        "release": {
+            "release_at": release_at.isoformat(),
+            "mass_kg": mass,
+            "parameter": p,
+            "duration_h": duration_h,
+            "decay_per_hour": decay,
+            "flow_ratio": flow_ratio,
+        },
+        "units": {
+            "concentration": "mg/L",
+            "distance": "km",
+            "time": "UTC",
+            "step_minutes": "min",
+        },
+        "model": {k: ds.attrs[k] for k in ("velocity", "dispersion")},
+        "step_minutes": step,
+        "time": [t.isoformat() for t in stamps],
+        "lon": [round(float(v), 6) for v in points["lon"]],
+        "lat": [round(float(v), 6) for v in points["lat"]],
+        "distance_km": [round(float(v), 4) for v in points["distance_km"]],
+        "reach_id": [int(r) for r in points["reach_id"]],
+        "concentration_mg_l": [_rounded(conc[i]) for i in range(count)],
+        "peak_mg_l": _rounded(np.where(np.isfinite(peak), peak, np.nan)),
+        "classified": p in quality.parameters(),
+        "class_bands": class_bands(p, "river"),
+    }
