@@ -151,7 +151,7 @@ def bench_upstream(basin) -> None:
     rows.to_csv(path, index=False)
     basin.readings.ingest(path)
     t = time.perf_counter()
-    ranked = trace_upstream(basin, "GM-MIALET", "As", "2026-09-02T12:00Z")
+    ranked = trace_upstream(basin.model, basin.store, "GM-MIALET", "As", "2026-09-02T12:00Z")
     wall = time.perf_counter() - t
     truth = ranked[ranked["reach_id"] == true_reach]
     emit(

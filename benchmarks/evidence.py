@@ -162,7 +162,7 @@ def bench_bundle(work: Path, files: int, file_mb: float) -> None:
 
     folder = demo_twin(work)
     basin = twin.open(str(folder))
-    truth = run(basin, "mine-leak", seed=1)
+    truth = run(basin.model, basin.store, "mine-leak", folder=basin.path, seed=1)
     case = f"SCENARIO-mine-leak-{truth['seed']}"
     init_keys(folder, "DDT-Lozere")
     ledger = Ledger.open(folder, engine=basin.store)
@@ -193,7 +193,7 @@ def bench_bundle(work: Path, files: int, file_mb: float) -> None:
     add_s = time.perf_counter() - start
     out = work / "case.zip"
     start = time.perf_counter()
-    res = make_bundle(ledger, case, out, by="bench", basin=basin)
+    res = make_bundle(ledger, case, out, by="bench", model=basin.model)
     bundle_s = time.perf_counter() - start
     start = time.perf_counter()
     make_bundle(ledger, case, work / "case-plain.zip", by="bench", overlays=False)

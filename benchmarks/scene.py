@@ -64,10 +64,9 @@ def warm_up() -> float:
 
 def measure(case: str, basin: Any, size: str, extra: dict[str, Any]) -> dict[str, Any]:
     """Build, render, export one scene of a twin; one record."""
-    from twin.scene import build_scene
 
     start = time.perf_counter()
-    scene = build_scene(basin, size=size)
+    scene = basin.scene(size=size)
     built = time.perf_counter()
     png = scene.png()
     rendered = time.perf_counter()

@@ -103,7 +103,7 @@ def demo_twin(folder: Path) -> Path:
     year = folder / "simulated-2025.csv"
     simulate_year(basin.sites.loc[basin.sites["kind"] == "station", "id"].tolist(), 2025).to_csv(year, index=False)
     basin.readings.ingest(year)
-    scenarios.run(basin, "mine-leak", seed=1)
+    scenarios.run(basin.model, basin.store, "mine-leak", folder=basin.path, seed=1)
     return out
 
 

@@ -135,8 +135,7 @@ def make_saved_valley(make_catalog, tmp_path):
             lon, lat = synthetic.cell_lonlat(row, 15)
             rows.append({"id": sid, "name": sid.title(), "kind": kind, "lon": lon, "lat": lat})
         basin = twin.BasinTwin.build(make_catalog(synthetic.v_valley(41, 31), split_row=20, sites=rows))
-        basin.save(tmp_path / "twin")
-        return basin
+        return twin.BasinTwin.open(basin.save(tmp_path / "twin"))
 
     return make
 

@@ -17,7 +17,6 @@ from click.testing import CliRunner
 from twin.access import ROLES, Resource, User, can, codes_of
 from twin.cli import cli
 from twin.ops.hj212 import frame
-from twin.ops.incidents import Incidents
 from twin_web import create_app
 
 from .webauth import CASE, CASE_LOZERE, PASSWORD, bearer, mine_leak_case, token
@@ -28,7 +27,7 @@ def case(demo_dir, tmp_path_factory):
     """The mine-leak twin, with a waste dumping recorded in Gard a week later (no case: Gard's alone)."""
     made = mine_leak_case(demo_dir, tmp_path_factory.mktemp("access") / "cevennes")
     ales = made["basin"].sites.to_crs("EPSG:4326").set_index("id").loc["GA-ALES"].geometry
-    made["dumping"] = Incidents(made["basin"]).add(
+    made["dumping"] = made["basin"].incidents.add(
         "waste_dumping", DUMPED, f"POINT ({ales.x + 0.002} {ales.y + 0.002})", reporter="DDTM 30"
     )
     return made

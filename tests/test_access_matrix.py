@@ -31,7 +31,6 @@ import pandas as pd
 import pytest
 
 from twin.access import ACTIONS, Access, Scope, User
-from twin.ops.incidents import Incidents
 from twin_web import create_app
 from twin_web.auth import action_of
 from twin_web.collections import COLLECTIONS, warning_id
@@ -88,14 +87,14 @@ def world(demo_dir, tmp_path_factory) -> World:
     # an incident of Gard alone, with no case: seen by its own units
     sites = basin.sites.to_crs("EPSG:4326").set_index("id")
     ales = sites.loc["GA-ALES"].geometry
-    Incidents(basin).add(
+    basin.incidents.add(
         "waste_dumping",
         "2026-09-10T09:00+02:00",
         f"POINT ({ales.x + 0.002} {ales.y + 0.002})",
         reporter="DDTM 30",
         description="tyres dumped on the bank (simulated)",
     )
-    hearing = access.create_hearing(CASE, judge="judge", hours=48, by="clerk", basin=basin)
+    hearing = access.create_hearing(CASE, judge="judge", hours=48, by="clerk", model=basin.model)
     link = access.link(hearing)
     app = create_app(basin.path, testing=True, rate_ingest=(10_000, 100.0))
     from twin.analysis.response import warnings
@@ -115,7 +114,7 @@ def world(demo_dir, tmp_path_factory) -> World:
     }
     w = World(
         app=app,
-        basin=basin,
+        model=basin.model,
         access=access,
         tokens=case["tokens"],
         users=users,
@@ -123,8 +122,8 @@ def world(demo_dir, tmp_path_factory) -> World:
         hearing=hearing,
         link_query=link.split("?", 1)[1],
         shas=case["shas"],
-        incidents=Incidents(basin).list(),
-        episodes=warnings(basin, plans=False),
+        incidents=basin.incidents.list(),
+        episodes=warnings(basin.model, basin.store, plans=False),
         stations=[str(s) for s in basin.sites.loc[basin.sites["kind"] == "station", "id"]],
         truth=case["truth"],
         reading=reading,

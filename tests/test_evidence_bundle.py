@@ -48,7 +48,7 @@ def case(demo_dir, tmp_path_factory):
     folder = root / "cevennes"
     shutil.copytree(demo_dir, folder)
     basin = twin.open(str(folder))
-    truth = run(basin, "mine-leak", seed=1)
+    truth = run(basin.model, basin.store, "mine-leak", folder=basin.path, seed=1)
     src = truth["source"]
     d = str(folder)
     fingerprint = json.loads(invoke("keys", "init", d, "--agency", AGENCY).stdout)["fingerprint"]
@@ -60,7 +60,7 @@ def case(demo_dir, tmp_path_factory):
     readings = basin.readings.query(["GM-MIALET"], ["As"], truth["window"][0], truth["window"][1])
     csv = root / "mialet_as.csv"
     readings.to_csv(csv, index=False)
-    report = downstream_report(basin, src["lon"], src["lat"], src["time"], 40.0, "As")
+    report = downstream_report(basin.model, src["lon"], src["lat"], src["time"], 40.0, "As")
     trace = root / "trace.json"
     trace.write_text(
         json.dumps({"release": report["release"], "entries": report["entries"]}, default=str, sort_keys=True)
@@ -364,11 +364,12 @@ def test_the_overlays_are_re_made_byte_for_byte_from_what_the_bundle_records(cas
     params = json.loads(members(case["zip"])["overlays/overlays.json"])
     basin = twin.open(str(case["dir"]))
     again = ov.render(
-        basin,
+        basin.model,
+        basin.store,
         at=params["at"],
         incident=params["incident"],
         markers=[ov.Marker(k["label"], k["lon"], k["lat"]) for k in params["markers"]],
-        plume=release_plume(basin, params["plume_from"]["release"]),
+        plume=release_plume(basin.model, params["plume_from"]["release"]),
         size=tuple(params["size"]),
         max_triangles=params["max_triangles"],
     )

@@ -21,7 +21,7 @@ def basin(make_saved_valley):
 
 def test_a_release_in_the_north_reaches_the_south_then_the_station_then_the_intake(basin):
     lon, lat = cell_lonlat(8, 15)
-    report = downstream_report(basin, lon, lat, "2026-08-01T06:00+02:00", mass_kg=50, parameter="NH3-N")
+    report = downstream_report(basin.model, lon, lat, "2026-08-01T06:00+02:00", mass_kg=50, parameter="NH3-N")
     entries = report["entries"]
     kinds = [(e["kind"], e["id"]) for e in entries]
     assert kinds[0] == ("jurisdiction", "N")
@@ -40,7 +40,7 @@ def test_a_release_in_the_north_reaches_the_south_then_the_station_then_the_inta
 
 def test_a_small_release_leaves_the_class_good(basin):
     lon, lat = cell_lonlat(8, 15)
-    report = downstream_report(basin, lon, lat, "2026-08-01T04:00Z", mass_kg=1e-7, parameter="NH3-N")
+    report = downstream_report(basin.model, lon, lat, "2026-08-01T04:00Z", mass_kg=1e-7, parameter="NH3-N")
     low = next(e for e in report["entries"] if e["id"] == "LOW")
     assert low["class"] == 1
 

@@ -93,8 +93,7 @@ def test_gcj02_coordinates_are_converted_on_the_way_in(tmp_path):
             }
         )
     )
-    basin = twin.BasinTwin.build(tmp_path / "basin.yml")
-    basin.save(tmp_path / "twin")
+    basin = twin.open(twin.BasinTwin.build(tmp_path / "basin.yml").save(tmp_path / "twin"))
     x, y = transform * (50.5, 60.5)
     lon, lat = Transformer.from_crs("EPSG:32650", "EPSG:4326", always_xy=True).transform(x, y)
     glon, glat = wgs84_to_gcj02(lon, lat)

@@ -317,7 +317,7 @@ def test_faulty_readings_are_not_traced(basin, tmp_path):
     basin.readings.ingest(write(tmp_path, "tr.csv", HEADER + "\n".join(rows) + "\n"))
     assert len(basin.readings.query(["LOW"], ["As"])) == 4  # stored
     with pytest.raises(TraceError, match="no As readings"):
-        trace_upstream(basin, "LOW", "As", "2026-07-10T12:00Z", window_hours=12)
+        trace_upstream(basin.model, basin.store, "LOW", "As", "2026-07-10T12:00Z", window_hours=12)
 
 
 def test_a_tidy_file_uses_the_twins_flags_and_an_unknown_flag_is_rejected(basin, tmp_path):

@@ -40,7 +40,8 @@ def scenario_dir(demo_dir, tmp_path_factory) -> tuple[Path, dict]:
     """A copy of the demo twin with the mine-leak scenario (seed 1), as ``make demo`` leaves it."""
     folder = tmp_path_factory.mktemp("notebooks") / "cevennes"
     shutil.copytree(demo_dir, folder)
-    truth = scenarios.run(twin.open(str(folder)), "mine-leak", seed=1)
+    opened = twin.open(str(folder))
+    truth = scenarios.run(opened.model, opened.store, "mine-leak", seed=1, folder=opened.path)
     return folder, truth
 
 

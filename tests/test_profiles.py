@@ -108,7 +108,7 @@ def test_bad_lines_and_samples_are_profile_errors(terrain, line, samples, messag
 
 def test_river_profile_runs_down_the_valley_floor_to_the_outlet(valley):
     lon, lat = synthetic.cell_lonlat(START_ROW, 15)
-    df = profiles.river_profile(valley, lon, lat, samples=72)
+    df = profiles.river_profile(valley.model, lon, lat, samples=72)
     assert list(df.columns) == [
         "distance_km",
         "reach_id",
@@ -145,7 +145,7 @@ def test_the_concentration_along_the_river_is_the_plume_models(valley):
     ds = release(valley, START_ROW)
     at = pd.Timestamp("2026-07-10T08:30Z")
     lon, lat = synthetic.cell_lonlat(START_ROW, 15)
-    df = profiles.river_profile(valley, lon, lat, samples=72, plume=ds, at=at)
+    df = profiles.river_profile(valley.model, lon, lat, samples=72, plume=ds, at=at)
     assert {"concentration_mg_l", "peak_time"} <= set(df.columns)
     assert str(df["peak_time"].dtype) == "datetime64[ns, UTC]"
     # at the station (750 m down, sample 50) it is what the model gives the station at that time
@@ -165,7 +165,7 @@ def test_the_concentration_along_the_river_is_the_plume_models(valley):
 def test_no_concentration_upstream_of_the_release(valley):
     ds = release(valley, 20)  # 450 m below the profile's start
     lon, lat = synthetic.cell_lonlat(START_ROW, 15)
-    df = profiles.river_profile(valley, lon, lat, samples=72, plume=ds, at="2026-07-10T08:20Z")
+    df = profiles.river_profile(valley.model, lon, lat, samples=72, plume=ds, at="2026-07-10T08:20Z")
     above = df["distance_km"] < 0.450 - 1e-9
     below = df["distance_km"] > 0.450 + 1e-9
     assert df.loc[above, "concentration_mg_l"].isna().all() and df.loc[above, "peak_time"].isna().all()
@@ -177,11 +177,11 @@ def test_a_plume_needs_a_time_with_a_zone(valley):
     ds = release(valley, START_ROW)
     lon, lat = synthetic.cell_lonlat(START_ROW, 15)
     with pytest.raises(profiles.ProfileError, match="at a time"):
-        profiles.river_profile(valley, lon, lat, plume=ds)
+        profiles.river_profile(valley.model, lon, lat, plume=ds)
     with pytest.raises(profiles.ProfileError, match="no zone"):
-        profiles.river_profile(valley, lon, lat, plume=ds, at="2026-07-10T08:30")
+        profiles.river_profile(valley.model, lon, lat, plume=ds, at="2026-07-10T08:30")
     with pytest.raises(profiles.ProfileError, match="simulate"):
-        profiles.river_profile(valley, lon, lat, plume=ds.drop_attrs(), at="2026-07-10T08:30Z")
+        profiles.river_profile(valley.model, lon, lat, plume=ds.drop_attrs(), at="2026-07-10T08:30Z")
 
 
 # -- the grids Dataset ------------------------------------------------------------------------------
@@ -274,7 +274,7 @@ def test_class_bands_widen_the_axis_to_show_every_limit():
 
 def test_profile_draws_elevations_concentration_and_marks(valley):
     lon, lat = synthetic.cell_lonlat(START_ROW, 15)
-    df = profiles.river_profile(valley, lon, lat, samples=72)
+    df = profiles.river_profile(valley.model, lon, lat, samples=72)
     _, sections, sites = valley.downstream(lon, lat)
     ax = Figure().subplots()
     assert plots.profile(ax, df, sections=sections, sites=sites) is None

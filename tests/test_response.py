@@ -26,7 +26,7 @@ def basin(make_saved_valley, tmp_path):
 
 
 def test_an_orange_warning_near_an_intake_downstream_escalates_to_red(basin):
-    table = response.escalation_table(basin).set_index("station")
+    table = response.escalation_table(basin.model).set_index("station")
     assert table.loc["UP", "intake_hours"] < 12  # LOW is an intake a few hundred metres below
     assert table.loc["UP", "jurisdiction_hours"] < table.loc["UP", "intake_hours"]  # N → S first
     episodes = basin.alerts(start="2026-08-01T00:00Z", end="2026-08-02T00:00Z")

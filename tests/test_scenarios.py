@@ -183,7 +183,7 @@ def test_unknown_scenario_is_refused(demo):
     from twin.analysis.scenarios import ScenarioError, run
 
     with pytest.raises(ScenarioError, match="unknown scenario"):
-        run(demo, "volcano")
+        run(demo.model, demo.store, "volcano", folder=demo.path)
 
 
 def test_an_issued_warning_is_traced_to_the_mine(run_scenario):

@@ -33,7 +33,6 @@ from twin.scene import (
     OpenGLError,
     SceneError,
     SceneOutputError,
-    build_scene,
     decimate,
     find_cjk_font,
     mesh,
@@ -53,7 +52,7 @@ WHITE = np.array(style.BACKGROUND)
 @pytest.fixture(scope="module")
 def overview(demo):
     """The demo twin from the south, no time given (stations grey, no store read)."""
-    with build_scene(demo, size=SIZE, max_triangles=BUDGET) as scene:
+    with demo.scene(size=SIZE, max_triangles=BUDGET) as scene:
         yield scene
 
 
@@ -63,14 +62,14 @@ def leak(demo_dir, tmp_path_factory):
     folder = tmp_path_factory.mktemp("scene") / "cevennes"
     shutil.copytree(demo_dir, folder)
     basin = twin.open(str(folder))
-    return basin, run(basin, "mine-leak", seed=1)
+    return basin, run(basin.model, basin.store, "mine-leak", folder=basin.path, seed=1)
 
 
 @pytest.fixture(scope="module")
 def red_station(leak):
     """The first station to reach red, and the middle of that episode."""
     basin, truth = leak
-    episodes = response.warnings(basin, start=truth["window"][0], end=truth["window"][1], plans=False)
+    episodes = response.warnings(basin.model, basin.store, start=truth["window"][0], end=truth["window"][1], plans=False)
     first = episodes[episodes["level_name"] == "red"].sort_values("start").iloc[0]
     return str(first["station"]), first["start"] + (first["end"] - first["start"]) / 2
 
@@ -205,14 +204,14 @@ def test_png_has_the_size_asked_and_the_terrain_fills_the_frame(overview):
 
 def test_the_same_twin_and_parameters_give_the_same_png_bytes(demo, overview):
     first = hashlib.sha256(overview.png()).hexdigest()
-    with build_scene(demo, size=SIZE, max_triangles=BUDGET) as again:
+    with demo.scene(size=SIZE, max_triangles=BUDGET) as again:
         assert hashlib.sha256(again.png()).hexdigest() == first
 
 
 def test_a_station_at_red_renders_red_where_it_projects(leak, red_station):
     basin, _ = leak
     station, at = red_station
-    with build_scene(basin, at=at, size=SIZE, max_triangles=BUDGET, labels=False) as scene:
+    with basin.scene(at=at, size=SIZE, max_triangles=BUDGET, labels=False) as scene:
         info = scene.metadata["stations"][station]
         assert info["level"] == "red" and info["rgb"] == list(style.LEVEL_RGB["red"])
         img = scene.image()
@@ -223,15 +222,15 @@ def test_a_station_at_red_renders_red_where_it_projects(leak, red_station):
             if other["level"] != "red":
                 c, r = scene.to_display([other["position"]])[0]
                 assert reddish(around(img, c, r, 1)).sum() == 0, sid
-    with build_scene(basin, size=SIZE, max_triangles=BUDGET, labels=False) as grey:  # no time: no levels
+    with basin.scene(size=SIZE, max_triangles=BUDGET, labels=False) as grey:  # no time: no levels
         assert reddish(around(grey.image(), col, row)).sum() == 0
 
 
 def test_chinese_labels_are_drawn_with_the_cjk_font_not_as_empty_boxes(leak):
     basin, _ = leak
-    with build_scene(basin, lang="zh", size=SIZE, max_triangles=BUDGET, labels=False) as bare:
+    with basin.scene(lang="zh", size=SIZE, max_triangles=BUDGET, labels=False) as bare:
         without = bare.image()
-    with build_scene(basin, lang="zh", size=SIZE, max_triangles=BUDGET) as scene:
+    with basin.scene(lang="zh", size=SIZE, max_triangles=BUDGET) as scene:
         assert scene.font_file is not None and scene.font_file.is_file()
         with_labels = scene.image()
         # the label farthest from the others, written in Chinese
@@ -255,8 +254,8 @@ def test_a_missing_cjk_font_is_an_error_naming_what_to_install(demo, monkeypatch
     monkeypatch.setattr(style, "CJK_FONTS", ("/nonexistent/font.ttc",))
     monkeypatch.setattr(style, "_fontconfig_cjk", lambda: [])
     with pytest.raises(FontError, match="apt-get install fonts-wqy-microhei"):
-        build_scene(demo, lang="zh", size=SIZE, max_triangles=BUDGET)
-    with build_scene(demo, lang="en", size=SIZE, max_triangles=BUDGET) as english:  # names in Latin letters
+        demo.scene(lang="zh", size=SIZE, max_triangles=BUDGET)
+    with demo.scene(lang="en", size=SIZE, max_triangles=BUDGET) as english:  # names in Latin letters
         assert english.font_file is None
 
 
@@ -278,7 +277,7 @@ def test_the_river_view_looks_down_the_main_river_toward_its_outlet(demo):
     from twin.scene import camera
     from twin.scene.layers import Surface
 
-    with build_scene(demo, view="river", size=SIZE, max_triangles=BUDGET, labels=False) as scene:
+    with demo.scene(view="river", size=SIZE, max_triangles=BUDGET, labels=False) as scene:
         reaches = camera.main_river(demo)
         assert demo.network.reach(reaches[-1])["next_down"] == 0
         assert demo.network.reach(reaches[-1])["upstream_area_km2"] == demo.network.reaches["upstream_area_km2"].max()
@@ -294,7 +293,7 @@ def test_the_river_view_looks_down_the_main_river_toward_its_outlet(demo):
 def test_the_incident_view_frames_the_incident_and_the_river_below_it(leak):
     basin, truth = leak
     incident = basin.incidents.get(truth["incident_id"])
-    with build_scene(basin, incident=incident["id"], size=SIZE, max_triangles=BUDGET, labels=False) as scene:
+    with basin.scene(incident=incident["id"], size=SIZE, max_triangles=BUDGET, labels=False) as scene:
         assert scene.metadata["view"] == "incident"
         assert scene.metadata["time"] == pd.Timestamp(incident["observed"]).isoformat()
         assert incident["id"] in scene.metadata["incidents"]
@@ -313,7 +312,7 @@ def test_a_plume_colours_the_river_below_the_release_at_the_time(leak):
     ds = plumes.simulate(basin.network.reaches, src["reach_id"], src["measure_m"], src["time"], mass_kg=40.0)
     at = pd.Timestamp(truth["peak_arrivals"]["GM-MIALET"])
     values = plumes_at_reaches(ds, at)
-    with build_scene(basin, at=at, plume=ds, size=SIZE, max_triangles=BUDGET, labels=False) as scene:
+    with basin.scene(at=at, plume=ds, size=SIZE, max_triangles=BUDGET, labels=False) as scene:
         layer = next(la for la in scene.layers if la.name == "plume")
         mg_l = layer.mesh.point_data["mg_l"]
         assert mg_l.max() <= values.max() * (1 + 1e-9)
@@ -322,7 +321,7 @@ def test_a_plume_colours_the_river_below_the_release_at_the_time(leak):
         rgba = layer.mesh.point_data["rgba"]
         assert (rgba[np.argmax(mg_l), :3] != rgba[np.argmin(mg_l), :3]).any()  # colours follow concentration
     with pytest.raises(SceneError, match="at a time"):
-        build_scene(basin, plume=ds, size=SIZE)
+        basin.scene(plume=ds, size=SIZE)
 
 
 def plumes_at_reaches(ds, at):
@@ -495,6 +494,6 @@ def test_a_scene_without_opengl_raises_an_error_naming_the_packages(make_saved_v
     basin = make_saved_valley({"UP": (10, "station")})
     monkeypatch.setenv("LIBGL_DRIVERS_PATH", "/nonexistent")
     opengl.check_offscreen_rendering.cache_clear()  # this process has rendered already: check again
-    with build_scene(basin, size=(64, 40)) as scene, pytest.raises(OpenGLError, match=re.escape(PACKAGES)):
+    with basin.scene(size=(64, 40)) as scene, pytest.raises(OpenGLError, match=re.escape(PACKAGES)):
         scene.image()
     assert isinstance(OpenGLError("x"), OSError)  # the web layer answers 503: the server lacks a library

@@ -46,7 +46,7 @@ def spilled(demo_dir, tmp_path_factory):
 
 def test_the_true_source_ranks_first_with_its_place_time_and_mass(spilled):
     basin, true_reach, release, measure = spilled
-    ranked = trace_upstream(basin, "GM-MIALET", "As", "2026-09-02T12:00Z", window_hours=48)
+    ranked = trace_upstream(basin.model, basin.store, "GM-MIALET", "As", "2026-09-02T12:00Z", window_hours=48)
     [best] = ranked[(ranked["rank"] == 1) & (ranked["reach_id"] == true_reach)].to_dict("records")
     assert best["measure_m"] == pytest.approx(measure, abs=300)
     assert abs(best["release_time"] - release) <= pd.Timedelta(minutes=30)
@@ -63,7 +63,7 @@ def test_the_true_source_ranks_first_with_its_place_time_and_mass(spilled):
 
 def test_candidates_below_a_clean_upstream_station_score_lower(spilled):
     basin, true_reach, _, _ = spilled
-    ranked = trace_upstream(basin, "GM-MIALET", "As", "2026-09-02T12:00Z", window_hours=48, top=200)
+    ranked = trace_upstream(basin.model, basin.store, "GM-MIALET", "As", "2026-09-02T12:00Z", window_hours=48, top=200)
     st = basin.sites.set_index("id").loc["GM-STETIENNE"]
     below = ranked[
         ~ranked["reach_id"].isin(
@@ -78,13 +78,13 @@ def test_candidates_below_a_clean_upstream_station_score_lower(spilled):
 def test_bad_anomalies_are_refused(spilled):
     basin, _, _, _ = spilled
     with pytest.raises(TraceError, match="not a site"):
-        trace_upstream(basin, "NOPE", "As", "2026-09-02T12:00Z")
+        trace_upstream(basin.model, basin.store, "NOPE", "As", "2026-09-02T12:00Z")
     with pytest.raises(TraceError, match="no zone"):
-        trace_upstream(basin, "GM-MIALET", "As", "2026-09-02T12:00")
+        trace_upstream(basin.model, basin.store, "GM-MIALET", "As", "2026-09-02T12:00")
     with pytest.raises(TraceError, match="no Hg readings"):
-        trace_upstream(basin, "GM-MIALET", "Hg", "2026-09-02T12:00Z")
+        trace_upstream(basin.model, basin.store, "GM-MIALET", "Hg", "2026-09-02T12:00Z")
     with pytest.raises(TraceError, match="durations_h must be hours >= 0"):
-        trace_upstream(basin, "GM-MIALET", "As", "2026-09-02T12:00Z", durations_h=[-1.0])
+        trace_upstream(basin.model, basin.store, "GM-MIALET", "As", "2026-09-02T12:00Z", durations_h=[-1.0])
 
 
 def test_cli_trace_upstream(spilled):

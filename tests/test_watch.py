@@ -163,7 +163,7 @@ def test_a_reading_of_an_unknown_station_is_refused_with_its_name():
 def scenario_basin(demo_dir, tmp_path):
     shutil.copytree(demo_dir, tmp_path / "cevennes")
     basin = twin.open(str(tmp_path / "cevennes"))
-    truth = scenarios.run(basin, "mine-leak", seed=1)
+    truth = scenarios.run(basin.model, basin.store, "mine-leak", folder=basin.path, seed=1)
     return basin, truth
 
 
@@ -180,8 +180,8 @@ def leak_rows(basin, start: pd.Timestamp, hours: int) -> pd.DataFrame:
 
 def test_the_store_watch_follows_ingests_as_a_full_evaluation_does(scenario_basin):
     basin, truth = scenario_basin
-    live = watch(basin)
-    pd.testing.assert_frame_equal(live.episodes(), warnings(basin, plans=False))
+    live = watch(basin.model, basin.store)
+    pd.testing.assert_frame_equal(live.episodes(), warnings(basin.model, basin.store, plans=False))
     before = len(live.episodes())
     start = pd.Timestamp(truth["window"][1]) + pd.Timedelta(hours=2)
     leak = leak_rows(basin, start, 48)
@@ -202,7 +202,7 @@ def test_the_store_watch_follows_ingests_as_a_full_evaluation_does(scenario_basi
     for rows in steps:
         report = store_rows(basin.store, rows, EMPTY_REJECTED, source="test", fmt="test")
         assert report.stored == len(rows)
-        pd.testing.assert_frame_equal(live.episodes(), warnings(basin, plans=False))
+        pd.testing.assert_frame_equal(live.episodes(), warnings(basin.model, basin.store, plans=False))
         shown.append(live.episodes())
     assert len(shown[3]) > before  # the second leak raised warnings
     assert not shown[4].equals(shown[3]) and not shown[5].equals(shown[4]) and not shown[6].equals(shown[5])
@@ -212,7 +212,7 @@ def test_the_store_watch_follows_ingests_as_a_full_evaluation_does(scenario_basi
 
 def test_a_refresh_evaluates_again_only_the_series_its_readings_touch(scenario_basin):
     basin, truth = scenario_basin
-    live = watch(basin)
+    live = watch(basin.model, basin.store)
     live.episodes()
     assert live.refresh() == set()  # nothing stored since
     at = pd.Timestamp(truth["window"][1]) - pd.Timedelta(hours=1)  # before the period's end: it stays
@@ -243,7 +243,7 @@ def test_on_postgres_a_commit_with_lower_ids_than_one_already_read_is_not_missed
 ):
     monkeypatch.setenv("TWIN_DATABASE_URL", postgres_database)
     basin = make_saved_valley({"UP": (10, "station"), "LOW": (35, "station")})
-    live = watch(basin)
+    live = watch(basin.model, basin.store)
     t = pd.date_range(T0, periods=4, freq="2h")
 
     def rows(station: str, values: list[float]) -> pd.DataFrame:
@@ -274,7 +274,7 @@ def test_on_postgres_a_commit_with_lower_ids_than_one_already_read_is_not_missed
     slow.close()
     ep = live.episodes()
     assert ep["station"].tolist() == ["UP"] and ep["level_name"].tolist() == ["red"]
-    pd.testing.assert_frame_equal(ep, warnings(basin, plans=False))
+    pd.testing.assert_frame_equal(ep, warnings(basin.model, basin.store, plans=False))
     basin.store.dispose()
 
 

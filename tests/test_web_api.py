@@ -39,7 +39,7 @@ def scenario_twin(demo_dir: Path, folder: Path) -> tuple[twin.BasinTwin, dict]:
     """A copy of the demo twin with the mine-leak scenario's readings, incident and warnings."""
     shutil.copytree(demo_dir, folder)
     basin = twin.open(str(folder))
-    return basin, scenarios.run(basin, "mine-leak", seed=1)
+    return basin, scenarios.run(basin.model, basin.store, "mine-leak", folder=basin.path, seed=1)
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +82,7 @@ def expected_counts(basin: twin.BasinTwin) -> dict[str, int]:
         "stations": int((basin.sites["kind"] == "station").sum()),
         "sites": len(basin.sites),
         "incidents": 1,
-        "warnings": len(warnings(basin, plans=False)),
+        "warnings": len(warnings(basin.model, basin.store, plans=False)),
     }
 
 

@@ -78,7 +78,7 @@ def scenario(demo_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[
     folder = tmp_path_factory.mktemp("web-browser") / "cevennes"
     shutil.copytree(demo_dir, folder)
     basin = twin.open(str(folder))
-    return basin, scenarios.run(basin, "mine-leak", seed=1)
+    return basin, scenarios.run(basin.model, basin.store, "mine-leak", folder=basin.path, seed=1)
 
 
 @pytest.fixture(scope="module")

@@ -48,7 +48,8 @@ def test_ten_clients_get_no_error_idle_and_while_an_ingest_runs(demo_dir, tmp_pa
     start = pd.Timestamp(fed["fed_from"])
     stored = twin.open(str(basin.path)).readings.query(start=start)
     assert stored["time"].max() >= pd.Timestamp(fed["fed_to"]) - pd.Timedelta(hours=6)
-    full = warnings(twin.open(str(basin.path)), plans=False)
+    reopened = twin.open(str(basin.path))
+    full = warnings(reopened.model, reopened.store, plans=False)
     raised = full[full["start"] >= start]
     assert len(raised) > 0 and set(raised["parameter"]) <= {"As", "Pb", "Cd"}  # the feed's leak
     assert fed["warnings_from_ingest"] == len(raised)

@@ -63,7 +63,7 @@ def mine_leak_case(demo_dir: Path, folder: Path) -> dict[str, Any]:
 
     shutil.copytree(demo_dir, folder)
     basin = twin.open(str(folder))
-    truth = run(basin, "mine-leak", seed=1)
+    truth = run(basin.model, basin.store, "mine-leak", folder=basin.path, seed=1)
     src = truth["source"]
     init_keys(folder, AGENCY)
     access = Access.open(folder)

@@ -61,8 +61,8 @@ if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
-    from twin.basin import BasinTwin
     from twin.evidence import Ledger
+    from twin.model.model import Model
 
 log = logging.getLogger(__name__)
 
@@ -477,7 +477,7 @@ class Access:
         judge: str,
         hours: float,
         by: str,
-        basin: BasinTwin | None = None,
+        model: Model | None = None,
         agency: str | None = None,
         overlays: bool = True,
     ) -> Hearing:
@@ -497,7 +497,7 @@ class Access:
         folder = self.twin_dir / "hearings"
         folder.mkdir(exist_ok=True)
         path = folder / f"{hid}.zip"
-        make_bundle(self.ledger, case_id, path, by=by, basin=basin, agency=agency, overlays=overlays)
+        make_bundle(self.ledger, case_id, path, by=by, model=model, agency=agency, overlays=overlays)
         sha = digest_file(path)[0]["SHA-256"]
         now = int(time.time())
         expires = now + int(hours * 3600)

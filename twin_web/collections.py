@@ -147,9 +147,8 @@ def _sites(state: TwinState, kind: str | None = None) -> FeatureTable:
 
 
 def _incidents(state: TwinState) -> FeatureTable:
-    from twin.ops.incidents import Incidents
 
-    inc = Incidents(state.basin).list()
+    inc = state.basin.incidents.list()
     if inc.empty:
         return table(gpd.GeoDataFrame(geometry=[], crs=state.basin.crs), [], start=[], end=[])
     return table(inc, inc["id"], start=inc["observed"], end=inc["observed"])
@@ -168,7 +167,7 @@ def episodes(state: TwinState) -> pd.DataFrame:
     """
     from twin.analysis.response import watch
 
-    return state.memo("warnings:watch", state.manifest_hash, lambda: watch(state.basin)).episodes()
+    return state.memo("warnings:watch", state.manifest_hash, lambda: watch(state.basin.model, state.basin.store)).episodes()
 
 
 def _warnings(state: TwinState) -> FeatureTable:

@@ -238,4 +238,4 @@ def _plan(props: dict[str, Any]) -> list[dict[str, Any]]:
     """The response plan of a warning: what each jurisdiction downstream must do, and when."""
     from twin.analysis.response import response_plan
 
-    return response_plan(state().basin, props["station"], int(props["level"]), since=props["start"])
+    return response_plan(state().basin.model, props["station"], int(props["level"]), since=props["start"])

@@ -270,7 +270,7 @@ def river() -> Any:
     basin = state().basin
     start = _locate(basin, lon0, lat0)
     path, sections, sites = basin.downstream(lon0, lat0, flow_ratio=flow_ratio)
-    df = profiles.sample_river(basin, start, path, n)
+    df = profiles.sample_river(basin.model, start, path, n)
     total_km = float(df["distance_km"].iloc[-1])
     out: dict[str, Any] = {
         "start": {
@@ -476,7 +476,7 @@ def downstream() -> Any:
     basin = state().basin
     _locate(basin, lon, lat)
     report = downstream_report(
-        basin,
+        basin.model,
         lon,
         lat,
         at,
@@ -566,7 +566,7 @@ def upstream() -> Any:
     flow_ratio = params.number(args, "flow_ratio", 1.0, lo=0, lo_open=True, hi=100)
     top = params.integer(args, "top", 10, lo=1, hi=100)
     assert window is not None and flow_ratio is not None and top is not None
-    ranked = trace_upstream(basin, station_id, p, at, window_hours=window, flow_ratio=flow_ratio, top=top)
+    ranked = trace_upstream(basin.model, basin.store, station_id, p, at, window_hours=window, flow_ratio=flow_ratio, top=top)
     reaches = basin.network.reaches
     to_wgs = _to_wgs84(basin)
     levels = basin.jurisdictions.levels

@@ -122,12 +122,8 @@ class TwinState:
 
     @property
     def store(self) -> sa.Engine:
-        """The operations store (opened and migrated once, under the lock)."""
-        basin = self.basin
-        if "_store" not in basin.__dict__:
-            with self._lock:
-                return basin.store
-        return basin.store
+        """The operations store (opened and migrated with the twin, under the lock)."""
+        return self.basin.store
 
     @property
     def access(self) -> Access:

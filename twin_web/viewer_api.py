@@ -226,7 +226,7 @@ def _samples(basin: BasinTwin, lon: float, lat: float, n: int, flow_ratio: float
     try:
         start = basin.locate(lon, lat)
         path, _, _ = basin.downstream(lon, lat, flow_ratio=flow_ratio)
-        river = sample_river(basin, start, path, n)
+        river = sample_river(basin.model, start, path, n)
     except (OutsideBasinError, SnapError, ProfileError) as err:
         raise ParameterError("lon,lat", str(err)) from None
     points = river[["reach_id", "measure_m", "distance_km", "lon", "lat"]].copy()

@@ -23,11 +23,11 @@ import pandas as pd
 from twin.analysis import plume, quality
 
 if TYPE_CHECKING:
-    from twin.basin import BasinTwin
+    from twin.model.model import Model
 
 
 def downstream_report(
-    basin: BasinTwin,
+    model: Model,
     x: float,
     y: float,
     at: Any,
@@ -51,9 +51,9 @@ def downstream_report(
     if t0.tzinfo is None:
         raise plume.PlumeError(f"release time {at!r} has no zone; give it with an offset or Z")
     t0 = t0.tz_convert("UTC")
-    loc = basin.locate(x, y, crs)
-    path, sections, sites = basin.downstream(x, y, crs, flow_ratio=flow_ratio)
-    top = basin.jurisdictions.levels[:levels]
+    loc = model.locate(x, y, crs)
+    path, sections, sites = model.downstream(x, y, crs, flow_ratio=flow_ratio)
+    top = model.jurisdictions.levels[:levels]
     sections = sections[sections["level"].isin(top)]
     points = pd.concat(
         [
@@ -69,7 +69,7 @@ def downstream_report(
         ignore_index=True,
     )
     ds = plume.simulate(
-        basin.network.reaches,
+        model.network.reaches,
         loc.reach_id,
         loc.measure_m,
         t0,
@@ -99,7 +99,7 @@ def downstream_report(
         return c, str(quality.label(c))
 
     entries: list[dict[str, Any]] = []
-    start_units = basin.jurisdictions.at(loc.x, loc.y)
+    start_units = model.jurisdictions.at(loc.x, loc.y)
     for lv in top:
         unit = start_units.get(lv)
         if unit:

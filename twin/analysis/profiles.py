@@ -21,7 +21,7 @@ Examples
 >>> import twin
 >>> from twin import profiles
 >>> basin = twin.open("twins/cevennes")                                      # doctest: +SKIP
->>> df = profiles.river_profile(basin, 3.7721, 44.1623)                      # doctest: +SKIP
+>>> df = profiles.river_profile(model, 3.7721, 44.1623)                      # doctest: +SKIP
 >>> df[["distance_km", "elevation_m", "conditioned_elevation_m"]].iloc[-1]   # doctest: +SKIP
 """
 
@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     import geopandas as gpd
     import xarray as xr
 
-    from twin.basin import BasinTwin
+    from twin.model.model import Model
     from twin.model.network import Location
     from twin.model.terrain import Terrain
 
@@ -64,7 +64,7 @@ def elevation_at(terrain: Terrain, x: Any, y: Any, conditioned: bool = False) ->
     Parameters
     ----------
     terrain:
-        The twin's terrain (``basin.terrain``).
+        The twin's terrain (``model.terrain``).
     x, y:
         Coordinates in the twin's CRS (scalars or arrays of the same length).
     conditioned:
@@ -98,7 +98,7 @@ def terrain_profile(
     Parameters
     ----------
     terrain:
-        The twin's terrain (``basin.terrain``).
+        The twin's terrain (``model.terrain``).
     line:
         Two or more (x, y) vertices in ``crs``, or a shapely LineString.
     samples:
@@ -119,7 +119,7 @@ def terrain_profile(
 
     Examples
     --------
-    >>> df = terrain_profile(basin.terrain, [(3.80, 44.17), (3.88, 44.13)])   # doctest: +SKIP
+    >>> df = terrain_profile(model.terrain, [(3.80, 44.17), (3.88, 44.13)])   # doctest: +SKIP
     >>> df.plot(x="distance_m", y="elevation_m")                             # doctest: +SKIP
     """
     n = _check_samples(samples)
@@ -149,7 +149,7 @@ def terrain_profile(
     )
 
 
-def sample_river(basin: BasinTwin, start: Location, path: gpd.GeoDataFrame, samples: int = 200) -> pd.DataFrame:
+def sample_river(model: Model, start: Location, path: gpd.GeoDataFrame, samples: int = 200) -> pd.DataFrame:
     """Points evenly spaced along a downstream path, with their elevations.
 
     Parameters
@@ -181,10 +181,10 @@ def sample_river(basin: BasinTwin, start: Location, path: gpd.GeoDataFrame, samp
     pts = shapely.line_interpolate_point(path.geometry.to_numpy()[k], offset)
     sx, sy = shapely.get_x(pts), shapely.get_y(pts)
     reach_ids = path["reach_id"].to_numpy()[k]
-    lengths = basin.network.reaches.loc[reach_ids, "length_m"].to_numpy()
+    lengths = model.network.reaches.loc[reach_ids, "length_m"].to_numpy()
     # only the first piece starts inside its reach, at the start's measure
     measure = np.minimum(np.where(k == 0, start.measure_m, 0.0) + offset, lengths)
-    lon, lat = _to_wgs84(basin.crs).transform(sx, sy)
+    lon, lat = _to_wgs84(model.crs).transform(sx, sy)
     return pd.DataFrame(
         {
             "distance_km": d / 1000.0,
@@ -194,8 +194,8 @@ def sample_river(basin: BasinTwin, start: Location, path: gpd.GeoDataFrame, samp
             "y": sy,
             "lon": lon,
             "lat": lat,
-            "elevation_m": elevation_at(basin.terrain, sx, sy),
-            "conditioned_elevation_m": elevation_at(basin.terrain, sx, sy, conditioned=True),
+            "elevation_m": elevation_at(model.terrain, sx, sy),
+            "conditioned_elevation_m": elevation_at(model.terrain, sx, sy, conditioned=True),
         }
     )
 
@@ -214,7 +214,7 @@ def assign_concentration(profile: pd.DataFrame, reaches: pd.DataFrame, plume: xr
     profile:
         Points with ``reach_id`` and ``measure_m`` (from :func:`sample_river`).
     reaches:
-        The reach table (``basin.network.reaches``).
+        The reach table (``model.network.reaches``).
     plume:
         A :func:`twin.analysis.plume.simulate` Dataset.
     at:
@@ -270,7 +270,7 @@ def assign_concentration(profile: pd.DataFrame, reaches: pd.DataFrame, plume: xr
 
 
 def river_profile(
-    basin: BasinTwin,
+    model: Model,
     x: float,
     y: float,
     *,
@@ -315,15 +315,15 @@ def river_profile(
 
     Examples
     --------
-    >>> df = river_profile(basin, 3.7721, 44.1623)                               # doctest: +SKIP
-    >>> df = river_profile(basin, 3.7721, 44.1623, plume=ds, at="2026-09-03T10:00Z")  # doctest: +SKIP
+    >>> df = river_profile(model, 3.7721, 44.1623)                               # doctest: +SKIP
+    >>> df = river_profile(model, 3.7721, 44.1623, plume=ds, at="2026-09-03T10:00Z")  # doctest: +SKIP
     """
     if plume is not None and at is None:
         raise ProfileError("a plume's concentration is taken at a time: give at= as well")
     _check_samples(samples)
-    start = basin.locate(x, y, crs)
-    path, _, _ = basin.downstream(x, y, crs, flow_ratio=flow_ratio)
-    profile = sample_river(basin, start, path, samples)
+    start = model.locate(x, y, crs)
+    path, _, _ = model.downstream(x, y, crs, flow_ratio=flow_ratio)
+    profile = sample_river(model, start, path, samples)
     if plume is not None:
-        profile = assign_concentration(profile, basin.network.reaches, plume, at)
+        profile = assign_concentration(profile, model.network.reaches, plume, at)
     return profile

@@ -20,14 +20,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+import sqlalchemy as sa
 
 from twin.analysis import alerts
+from twin.analysis.source import readings_frame
 from twin.errors import SnapError
-from twin.ops.readings import query
 
 if TYPE_CHECKING:
     from twin.analysis.watch import StoreWatch
-    from twin.basin import BasinTwin
+    from twin.model.model import Model
 
 
 class _Row:
@@ -47,19 +48,19 @@ def _records(df: pd.DataFrame) -> list[Any]:
     return [_Row(r) for r in df.to_dict("records")]
 
 
-def _path_of(basin: BasinTwin, station: pd.Series, flow_ratio: float = 1.0):
-    return basin.downstream(float(station["lon"]), float(station["lat"]), flow_ratio=flow_ratio)
+def _path_of(model: Model, station: pd.Series, flow_ratio: float = 1.0):
+    return model.downstream(float(station["lon"]), float(station["lat"]), flow_ratio=flow_ratio)
 
 
-def escalation_table(basin: BasinTwin, flow_ratio: float = 1.0) -> pd.DataFrame:
+def escalation_table(model: Model, flow_ratio: float = 1.0) -> pd.DataFrame:
     """Earliest hours from each station to the first intake and first top-level boundary downstream."""
-    top = basin.jurisdictions.levels[0] if basin.jurisdictions.levels else None
+    top = model.jurisdictions.levels[0] if model.jurisdictions.levels else None
     rows = []
-    for st in _records(basin.sites):
+    for st in _records(model.sites):
         if st.kind != "station":
             continue
         try:
-            _, sections, sites = _path_of(basin, pd.Series(st._asdict()), flow_ratio)
+            _, sections, sites = _path_of(model, pd.Series(st._asdict()), flow_ratio)
         except SnapError:
             continue
         intakes = sites[(sites["kind"] == "intake") & (sites["id"] != st.id)]
@@ -75,7 +76,7 @@ def escalation_table(basin: BasinTwin, flow_ratio: float = 1.0) -> pd.DataFrame:
 
 
 def response_plan(
-    basin: BasinTwin,
+    model: Model,
     station_id: str,
     level: int,
     policy: alerts.Policy | None = None,
@@ -92,16 +93,16 @@ def response_plan(
     and the action text of the warning level.
     """
     policy = policy or alerts.load_policy()
-    sites = basin.sites.set_index("id")
+    sites = model.sites.set_index("id")
     if station_id not in sites.index:
         raise alerts.AlertInputError(f"station {station_id!r} is not a site of this twin")
-    path, sections, on_path = _path_of(basin, sites.loc[station_id].rename(station_id), flow_ratio)
+    path, sections, on_path = _path_of(model, sites.loc[station_id].rename(station_id), flow_ratio)
     name = alerts.LEVEL_NAMES[level] if 1 <= level <= 4 else "none"
     actions: dict[Any, str] = dict(policy.actions)
     action = actions.get(name, "") if level >= 1 else ""
     start = pd.Timestamp(since) if since is not None else None
     plans = []
-    for lv in basin.jurisdictions.levels[:plan_levels]:
+    for lv in model.jurisdictions.levels[:plan_levels]:
         own = sites.loc[station_id].get(lv)
         entered = sections[(sections["level"] == lv)]
         units: list[tuple[str | None, float, float]] = [(own, 0.0, 0.0)]
@@ -117,7 +118,7 @@ def response_plan(
             plan = {
                 "level": lv,
                 "code": code,
-                "name": basin.jurisdictions.name_of(code),
+                "name": model.jurisdictions.name_of(code),
                 "warning_level": name,
                 "earliest_h": round(early, 2),
                 "likely_h": round(likely, 2),
@@ -152,7 +153,8 @@ def response_plan(
 
 
 def warnings(
-    basin: BasinTwin,
+    model: Model,
+    readings: sa.Engine | pd.DataFrame,
     at: Any = None,
     start: Any = None,
     end: Any = None,
@@ -167,22 +169,22 @@ def warnings(
     policy = policy or alerts.load_policy()
     if at is not None:
         end = at
-    readings = query(basin.store, start=start, end=end)
-    stations = _stations(basin)
+    readings = readings_frame(readings, start=start, end=end)
+    stations = _stations(model)
     readings = readings[readings["station"].isin(set(stations["id"]))]
-    episodes = alerts.evaluate(readings, stations, policy, escalation_table(basin), until=end)
+    episodes = alerts.evaluate(readings, stations, policy, escalation_table(model), until=end)
     if at is not None and len(episodes):
         t = pd.Timestamp(at)
         episodes = episodes[(episodes["start"] <= t) & (episodes["end"].isna() | (episodes["end"] > t))]
     if plans and len(episodes):
         plan_list: list[Any] = [
-            response_plan(basin, r.station, int(r.level), policy, since=r.start) for r in _records(episodes)
+            response_plan(model, r.station, int(r.level), policy, since=r.start) for r in _records(episodes)
         ]
         episodes = episodes.assign(plan=pd.Series(plan_list, index=episodes.index, dtype=object))
     return episodes.reset_index(drop=True)
 
 
-def watch(basin: BasinTwin, policy: alerts.Policy | None = None) -> StoreWatch:
+def watch(model: Model, store: sa.Engine, policy: alerts.Policy | None = None) -> StoreWatch:
     """The warning episodes of :func:`warnings` (``plans=False``, the whole store), kept up to date.
 
     Each call of the result's ``episodes()`` reads only the readings stored since the
@@ -191,12 +193,12 @@ def watch(basin: BasinTwin, policy: alerts.Policy | None = None) -> StoreWatch:
     """
     from twin.analysis.watch import StoreWatch
 
-    return StoreWatch(basin.store, _stations(basin), policy or alerts.load_policy(), escalation_table(basin))
+    return StoreWatch(store, _stations(model), policy or alerts.load_policy(), escalation_table(model))
 
 
-def _stations(basin: BasinTwin) -> pd.DataFrame:
+def _stations(model: Model) -> pd.DataFrame:
     """What warnings need of every site: id, water body, target class."""
-    sites = basin.sites
+    sites = model.sites
     return pd.DataFrame({"id": sites["id"], "water_body": sites["water_body"], "target_class": sites["target_class"]})
 
 
@@ -206,7 +208,7 @@ def _epoch(t: Any) -> int | None:
     return int(pd.Timestamp(t).tz_convert("UTC").timestamp())
 
 
-def record(basin: BasinTwin, episodes: pd.DataFrame) -> list[int]:
+def record(store: sa.Engine, episodes: pd.DataFrame) -> list[int]:
     """Store warning episodes as issued (one row per station, parameter and start; a later
     evaluation updates the level, end and detail of an episode already issued). Returns their ids."""
     import json
@@ -218,7 +220,7 @@ def record(basin: BasinTwin, episodes: pd.DataFrame) -> list[int]:
 
     ids = []
     now = int(time.time())
-    with basin.store.begin() as conn:
+    with store.begin() as conn:
         for ep in _records(episodes):
             detail = json.dumps(
                 {
@@ -253,7 +255,7 @@ def record(basin: BasinTwin, episodes: pd.DataFrame) -> list[int]:
     return ids
 
 
-def acknowledge(basin: BasinTwin, warning_id: int, by: str) -> dict:
+def acknowledge(store: sa.Engine, warning_id: int, by: str) -> dict:
     """Mark an issued warning as acknowledged by someone (the first acknowledgement is kept)."""
     import time
 
@@ -261,7 +263,7 @@ def acknowledge(basin: BasinTwin, warning_id: int, by: str) -> dict:
 
     from twin.ops.store import warnings_issued as table
 
-    with basin.store.begin() as conn:
+    with store.begin() as conn:
         row = conn.execute(sa.select(table).where(table.c.id == warning_id)).mappings().first()
         if row is None:
             raise alerts.AlertInputError(f"no warning {warning_id}; list them with `twin alerts DIR --issued`")
@@ -270,6 +272,7 @@ def acknowledge(basin: BasinTwin, warning_id: int, by: str) -> dict:
                 table.update().where(table.c.id == warning_id).values(acknowledged_by=by, acknowledged=int(time.time()))
             )
         row = conn.execute(sa.select(table).where(table.c.id == warning_id)).mappings().first()
+    assert row is not None  # it was there a moment ago, in this transaction
     return issued_row(dict(row))
 
 
@@ -284,12 +287,12 @@ def issued_row(row: dict) -> dict:
     return out
 
 
-def issued(basin: BasinTwin) -> list[dict]:
+def issued(store: sa.Engine) -> list[dict]:
     """Every warning issued so far, newest first."""
     import sqlalchemy as sa
 
     from twin.ops.store import warnings_issued as table
 
-    with basin.store.connect() as conn:
+    with store.connect() as conn:
         rows = conn.execute(sa.select(table).order_by(table.c.start.desc())).mappings().all()
     return [issued_row(dict(r)) for r in rows]

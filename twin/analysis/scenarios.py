@@ -45,15 +45,17 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+import sqlalchemy as sa
 
 from twin.analysis import plume
 from twin.analysis.simulate import SIMULATED_FLAG
 from twin.errors import TwinError
+from twin.ops.incidents import Incidents
 from twin.ops.parameters import PARAMETERS
 from twin.ops.readings import store_rows
 
 if TYPE_CHECKING:
-    from twin.basin import BasinTwin
+    from twin.model.model import Model
 
 
 class ScenarioError(TwinError, ValueError):
@@ -163,7 +165,7 @@ def _background(
 
 
 def release_signal(
-    basin: BasinTwin,
+    model: Model,
     reach: int,
     measure_m: float,
     release_at: pd.Timestamp | list[pd.Timestamp],
@@ -185,13 +187,13 @@ def release_signal(
     """
     starts = [release_at] if isinstance(release_at, pd.Timestamp) else list(release_at)
     scale = per_mg_l or {}
-    watch = basin.sites[basin.sites["kind"] == "station"][["id", "reach_id", "measure_m"]]
+    watch = model.sites[model.sites["kind"] == "station"][["id", "reach_id", "measure_m"]]
     frames, arrivals = [], {}
     for param, kg in releases.items():
         total = {str(sid): np.zeros(len(times)) for sid in watch["id"]}
         for n, at in enumerate(starts):
             ds = plume.simulate(
-                basin.network.reaches,
+                model.network.reaches,
                 reach,
                 measure_m,
                 at,
@@ -211,20 +213,20 @@ def release_signal(
     return pd.concat(frames, ignore_index=True), arrivals
 
 
-def _source(basin: BasinTwin, sc: Scenario, rng: np.random.Generator) -> tuple[int, float]:
+def _source(model: Model, sc: Scenario, rng: np.random.Generator) -> tuple[int, float]:
     """Where the scenario's release is: (reach id, measure in metres from the reach's upstream end)."""
-    sites = basin.sites.set_index("id", drop=False)
+    sites = model.sites.set_index("id", drop=False)
     if sc.above_station not in sites.index:
         raise ScenarioError(f"scenario {sc.name} needs station {sc.above_station} (the demo twin has it)")
     st = sites.loc[sc.above_station]
-    loc = basin.network.locate_cell(st.geometry.x, st.geometry.y, int(st["reach_id"]))
+    loc = model.network.locate_cell(st.geometry.x, st.geometry.y, int(st["reach_id"]))
     if sc.source_kinds:
-        up = basin.network.upstream(loc, max_km=15, mainstem=not sc.tributaries)
-        sources = basin.sites[basin.sites["kind"].isin(sc.source_kinds) & basin.sites["reach_id"].isin(up["reach_id"])]
+        up = model.network.upstream(loc, max_km=15, mainstem=not sc.tributaries)
+        sources = model.sites[model.sites["kind"].isin(sc.source_kinds) & model.sites["reach_id"].isin(up["reach_id"])]
         if len(sources):  # a registered source above the station (the old mine, the dump): the release is there
             src = sources.iloc[int(rng.integers(len(sources)))]
             return int(src["reach_id"]), float(src["measure_m"])
-    upstream = basin.network.upstream(loc, max_km=12, mainstem=True)
+    upstream = model.network.upstream(loc, max_km=12, mainstem=True)
     choices = upstream[(upstream["from_km"] > 2) & (upstream["reach_id"] != loc.reach_id)]
     if sc.departement is not None:
         choices = choices[choices["departement"].astype(str) == sc.departement]
@@ -232,7 +234,7 @@ def _source(basin: BasinTwin, sc: Scenario, rng: np.random.Generator) -> tuple[i
         where = f" in département {sc.departement}" if sc.departement else ""
         raise ScenarioError(f"no reach 2-12 km above {sc.above_station}{where} to release from")
     reach = int(choices.iloc[int(rng.integers(len(choices)))]["reach_id"])
-    return reach, float(basin.network.reaches.at[reach, "length_m"]) * float(rng.uniform(0.2, 0.8))
+    return reach, float(model.network.reaches.at[reach, "length_m"]) * float(rng.uniform(0.2, 0.8))
 
 
 def _release_times(sc: Scenario, t_start: pd.Timestamp, rng: np.random.Generator) -> list[pd.Timestamp]:
@@ -243,13 +245,13 @@ def _release_times(sc: Scenario, t_start: pd.Timestamp, rng: np.random.Generator
     return [first + pd.Timedelta(days=d) for d in range(sc.bursts)]
 
 
-def _riverbed(basin: BasinTwin, reach: int, measure_m: float, rng: np.random.Generator, path: Path) -> dict:
+def _riverbed(model: Model, reach: int, measure_m: float, rng: np.random.Generator, path: Path) -> dict:
     """Lower the river cells within 250 m of the dredging point by 1-3 m; save new − old as a GeoTIFF."""
     import rasterio
 
-    grid = basin.terrain.grid
-    x, y = basin.network.reaches.at[reach, "geometry"].interpolate(measure_m).coords[0]
-    rows, cols = np.nonzero(basin.drainage.reach == reach)
+    grid = model.terrain.grid
+    x, y = model.network.reaches.at[reach, "geometry"].interpolate(measure_m).coords[0]
+    rows, cols = np.nonzero(model.drainage.reach == reach)
     xs, ys = grid.xy(rows, cols)
     near = np.hypot(xs - x, ys - y) <= 250.0
     if not near.any():  # a short reach: its cell nearest the point
@@ -281,22 +283,34 @@ def _riverbed(basin: BasinTwin, reach: int, measure_m: float, rng: np.random.Gen
     }
 
 
-def run(basin: BasinTwin, name: str, seed: int = 0, start: Any = "2026-09-01T00:00Z", days: int = 6) -> dict:
-    """Run a scenario on a twin: readings and the incident go into its store; returns the true answer."""
+def run(
+    model: Model,
+    store: sa.Engine,
+    name: str,
+    seed: int = 0,
+    start: Any = "2026-09-01T00:00Z",
+    days: int = 6,
+    folder: Path | None = None,
+) -> dict:
+    """Run a scenario on a model: readings and the incident go into ``store``; returns the true answer.
+
+    ``folder`` is the twin folder: the true answer is written under its ``scenarios/`` (and a
+    scenario that changes the riverbed needs it for its DEM difference).
+    """
     if name not in SCENARIOS:
         raise ScenarioError(f"unknown scenario {name!r}; scenarios: {sorted(SCENARIOS)}")
     sc = SCENARIOS[name]
     rng = np.random.default_rng(seed)
-    reach, measure = _source(basin, sc, rng)
+    reach, measure = _source(model, sc, rng)
     t_start = pd.Timestamp(start).tz_convert("UTC")
     starts = _release_times(sc, t_start, rng)
     times = pd.date_range(t_start, t_start + pd.Timedelta(days=days), freq="2h", inclusive="left")
     if starts[-1] >= times[-1]:
         raise ScenarioError(f"scenario {name} needs more than {days} days; give --days {days + sc.bursts + 2}")
-    stations = basin.sites[basin.sites["kind"] == "station"]
+    stations = model.sites[model.sites["kind"] == "station"]
     rows = _background(stations["id"].tolist(), times, rng, sc.background)
     signal, arrivals = release_signal(
-        basin,
+        model,
         reach,
         measure,
         starts,
@@ -312,25 +326,25 @@ def run(basin: BasinTwin, name: str, seed: int = 0, start: Any = "2026-09-01T00:
     rows["flag"] = SIMULATED_FLAG
     rows["tz_offset_min"] = 0
     rows["line_no"] = np.arange(len(rows)) + 1
-    folder = Path(basin.path) / "scenarios" if basin.path is not None else None
+    folder = Path(folder) / "scenarios" if folder is not None else None
     riverbed = None
     if sc.riverbed:  # before the readings, so a failure here leaves the store as it was
         if folder is None:
             raise ScenarioError(f"scenario {name} saves a DEM difference: save the twin to a folder first")
-        riverbed = _riverbed(basin, reach, measure, rng, folder / f"{name}-{seed}-dem-difference.tif")
+        riverbed = _riverbed(model, reach, measure, rng, folder / f"{name}-{seed}-dem-difference.tif")
     report = store_rows(
-        basin.store,
+        store,
         rows,
         pd.DataFrame(columns=["line_no", "raw", "reason"]),
         source=f"scenario {name} seed {seed}",
         fmt="scenario",
     )
-    x, y = basin.network.reaches.at[reach, "geometry"].interpolate(measure).coords[0]
+    x, y = model.network.reaches.at[reach, "geometry"].interpolate(measure).coords[0]
     from pyproj import Transformer
 
-    lon, lat = Transformer.from_crs(basin.crs, "EPSG:4326", always_xy=True).transform(x, y)
-    seen = basin.sites.set_index("id").loc[sc.incident_at_station]
-    incident = basin.incidents.add(
+    lon, lat = Transformer.from_crs(model.crs, "EPSG:4326", always_xy=True).transform(x, y)
+    seen = model.sites.set_index("id").loc[sc.incident_at_station]
+    incident = Incidents(model, store).add(
         sc.incident_kind,
         arrivals.get(sc.incident_at_station, starts[0].isoformat()),
         (float(seen["lon"]), float(seen["lat"])),
@@ -349,8 +363,8 @@ def run(basin: BasinTwin, name: str, seed: int = 0, start: Any = "2026-09-01T00:
     }
     if sc.bursts > 1:
         source["times"] = [t.isoformat() for t in starts]
-    registered = basin.sites[
-        (basin.sites["reach_id"] == reach) & np.isclose(basin.sites["measure_m"].astype(float), measure)
+    registered = model.sites[
+        (model.sites["reach_id"] == reach) & np.isclose(model.sites["measure_m"].astype(float), measure)
     ]
     if len(registered):
         source["site"] = str(registered["id"].iloc[0])

@@ -35,15 +35,16 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+import sqlalchemy as sa
 from pyproj import Transformer
 from scipy.optimize import minimize_scalar
 
 from twin.analysis import plume
+from twin.analysis.source import readings_frame
 from twin.errors import TwinError
-from twin.ops.readings import query
 
 if TYPE_CHECKING:
-    from twin.basin import BasinTwin
+    from twin.model.model import Model
 
 SOURCE_KINDS = ("outfall", "mine", "dump")
 
@@ -52,10 +53,10 @@ class TraceError(TwinError, ValueError):
     """An anomaly that cannot be traced (no readings, unknown station)."""
 
 
-def _candidates(basin: BasinTwin, station: pd.Series, window_hours: float, flow_ratio: float) -> pd.DataFrame:
-    loc = basin.network.locate_cell(*_xy(basin, station), int(station["reach_id"]))
-    up = basin.network.upstream(loc, max_hours=window_hours, flow_ratio=flow_ratio)
-    reaches = basin.network.reaches
+def _candidates(model: Model, station: pd.Series, window_hours: float, flow_ratio: float) -> pd.DataFrame:
+    loc = model.network.locate_cell(*_xy(model, station), int(station["reach_id"]))
+    up = model.network.upstream(loc, max_hours=window_hours, flow_ratio=flow_ratio)
+    reaches = model.network.reaches
     rows = [
         {
             "candidate": f"reach {int(r)}",
@@ -66,7 +67,7 @@ def _candidates(basin: BasinTwin, station: pd.Series, window_hours: float, flow_
         }
         for r in up["reach_id"].unique()
     ]
-    sites = basin.sites
+    sites = model.sites
     registered = sites[sites["kind"].isin(SOURCE_KINDS) & sites["reach_id"].isin(up["reach_id"])]
     rows += [
         {
@@ -80,13 +81,14 @@ def _candidates(basin: BasinTwin, station: pd.Series, window_hours: float, flow_
     return pd.DataFrame(rows)
 
 
-def _xy(basin: BasinTwin, station: pd.Series) -> tuple[float, float]:
+def _xy(model: Model, station: pd.Series) -> tuple[float, float]:
     g = station.get("geometry")
-    return (float(g.x), float(g.y)) if g is not None else basin.to_twin_xy(station["lon"], station["lat"])
+    return (float(g.x), float(g.y)) if g is not None else model.to_twin_xy(station["lon"], station["lat"])
 
 
 def trace_upstream(
-    basin: BasinTwin,
+    model: Model,
+    readings: sa.Engine | pd.DataFrame,
     station_id: str,
     parameter: str,
     at: Any,
@@ -100,6 +102,10 @@ def trace_upstream(
     top: int = 10,
 ) -> pd.DataFrame:
     """Candidate sources of an anomaly at a station, best first.
+
+    ``readings`` is the operations store or a table of readings (columns station, parameter,
+    time, value and optionally flag, as :func:`twin.ops.readings.query` gives): a notebook
+    can trace on a model and a DataFrame without a twin folder.
 
     Each candidate is tried as a release spread evenly over each of ``durations_h``
     (0: instantaneous), starting at every ``step_minutes`` of the window, refined to
@@ -118,12 +124,12 @@ def trace_upstream(
     t_at = pd.Timestamp(at)
     if t_at.tzinfo is None:
         raise TraceError(f"time {at!r} has no zone; give it with an offset or Z")
-    sites = basin.sites.set_index("id", drop=False)
+    sites = model.sites.set_index("id", drop=False)
     if station_id not in sites.index:
         raise TraceError(f"station {station_id!r} is not a site of this twin; stations: {sites.index.tolist()}")
     t0 = t_at - pd.Timedelta(hours=window_hours)
     # only usable readings (twin.ops.flags): a faulty analyser's spike is no evidence of a release
-    history = query(basin.store, None, [parameter], t0 - pd.Timedelta(hours=window_hours), t_at, usable_only=True)
+    history = readings_frame(readings, [parameter], t0 - pd.Timedelta(hours=window_hours), t_at, usable_only=True)
     if history.empty:
         raise TraceError(f"no {parameter} readings up to {t_at.isoformat()}; nothing to trace")
     obs: dict[str, tuple[np.ndarray, np.ndarray]] = {}
@@ -140,7 +146,7 @@ def trace_upstream(
             obs[str(sid)] = (secs, np.clip(inside["value"].to_numpy() - base, 0, None))
     if station_id not in obs:
         raise TraceError(f"station {station_id} has no {parameter} readings in the {window_hours:g} h before {at}")
-    cands = _candidates(basin, sites.loc[station_id], window_hours, flow_ratio)
+    cands = _candidates(model, sites.loc[station_id], window_hours, flow_ratio)
     watched = pd.DataFrame(
         {
             "id": list(obs),
@@ -152,7 +158,7 @@ def trace_upstream(
     sst = float((y_all**2).sum()) or 1.0
     releases = np.arange(-window_hours * 3600, window_hours * 3600 + 1, step_minutes * 60.0)
     decay_per_s = decay_per_hour / 3600.0
-    network = pd.DataFrame(basin.network.reaches.drop(columns="geometry"))  # the walk needs no geometry
+    network = pd.DataFrame(model.network.reaches.drop(columns="geometry"))  # the walk needs no geometry
 
     def fit(reached: dict[str, tuple[float, float, float]], times_s: np.ndarray, duration_s: float):
         """Best mass and misfit of a release starting at each of ``times_s`` (s from the window start)."""
@@ -316,14 +322,14 @@ def trace_upstream(
     position = np.arange(1, len(ranked) + 1)
     key = ranked["registered"].astype(str).where(ranked["consistent"], "#" + pd.Series(position).astype(str))
     ranked["rank"] = pd.Series(position).groupby(key.to_numpy()).transform("min").to_numpy()
-    geometry = basin.network.reaches.set_index("reach_id")["geometry"]
+    geometry = model.network.reaches.set_index("reach_id")["geometry"]
     xy = [geometry[r].interpolate(m).coords[0] for r, m in zip(ranked["reach_id"], ranked["measure_m"])]
-    to_ll = Transformer.from_crs(basin.crs, "EPSG:4326", always_xy=True)
+    to_ll = Transformer.from_crs(model.crs, "EPSG:4326", always_xy=True)
     ranked["lon"], ranked["lat"] = to_ll.transform([p[0] for p in xy], [p[1] for p in xy])
     return ranked.drop(columns=["sse"]).head(top)
 
 
-def trace_warning(basin: BasinTwin, warning_id: int, **options: Any) -> tuple[dict, pd.DataFrame]:
+def trace_warning(model: Model, store: sa.Engine, warning_id: int, **options: Any) -> tuple[dict, pd.DataFrame]:
     """Candidate sources of an issued warning (``twin alerts --record``), traced at the warning's own time.
 
     The warning's station and parameter are traced at the end of its episode when it has
@@ -336,16 +342,14 @@ def trace_warning(basin: BasinTwin, warning_id: int, **options: Any) -> tuple[di
     Returns the warning (as :func:`twin.analysis.response.issued_row` gives it, with ``traced_at``,
     the time traced) and :func:`trace_upstream`'s candidates; ``options`` are passed on.
     """
-    import sqlalchemy as sa
-
     from twin.analysis.response import issued_row
     from twin.ops.store import warnings_issued
 
-    with basin.store.connect() as conn:
+    with store.connect() as conn:
         row = conn.execute(sa.select(warnings_issued).where(warnings_issued.c.id == int(warning_id))).mappings().first()
     if row is None:
         raise TraceError(f"no warning {warning_id}; list them with `twin alerts DIR --issued`")
     warning = issued_row(dict(row))
     at = pd.Timestamp(warning["end"] if warning["end"] is not None else warning["start"])
     warning["traced_at"] = at.isoformat()
-    return warning, trace_upstream(basin, warning["station_id"], warning["parameter"], at, **options)
+    return warning, trace_upstream(model, store, warning["station_id"], warning["parameter"], at, **options)

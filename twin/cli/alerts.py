@@ -46,16 +46,16 @@ def alerts(twin_dir, at, start, end, policy, record, issued, ack_id, by):
     if ack_id is not None:
         if not by:
             raise rules.AlertInputError("--ack needs --by NAME: who acknowledges the warning")
-        rec = response.acknowledge(basin, ack_id, by)
+        rec = response.acknowledge(basin.store, ack_id, by)
         click.echo(json.dumps({k: rec[k] for k in ("id", "level_name", "acknowledged_by", "acknowledged")}))
         return
     if issued:
-        click.echo(json.dumps(response.issued(basin), ensure_ascii=False, default=str))
+        click.echo(json.dumps(response.issued(basin.store), ensure_ascii=False, default=str))
         return
     pol = rules.load_policy(policy) if policy else None
-    episodes = response.warnings(basin, at=at, start=start, end=end, policy=pol)
+    episodes = response.warnings(basin.model, basin.store, at=at, start=start, end=end, policy=pol)
     records = _jsonable(episodes)
     if record and len(episodes):
-        for rec, wid in zip(records, response.record(basin, episodes)):
+        for rec, wid in zip(records, response.record(basin.store, episodes)):
             rec["id"] = wid
     click.echo(json.dumps(records, ensure_ascii=False, default=str))

@@ -19,7 +19,7 @@ def info(twin_dir: str, summary: bool, verify: bool) -> None:
     from twin.errors import TwinFolderError
     from twin.model.folder import verify as verify_folder
 
-    basin = BasinTwin.open(twin_dir)
+    basin = BasinTwin.open(twin_dir, store=False, check=False)  # the summary reads no store; --verify hashes all
     data = basin.info()
     if verify:
         bad = verify_folder(Path(twin_dir))

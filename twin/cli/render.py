@@ -56,7 +56,8 @@ def render(
 
     basin = BasinTwin.open(twin_dir)
     with scene.build_scene(
-        basin,
+        basin.model,
+        store=basin.store,
         at=at,
         incident=incident,
         view=view,  # type: ignore[arg-type]  # checked above

@@ -20,4 +20,6 @@ def scenario(twin_dir: str, name: str, seed: int, start: str, days: int) -> None
     from twin.analysis.scenarios import run
     from twin.basin import BasinTwin
 
-    click.echo(json.dumps(run(BasinTwin.open(twin_dir), name, seed, start, days), ensure_ascii=False))
+    basin = BasinTwin.open(twin_dir)
+    truth = run(basin.model, basin.store, name, seed, start, days, folder=basin.path)
+    click.echo(json.dumps(truth, ensure_ascii=False))

@@ -83,12 +83,12 @@ def trace(
 
         options = {"window_hours": window_hours, "flow_ratio": flow_ratio, "decay_per_hour": decay_per_hour}
         if warning_id is not None:
-            warning, ranked = trace_warning(basin, warning_id, **options)
+            warning, ranked = trace_warning(basin.model, basin.store, warning_id, **options)
             station, parameter, at = warning["station_id"], warning["parameter"], warning["traced_at"]
         elif not station or not at:
             raise TraceError("--upstream needs --station ID and --at TIME (or --warning ID)")
         else:
-            ranked = trace_upstream(basin, station, parameter, at, **options)
+            ranked = trace_upstream(basin.model, basin.store, station, parameter, at, **options)
         ranked["release_time"] = ranked["release_time"].map(lambda t: t.isoformat())
         click.echo(
             json.dumps(

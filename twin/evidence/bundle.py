@@ -56,7 +56,7 @@ from twin.ops.store import incidents as incidents_table
 if TYPE_CHECKING:
     import xarray as xr
 
-    from twin.basin import BasinTwin
+    from twin.model.model import Model
 
 FORMAT = "basin-twin/court-bundle/1"
 
@@ -122,15 +122,15 @@ def case_incident(ledger: Ledger, case_id: str) -> int | None:
     return int(row.id) if row is not None else None
 
 
-def release_plume(basin: BasinTwin, release: dict[str, Any]) -> xr.Dataset:
+def release_plume(model: Model, release: dict[str, Any]) -> xr.Dataset:
     """Re-run the plume of a recorded release: ``{lon, lat, at, mass_kg, parameter, [duration_h,
     decay_per_hour, flow_ratio]}`` (WGS84)."""
     from twin.analysis import plume
 
     try:
-        loc = basin.locate(float(release["lon"]), float(release["lat"]))
+        loc = model.locate(float(release["lon"]), float(release["lat"]))
         return plume.simulate(
-            basin.network.reaches,
+            model.network.reaches,
             loc.reach_id,
             loc.measure_m,
             release["at"],
@@ -172,7 +172,7 @@ def make_bundle(
     *,
     by: str | None = None,
     agency: str | None = None,
-    basin: BasinTwin | None = None,
+    model: Model | None = None,
     at: Any = None,
     overlays: bool = True,
     plume_from: str | None = None,
@@ -193,8 +193,8 @@ def make_bundle(
         Who exports (default: the OS user).
     agency:
         Whose key signs the head (default: the only agency with a key).
-    basin:
-        The twin, for the overlays (opened from the ledger's folder when not given).
+    model:
+        The twin's model, for the overlays (read from the ledger's folder when not given).
     at:
         The time the overlays show (default: the case's incident's observed time).
     overlays:
@@ -241,7 +241,7 @@ def make_bundle(
             incident_id = case_incident(ledger, case_id)
             if overlays:
                 overlay_info, incident_info = _write_overlays(
-                    w, ledger, basin, case_id, incident_id, at, items, records, plume_from, size, max_triangles
+                    w, ledger, model, case_id, incident_id, at, items, records, plume_from, size, max_triangles
                 )
             elif incident_id is not None:
                 incident_info = {"id": incident_id}
@@ -331,7 +331,7 @@ def _write_items(w: _Writer, ledger: Ledger, records: list[dict[str, Any]], rows
 def _write_overlays(
     w: _Writer,
     ledger: Ledger,
-    basin: BasinTwin | None,
+    model: Model | None,
     case_id: str,
     incident_id: int | None,
     at: Any,
@@ -341,17 +341,19 @@ def _write_overlays(
     size: tuple[int, int],
     max_triangles: int | None,
 ) -> tuple[dict[str, Any], dict[str, Any] | None]:
-    from twin.basin import BasinTwin
     from twin.evidence import overlays as ov
+    from twin.model.folder import read_twin
+    from twin.ops.incidents import Incidents
 
-    b = basin or BasinTwin.open(ledger.twin_dir)
-    incident = b.incidents.get(incident_id) if incident_id is not None else None
+    b = model if model is not None else read_twin(ledger.twin_dir)[0]
+    incident = Incidents(b, ledger.engine).get(incident_id) if incident_id is not None else None
     when = at if at is not None else (incident["observed"] if incident else None)
     source = _plume_source(records, plume_from)
     plume = release_plume(b, source["release"]) if source is not None and when is not None else None
     markers = [ov.Marker(i["marker"], i["place"]["lon"], i["place"]["lat"]) for i in items if i["marker"]]
     drawn = ov.render(
         b,
+        ledger.engine,
         at=when,
         incident=incident_id,
         markers=markers,

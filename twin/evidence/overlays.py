@@ -24,9 +24,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
+    import sqlalchemy as sa
     import xarray as xr
 
-    from twin.basin import BasinTwin
+    from twin.model.model import Model
 
 MARKER_RGB = (0, 150, 160)
 DEFAULT_MAX_TRIANGLES = 400_000  # the overlays' terrain budget: enough for a 1280-pixel image
@@ -46,14 +47,14 @@ class Overlays:
     parameters: dict[str, Any]
 
 
-def _scene_points(basin: BasinTwin, scene: Any, markers: list[Marker]) -> np.ndarray:
+def _scene_points(model: Model, scene: Any, markers: list[Marker]) -> np.ndarray:
     """Markers' ground points in scene coordinates (NaN z off the terrain)."""
     origin = scene.metadata["origin"]
     exag = scene.metadata["exaggeration"]
-    dem, t = basin.terrain.dem, basin.terrain.grid.transform
+    dem, t = model.terrain.dem, model.terrain.grid.transform
     out = []
     for m in markers:
-        x, y = basin.to_twin_xy(m.lon, m.lat)
+        x, y = model.to_twin_xy(m.lon, m.lat)
         col, row = int((x - t.c) / t.a), int((y - t.f) / t.e)
         inside = 0 <= row < dem.shape[0] and 0 <= col < dem.shape[1]
         z = float(dem[row, col]) * exag if inside else np.nan
@@ -110,15 +111,15 @@ def _add_markers(scene: Any, points: np.ndarray, markers: list[Marker], scale: f
     return shown
 
 
-def _top_down(scene: Any, basin: BasinTwin) -> dict[str, Any]:
+def _top_down(scene: Any, model: Model) -> dict[str, Any]:
     """Look straight down on the whole grid, north up, orthographic; add a scale bar. Returns the view."""
     from twin.scene.layers import pyvista
 
     pv = pyvista()
     p = scene.plotter
-    west, south, east, north = basin.terrain.grid.bounds
+    west, south, east, north = model.terrain.grid.bounds
     width, height = east - west, north - south
-    zmax = float(np.nanmax(basin.terrain.dem)) * scene.metadata["exaggeration"]
+    zmax = float(np.nanmax(model.terrain.dem)) * scene.metadata["exaggeration"]
     aspect = scene.size[0] / scene.size[1]
     centre = (width / 2, height / 2)
     half = max(height / 2, width / (2 * aspect)) * 1.04
@@ -155,7 +156,8 @@ def _top_down(scene: Any, basin: BasinTwin) -> dict[str, Any]:
 
 
 def render(
-    basin: BasinTwin,
+    model: Model,
+    store: sa.Engine | None,
     *,
     at: Any,
     incident: int | None,
@@ -169,14 +171,14 @@ def render(
     from twin.scene import build_scene
 
     with build_scene(
-        basin, at=at, incident=incident, plume=plume, view="overview", size=size, max_triangles=max_triangles, lang=lang
+        model, store=store, at=at, incident=incident, plume=plume, view="overview", size=size, max_triangles=max_triangles, lang=lang
     ) as scene:
-        pts = _scene_points(basin, scene, markers)
+        pts = _scene_points(model, scene, markers)
         drawn = _add_markers(scene, pts, markers, _scale(scene))
         scene_png = scene.png()
         pc = scene.plotter.camera
         camera_3d = {"position": list(pc.position), "focal_point": list(pc.focal_point)}
-        view = _top_down(scene, basin)
+        view = _top_down(scene, model)
         map_png = scene.png()
         meta = {k: scene.metadata[k] for k in ("time", "view", "exaggeration", "stations", "incidents", "plume")}
     parameters = {

@@ -7,7 +7,8 @@ which cells drain to it (:meth:`Drainage.catchment`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import cached_property
 
 import geopandas as gpd
 import numpy as np
@@ -18,7 +19,12 @@ import xarray as xr
 from twin.errors import OutsideBasinError, SnapError
 from twin.model import kernels
 from twin.model.loaders import Grid
-from twin.model.terrain import to_dataarray
+from twin.model.terrain import read_only, to_dataarray
+
+
+def read_only_tuple(*arrays: np.ndarray) -> tuple:
+    read_only(*arrays)
+    return arrays
 
 
 @dataclass(frozen=True)
@@ -64,7 +70,9 @@ class Drainage:
     reach: np.ndarray
     subbasin: np.ndarray
     threshold_cells: int
-    _memo: dict = field(default_factory=dict, repr=False, compare=False)  # derived arrays, computed once
+
+    def __post_init__(self) -> None:
+        read_only(self.d8, self.order, self.upstream_cells, self.strahler, self.reach, self.subbasin)
 
     # -- construction -------------------------------------------------------
     @classmethod
@@ -102,6 +110,59 @@ class Drainage:
         """Rebuild from stored rasters; the cell order is recomputed from D8."""
         order = kernels.topological_order(np.ascontiguousarray(d8).ravel(), grid.shape[1])
         return cls(grid, d8, order, upstream_cells, strahler, reach, subbasin, threshold_cells)
+
+    # -- derived once, on first use (a cache, not a change: every field stays as constructed) ----
+    @cached_property
+    def reach_cells(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """River cells grouped by reach, upstream to downstream within each reach.
+
+        Returns
+        -------
+        cells, reach_ids, starts
+            Flat indices, their reach ids, and where each reach's run starts in ``cells``
+            (reach ``k`` = ``cells[starts[k-1]:starts[k]]`` with ``starts[0] = 0``, ids 1..R).
+        """
+        reach = self.reach.ravel()
+        up_first = self.order[::-1]
+        cells = up_first[reach[up_first] > 0].astype(np.int64)
+        ids = reach[cells]
+        srt = np.argsort(ids, kind="stable")
+        cells, ids = cells[srt], ids[srt]
+        n = int(ids.max()) if ids.size else 0
+        starts = np.searchsorted(ids, np.arange(1, n + 2))
+        return read_only_tuple(cells, ids, starts)
+
+
+    @cached_property
+    def reach_chains(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Each reach's cells followed by its connector (the first cell of the reach below).
+
+        Returns
+        -------
+        cells, ids, measure, starts
+            Flat indices and reach ids of the chains, concatenated in reach-id order;
+            ``measure`` is the distance (m) of each point from its reach's upstream end;
+            ``starts`` as in :attr:`reach_cells`.
+        """
+        grid = self.grid
+        ncol = grid.shape[1]
+        cells, ids, starts = self.reach_cells
+        n = len(starts) - 1
+        connector = self.down_of(cells[starts[1:] - 1])
+        has_conn = connector >= 0
+        all_cells = np.concatenate([cells, connector[has_conn]])
+        all_ids = np.concatenate([ids, np.arange(1, n + 1)[has_conn]])
+        rank = np.concatenate([np.arange(cells.size), np.full(int(has_conn.sum()), cells.size)])
+        srt = np.lexsort((rank, all_ids))
+        all_cells, all_ids = all_cells[srt], all_ids[srt]
+        x, y = grid.xy(all_cells // ncol, all_cells % ncol)
+        step = np.concatenate([[0.0], np.hypot(np.diff(x), np.diff(y))])
+        step[np.concatenate([[True], all_ids[1:] != all_ids[:-1]])] = 0.0
+        measure = np.cumsum(step)
+        firsts = np.searchsorted(all_ids, all_ids)  # index of each point's reach start
+        measure -= measure[firsts]
+        out = (all_cells, all_ids, measure, np.searchsorted(all_ids, np.arange(1, n + 2)))
+        return read_only_tuple(*out)
 
     # -- views ----------------------------------------------------------------
     @property

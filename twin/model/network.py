@@ -30,60 +30,13 @@ from twin.model.transport import LEADING_EDGE_FRACTION, max_probable_velocity, p
 
 
 def reach_cells(drainage: Drainage) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """River cells grouped by reach, upstream to downstream within each reach.
-
-    Returns
-    -------
-    cells, reach_ids, starts
-        Flat indices, their reach ids, and where each reach's run starts in ``cells``
-        (reach ``k`` = ``cells[starts[k-1]:starts[k]]`` with ``starts[0] = 0``, ids 1..R).
-    """
-    if "reach_cells" in drainage._memo:
-        return drainage._memo["reach_cells"]
-    reach = drainage.reach.ravel()
-    up_first = drainage.order[::-1]
-    cells = up_first[reach[up_first] > 0].astype(np.int64)
-    ids = reach[cells]
-    srt = np.argsort(ids, kind="stable")
-    cells, ids = cells[srt], ids[srt]
-    n = int(ids.max()) if ids.size else 0
-    starts = np.searchsorted(ids, np.arange(1, n + 2))
-    drainage._memo["reach_cells"] = (cells, ids, starts)
-    return cells, ids, starts
+    """River cells grouped by reach (:attr:`Drainage.reach_cells`)."""
+    return drainage.reach_cells
 
 
 def reach_chains(drainage: Drainage) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Each reach's cells followed by its connector (the first cell of the reach below).
-
-    Returns
-    -------
-    cells, ids, measure, starts
-        Flat indices and reach ids of the chains, concatenated in reach-id order;
-        ``measure`` is the distance (m) of each point from its reach's upstream end;
-        ``starts`` as in :func:`reach_cells`.
-    """
-    if "reach_chains" in drainage._memo:
-        return drainage._memo["reach_chains"]
-    grid = drainage.grid
-    ncol = grid.shape[1]
-    cells, ids, starts = reach_cells(drainage)
-    n = len(starts) - 1
-    connector = drainage.down_of(cells[starts[1:] - 1])
-    has_conn = connector >= 0
-    all_cells = np.concatenate([cells, connector[has_conn]])
-    all_ids = np.concatenate([ids, np.arange(1, n + 1)[has_conn]])
-    rank = np.concatenate([np.arange(cells.size), np.full(int(has_conn.sum()), cells.size)])
-    srt = np.lexsort((rank, all_ids))
-    all_cells, all_ids = all_cells[srt], all_ids[srt]
-    x, y = grid.xy(all_cells // ncol, all_cells % ncol)
-    step = np.concatenate([[0.0], np.hypot(np.diff(x), np.diff(y))])
-    step[np.concatenate([[True], all_ids[1:] != all_ids[:-1]])] = 0.0
-    measure = np.cumsum(step)
-    firsts = np.searchsorted(all_ids, all_ids)  # index of each point's reach start
-    measure -= measure[firsts]
-    out = (all_cells, all_ids, measure, np.searchsorted(all_ids, np.arange(1, n + 2)))
-    drainage._memo["reach_chains"] = out
-    return out
+    """Each reach's cells followed by its connector (:attr:`Drainage.reach_chains`)."""
+    return drainage.reach_chains
 
 
 def build_reaches(

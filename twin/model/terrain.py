@@ -38,11 +38,19 @@ def to_dataarray(
         name=name,
         attrs={"units": units, "long_name": long_name or name},
     )
-    da = da.rio.write_crs(grid.crs.to_wkt())
-    da = da.rio.write_transform(grid.transform)
+    # in place: each rio.write_* without it copies the whole grid (three copies of a 4 MB grid)
+    da.rio.write_crs(grid.crs.to_wkt(), inplace=True)
+    da.rio.write_transform(grid.transform, inplace=True)
     if nodata is not None:
-        da = da.rio.write_nodata(nodata, encoded=False)
+        da.rio.write_nodata(nodata, encoded=False, inplace=True)
     return da
+
+
+def read_only(*arrays: np.ndarray) -> None:
+    """Mark a model's arrays read-only: they are handed out as views, never copied, so nobody may write them."""
+    for a in arrays:
+        if isinstance(a, np.ndarray):
+            a.flags.writeable = False
 
 
 @dataclass(frozen=True)
@@ -62,6 +70,9 @@ class Terrain:
     grid: Grid
     dem: np.ndarray
     conditioned: np.ndarray
+
+    def __post_init__(self) -> None:
+        read_only(self.dem, self.conditioned)
 
     @property
     def elevation(self) -> xr.DataArray:

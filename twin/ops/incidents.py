@@ -33,7 +33,7 @@ from twin.model import coords
 from twin.ops.store import incident_events, incidents
 
 if TYPE_CHECKING:
-    from twin.basin import BasinTwin
+    from twin.model.model import Model
 
 KINDS = ("spill", "illegal_discharge", "sand_mining", "waste_dumping", "fish_kill", "other")
 STATUSES = ("open", "investigating", "closed")
@@ -86,9 +86,9 @@ def parse_geometry(geometry: Any) -> shapely.Geometry:
 class Incidents:
     """The incidents of a twin, kept in its operations store."""
 
-    def __init__(self, basin: BasinTwin):
-        self.basin = basin
-        self.engine = basin.store
+    def __init__(self, model: Model, engine: sa.Engine):
+        self.model = model
+        self.engine = engine
 
     # -- writing ----------------------------------------------------------------
     def add(
@@ -117,18 +117,18 @@ class Incidents:
         if kind not in KINDS:
             raise IncidentError(f"unknown incident kind {kind!r}; allowed: {list(KINDS)}")
         given = parse_geometry(geometry)
-        crs = self.basin.crs
+        crs = self.model.crs
         geom = shapely.transform(given, lambda xy: _stack(coords.to_crs(xy[:, 0], xy[:, 1], coord_system, crs)))
         point = geom if geom.geom_type == "Point" else geom.representative_point()
-        self.basin.drainage.cell_of(point.x, point.y, what=f"incident at {given.wkt[:60]} ({coord_system})")
+        self.model.drainage.cell_of(point.x, point.y, what=f"incident at {given.wkt[:60]} ({coord_system})")
         units = self._units(geom)
         reach_id, measure, downstream = None, None, []
         try:
-            snap = self.basin.drainage.snap(point.x, point.y, self.basin.catalog.parameters.snap_max_m)
-            loc = self.basin.network.locate_cell(snap.x, snap.y, int(self.basin.drainage.reach.ravel()[snap.cell]))
+            snap = self.model.drainage.snap(point.x, point.y, self.model.catalog.parameters.snap_max_m)
+            loc = self.model.network.locate_cell(snap.x, snap.y, int(self.model.drainage.reach.ravel()[snap.cell]))
             reach_id, measure = loc.reach_id, loc.measure_m
-            path = self.basin.network.downstream(loc)
-            sites = self.basin._along(path, self.basin.sites)
+            path = self.model.network.downstream(loc)
+            sites = self.model.along(path, self.model.sites)
             downstream = [
                 {"id": s.id, "name": s.name, "kind": s.kind, "distance_km": round(float(s.distance_km), 3)}
                 for s in sites.itertuples()
@@ -205,7 +205,7 @@ class Incidents:
     def _record(self, row: dict, events: list[dict] | None = None) -> dict:
         geom = shapely.from_wkt(row["geometry"])
         p = geom if geom.geom_type == "Point" else geom.representative_point()
-        lon, lat = Transformer.from_crs(self.basin.crs, "EPSG:4326", always_xy=True).transform(p.x, p.y)
+        lon, lat = Transformer.from_crs(self.model.crs, "EPSG:4326", always_xy=True).transform(p.x, p.y)
         out = {
             k: row[k]
             for k in (
@@ -263,7 +263,7 @@ class Incidents:
             x0, y0, x1, y1 = shapely.box(*bbox).exterior.bounds
             box = shapely.transform(
                 shapely.box(x0, y0, x1, y1).segmentize(0.01),
-                lambda xy: _stack(coords.to_crs(xy[:, 0], xy[:, 1], "WGS84", self.basin.crs)),
+                lambda xy: _stack(coords.to_crs(xy[:, 0], xy[:, 1], "WGS84", self.model.crs)),
             )
             bx0, by0, bx1, by1 = box.bounds
             q = q.where(
@@ -273,12 +273,12 @@ class Incidents:
             rows = [dict(r) for r in conn.execute(q.order_by(incidents.c.observed)).mappings().all()]
         records = [self._record(r) for r in rows]
         geoms = [shapely.from_wkt(r["geometry"]) for r in rows]
-        return gpd.GeoDataFrame(pd.DataFrame(records), geometry=geoms, crs=self.basin.crs)
+        return gpd.GeoDataFrame(pd.DataFrame(records), geometry=geoms, crs=self.model.crs)
 
     def _units(self, geom: shapely.Geometry) -> dict[str, Any]:
-        units = self.basin.jurisdictions.units
+        units = self.model.jurisdictions.units
         hit = units[units.intersects(geom)]
-        return {lv: sorted(hit.loc[hit["level"] == lv, "code"].astype(str)) for lv in self.basin.jurisdictions.levels}
+        return {lv: sorted(hit.loc[hit["level"] == lv, "code"].astype(str)) for lv in self.model.jurisdictions.levels}
 
 
 def _stack(xy: tuple) -> Any:

@@ -1,7 +1,7 @@
 """The 3D scene of a twin (pyvista): terrain, rivers, boundaries, stations, incidents, a plume.
 
 >>> from twin.scene import build_scene
->>> scene = build_scene(basin, at="2026-09-03T10:00Z", view="overview", lang="zh")   # doctest: +SKIP
+>>> scene = build_scene(model, at="2026-09-03T10:00Z", view="overview", lang="zh")   # doctest: +SKIP
 >>> scene.save("gardon.png"); scene.save("gardon.glb"); scene.save("gardon.html")   # doctest: +SKIP
 >>> scene.metadata["terrain"]["max_error_m"]                                          # doctest: +SKIP
 

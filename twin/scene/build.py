@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import pandas as pd
 
+from twin.ops.incidents import Incidents
 from twin.scene import camera as cameras
 from twin.scene import layers as draw
 from twin.scene import style
@@ -16,9 +17,10 @@ from twin.scene.mesh import DEFAULT_MAX_TRIANGLES, Decimation, decimate
 from twin.scene.output import Scene
 
 if TYPE_CHECKING:
+    import sqlalchemy as sa
     import xarray as xr
 
-    from twin.basin import BasinTwin
+    from twin.model.model import Model
 
 DEFAULT_EXAGGERATION = 2.0
 DEFAULT_SIZE = (1280, 800)
@@ -67,8 +69,9 @@ def _check(view: str, lang: str, exaggeration: float, shading: str, river_style:
 
 
 def build_scene(
-    basin: BasinTwin,
+    model: Model,
     *,
+    store: sa.Engine | None = None,
     at: Any = None,
     incident: int | None = None,
     plume: xr.Dataset | None = None,
@@ -89,8 +92,11 @@ def build_scene(
 
     Parameters
     ----------
-    basin:
-        The twin.
+    model:
+        The twin's model (``basin.model``).
+    store:
+        The operations store (``basin.store``), read for incidents and station colours; without
+        it, stations are grey and no incident is drawn.
     at:
         The time shown (with zone): station colours are the warnings active then,
         incidents observed until then are drawn, a plume is cut then. Defaults to
@@ -138,47 +144,49 @@ def build_scene(
     _check(view, lang, exaggeration, shading, river_style)
     width, height = parse_size(size)
     when = parse_time(at)
-    focus = basin.incidents.get(int(incident)) if incident is not None else None
+    if incident is not None and store is None:
+        raise SceneError("an incident is read from the operations store: give store= (basin.store)")
+    focus = Incidents(model, store).get(int(incident)) if incident is not None and store is not None else None
     if view == "incident" and focus is None:
         raise SceneError("view 'incident' needs an incident: give its id (--incident ID on the command line)")
     if when is None and focus is not None:
         when = pd.Timestamp(focus["observed"]).tz_convert("UTC")
     if plume is not None and when is None:
         raise SceneError("a plume is drawn at a time: give at= (--at) as well")
-    levels = basin.jurisdictions.levels if boundary_levels is None else list(boundary_levels)
-    unknown = set(levels) - set(basin.jurisdictions.levels)
+    levels = model.jurisdictions.levels if boundary_levels is None else list(boundary_levels)
+    unknown = set(levels) - set(model.jurisdictions.levels)
     if unknown:
-        raise SceneError(f"unknown jurisdiction level(s) {sorted(unknown)}; levels: {basin.jurisdictions.levels}")
+        raise SceneError(f"unknown jurisdiction level(s) {sorted(unknown)}; levels: {model.jurisdictions.levels}")
 
     pv = draw.pyvista()
-    dem, grid = basin.terrain.dem, basin.terrain.grid
+    dem, grid = model.terrain.dem, model.terrain.grid
     dec = decimate(dem, max_triangles)
     zrange = (float(np.nanmin(dem)), float(np.nanmax(dem)))
     surface = draw.Surface(dec, grid.transform, (float(grid.bounds[0]), float(grid.bounds[1])), float(exaggeration))
     aspect = width / height
-    cam = _camera(view, basin, surface, zrange, aspect, focus)
+    cam = _camera(view, model, surface, zrange, aspect, focus)
     scale = cameras.scale_of(cam, aspect)
     spacing = abs(grid.transform.a) * max(dec.stride, 2)  # of the mesh; rivers are sampled at it, along
     # their valleys' gentle slopes, boundaries at half of it, as they cross ridges
 
     layer_list = [draw.terrain(pv, surface, shading, zrange)]
-    layer_list += draw.boundaries(pv, basin, surface, levels, scale, spacing / 2)
-    if not basin.network.reaches.empty:
-        layer_list += draw.rivers(pv, basin, surface, scale, spacing, river_style)
+    layer_list += draw.boundaries(pv, model, surface, levels, scale, spacing / 2)
+    if not model.network.reaches.empty:
+        layer_list += draw.rivers(pv, model, surface, scale, spacing, river_style)
     plume_info = None
     if plume is not None and when is not None:
-        plume_layer, plume_info = draw.plume(pv, basin, surface, plume, when, scale, river_style)
+        plume_layer, plume_info = draw.plume(pv, model, surface, plume, when, scale, river_style)
         layer_list += [plume_layer] if plume_layer is not None else []
-    keys = draw.station_levels(basin, when, max_age_hours, policy) if when is not None else None
-    site_layers, label_list, stations = draw.sites(pv, basin, surface, scale, keys, lang)
-    shown = _incidents(basin, when, focus)
+    keys = draw.station_levels(model, store, when, max_age_hours, policy) if when is not None and store is not None else None
+    site_layers, label_list, stations = draw.sites(pv, model, surface, scale, keys, lang)
+    shown = _incidents(model, store, when, focus)
     incident_layers, incident_labels = draw.incidents(pv, surface, scale, shown, lang)
     layer_list += site_layers + incident_layers
     label_list = label_list + incident_labels if labels else []
-    captions = _captions(basin, when, lang, keys is not None)
+    captions = _captions(model, when, lang, keys is not None)
     texts = [lb.text for lb in label_list] + [t for t, _ in captions]
     font = style.find_cjk_font(font_file, tuple(texts)) if font_file or style.needs_cjk_font(texts) else None
-    metadata = _metadata(basin, dec, zrange, surface, when, view, lang, (width, height), max_triangles)
+    metadata = _metadata(model, dec, zrange, surface, when, view, lang, (width, height), max_triangles)
     metadata.update(
         stations=stations,
         incidents=[int(i["id"]) for i in shown],
@@ -191,7 +199,7 @@ def build_scene(
 
 def _camera(
     view: str,
-    basin: BasinTwin,
+    model: Model,
     surface: draw.Surface,
     zrange: tuple[float, float],
     aspect: float,
@@ -201,13 +209,13 @@ def _camera(
         return cameras.overview(surface, zrange, aspect)
     if view == "river":
         reach = focus.get("reach_id") if focus else None
-        return cameras.along_river(basin, surface, zrange, aspect, int(reach) if reach else None)
+        return cameras.along_river(model, surface, zrange, aspect, int(reach) if reach else None)
     assert focus is not None  # build_scene checked it
-    return cameras.at_incident(basin, surface, zrange, aspect, focus)
+    return cameras.at_incident(model, surface, zrange, aspect, focus)
 
 
 def _metadata(
-    basin: BasinTwin,
+    model: Model,
     dec: Decimation,
     zrange: tuple[float, float],
     surface: draw.Surface,
@@ -218,11 +226,11 @@ def _metadata(
     max_triangles: int,
 ) -> dict[str, Any]:
     """What the scene shows and how the terrain was decimated (see :class:`~twin.scene.Scene`)."""
-    dem = basin.terrain.dem
+    dem = model.terrain.dem
     return {
-        "twin": basin.name,
-        "title": basin.catalog.title,
-        "crs": basin.crs.to_string(),
+        "twin": model.name,
+        "title": model.catalog.title,
+        "crs": model.crs.to_string(),
         "origin": list(surface.origin),
         "exaggeration": surface.exaggeration,
         "time": when.isoformat() if when is not None else None,
@@ -245,19 +253,19 @@ def _metadata(
     }
 
 
-def _incidents(basin: BasinTwin, when: pd.Timestamp | None, focus: dict | None) -> list[dict]:
+def _incidents(model: Model, store: sa.Engine | None, when: pd.Timestamp | None, focus: dict | None) -> list[dict]:
     """Incidents observed until ``when`` (and the focus one whenever it was), by id."""
     shown = {int(focus["id"]): focus} if focus else {}
-    if when is not None:
-        found = basin.incidents.list(end=when)
+    if when is not None and store is not None:
+        found = Incidents(model, store).list(end=when)
         for rec in found.to_dict("records"):  # geometry: a shapely geometry here, WKT from get()
             shown.setdefault(int(rec["id"]), rec)
     return [shown[k] for k in sorted(shown)]
 
 
-def _captions(basin: BasinTwin, when: pd.Timestamp | None, lang: str, legend: bool) -> list[tuple[str, str]]:
+def _captions(model: Model, when: pd.Timestamp | None, lang: str, legend: bool) -> list[tuple[str, str]]:
     """(text, key) lines: the title ("title"), then the warning legend when stations were evaluated."""
-    title = basin.catalog.title or basin.name
+    title = model.catalog.title or model.name
     if when is not None:
         title += f" · {when:%Y-%m-%d %H:%M} UTC"
     lines = [(title, "title")]

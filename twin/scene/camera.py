@@ -18,7 +18,7 @@ import shapely
 from twin.scene.layers import Surface, xyz
 
 if TYPE_CHECKING:
-    from twin.basin import BasinTwin
+    from twin.model.model import Model
 
 VIEWS = ("overview", "river", "incident")
 VIEW_ANGLE = 30.0  # degrees, vertical
@@ -109,9 +109,9 @@ def terrain_box(surface: Surface, zrange: tuple[float, float]) -> np.ndarray:
     return np.array([(x, y, z) for x in xs for y in ys for z in zs])
 
 
-def main_river(basin: BasinTwin, start_reach: int | None = None) -> list[int]:
+def main_river(model: Model, start_reach: int | None = None) -> list[int]:
     """Reach ids down to an outlet: from a reach, or the main stem of the largest river from its source."""
-    net = basin.network
+    net = model.network
     if start_reach is not None:
         return net.downstream_ids(start_reach)
     outlets = net.reaches[net.reaches["next_down"] == 0]
@@ -119,9 +119,9 @@ def main_river(basin: BasinTwin, start_reach: int | None = None) -> list[int]:
     return [*reversed(net.upstream_ids(outlet, mainstem=True)), outlet]
 
 
-def river_points(basin: BasinTwin, surface: Surface, reach_ids: list[int]) -> np.ndarray:
+def river_points(model: Model, surface: Surface, reach_ids: list[int]) -> np.ndarray:
     """The reaches' vertices on the surface, in flow order (points off the terrain dropped)."""
-    xy = np.concatenate([np.asarray(basin.network.reaches.at[r, "geometry"].coords)[:, :2] for r in reach_ids])
+    xy = np.concatenate([np.asarray(model.network.reaches.at[r, "geometry"].coords)[:, :2] for r in reach_ids])
     pts = surface.points(xy[:, 0], xy[:, 1])
     return pts[np.isfinite(pts[:, 2])]
 
@@ -133,12 +133,12 @@ def overview(surface: Surface, zrange: tuple[float, float], aspect: float) -> Ca
 
 
 def along_river(
-    basin: BasinTwin, surface: Surface, zrange: tuple[float, float], aspect: float, start_reach: int | None
+    model: Model, surface: Surface, zrange: tuple[float, float], aspect: float, start_reach: int | None
 ) -> Camera:
     """Behind the river's upper end, 35° up, looking down its course toward the outlet."""
-    if basin.network.reaches.empty:
+    if model.network.reaches.empty:
         return overview(surface, zrange, aspect)
-    path = river_points(basin, surface, main_river(basin, start_reach))
+    path = river_points(model, surface, main_river(model, start_reach))
     if len(path) < 2:
         return overview(surface, zrange, aspect)
     flow = path[-1, :2] - path[0, :2]
@@ -146,7 +146,7 @@ def along_river(
 
 
 def at_incident(
-    basin: BasinTwin, surface: Surface, zrange: tuple[float, float], aspect: float, incident: dict
+    model: Model, surface: Surface, zrange: tuple[float, float], aspect: float, incident: dict
 ) -> Camera:
     """Over the incident, 55° up, from upstream: its surroundings and the river below it in view."""
     geom = shapely.from_wkt(incident["geometry"])
@@ -158,7 +158,7 @@ def at_incident(
     near = focal + np.array([(dx, dy, 0.0) for dx in (-r, r) for dy in (-r, r)])
     flow = np.zeros(2)
     if incident.get("reach_id"):
-        down = river_points(basin, surface, main_river(basin, int(incident["reach_id"])))
+        down = river_points(model, surface, main_river(model, int(incident["reach_id"])))
         d = np.hypot(down[:, 0] - focal[0], down[:, 1] - focal[1])
         ahead = down[(np.arange(len(down)) >= np.argmin(d)) & (d < INCIDENT_AHEAD_M)]
         if len(ahead) > 1:

@@ -24,9 +24,10 @@ from twin.scene.mesh import Decimation, grid_triangles, hillshade, ramp
 from twin.scene.opengl import DEFAULT_WINDOW
 
 if TYPE_CHECKING:
+    import sqlalchemy as sa
     import xarray as xr
 
-    from twin.basin import BasinTwin
+    from twin.model.model import Model
 
 Shading = Literal["both", "elevation", "hillshade"]
 RiverStyle = Literal["tubes", "lines"]
@@ -178,14 +179,14 @@ def terrain(pv: Any, surface: Surface, shading: Shading, zrange: tuple[float, fl
     return Layer("terrain", with_rgba(mesh, rgb[valid].round()), "triangles", lit=shading == "elevation")
 
 
-def rivers(pv: Any, basin: BasinTwin, surface: Surface, scale: float, step: float, how: RiverStyle) -> list[Layer]:
+def rivers(pv: Any, model: Model, surface: Surface, scale: float, step: float, how: RiverStyle) -> list[Layer]:
     """One layer per Strahler order: tubes (radius by order) or lines (screen width by order).
 
     The first order is drawn as lines in either style: its tube would be under two
     pixels wide, look the same, and cost twelve triangles a segment (most of a
     province's rivers are first-order).
     """
-    reaches = basin.network.reaches
+    reaches = model.network.reaches
     orders = reaches["strahler"].to_numpy()
     layers = []
     for k, order in enumerate(sorted(set(orders.tolist()))):
@@ -206,12 +207,12 @@ def rivers(pv: Any, basin: BasinTwin, surface: Surface, scale: float, step: floa
 
 
 def boundaries(
-    pv: Any, basin: BasinTwin, surface: Surface, levels: list[str], scale: float, step: float
+    pv: Any, model: Model, surface: Surface, levels: list[str], scale: float, step: float
 ) -> list[Layer]:
     """Unit boundaries of each level, clipped to the grid and draped; the coarsest level last, on top."""
-    units = basin.jurisdictions.units
-    x0, y0, x1, y1 = basin.terrain.grid.bounds
-    order = [lv for lv in basin.jurisdictions.levels if lv in levels]
+    units = model.jurisdictions.units
+    x0, y0, x1, y1 = model.terrain.grid.bounds
+    order = [lv for lv in model.jurisdictions.levels if lv in levels]
     layers = []
     for rank in range(len(order) - 1, -1, -1):
         polys = units.loc[units["level"] == order[rank]].geometry.to_numpy()
@@ -230,7 +231,9 @@ def boundaries(
 # -- sites and incidents ----------------------------------------------------------------------------
 
 
-def station_levels(basin: BasinTwin, at: pd.Timestamp, max_age_hours: float = 24.0, policy: Any = None) -> pd.Series:
+def station_levels(
+    model: Model, store: sa.Engine | pd.DataFrame, at: pd.Timestamp, max_age_hours: float = 24.0, policy: Any = None
+) -> pd.Series:
     """Each station's colour key at a time: a warning level name, "none" or "no data".
 
     The warnings are those of :func:`twin.analysis.response.warnings` active at ``at``
@@ -238,12 +241,13 @@ def station_levels(basin: BasinTwin, at: pd.Timestamp, max_age_hours: float = 24
     a station without a reading in the ``max_age_hours`` before ``at`` has "no data".
     """
     from twin.analysis import alerts, response
+    from twin.analysis.source import readings_frame
 
-    ids = basin.sites.loc[basin.sites["kind"] == "station", "id"].astype(str).tolist()
-    recent = basin.readings.query(ids, None, at - pd.Timedelta(hours=max_age_hours), at)
+    ids = model.sites.loc[model.sites["kind"] == "station", "id"].astype(str).tolist()
+    recent = readings_frame(store, None, at - pd.Timedelta(hours=max_age_hours), at, stations=ids)
     out = pd.Series("no data", index=ids, dtype=object)
     out[out.index.isin(set(recent["station"].astype(str)))] = "none"
-    episodes = response.warnings(basin, at=at, policy=policy, plans=False)
+    episodes = response.warnings(model, store, at=at, policy=policy, plans=False)
     if len(episodes):
         for sid, name in alerts.levels_at(episodes, at)["level_name"].items():
             if str(sid) in out.index:
@@ -258,7 +262,7 @@ def _pin(pv: Any, ground: np.ndarray, r: float, head: Any, rgb: style.RGB) -> li
 
 
 def sites(
-    pv: Any, basin: BasinTwin, surface: Surface, scale: float, levels: pd.Series | None, lang: str
+    pv: Any, model: Model, surface: Surface, scale: float, levels: pd.Series | None, lang: str
 ) -> tuple[list[Layer], list[Label], dict[str, Any]]:
     """Stations as pins with a ball coloured by level; other sites (intakes, mines...) with a white cube.
 
@@ -268,7 +272,7 @@ def sites(
     pins: dict[str, list[Any]] = {"stations": [], "sites": []}
     labels, info = [], {}
     r = scale * style.SITE_RADIUS
-    for s in basin.sites.itertuples():
+    for s in model.sites.itertuples():
         ground = surface.points(s.geometry.x, s.geometry.y)[0]
         if not np.isfinite(ground[2]):
             continue
@@ -336,7 +340,7 @@ def plume_at(plume: xr.Dataset, at: pd.Timestamp) -> np.ndarray:
 
 
 def plume(
-    pv: Any, basin: BasinTwin, surface: Surface, ds: xr.Dataset, at: pd.Timestamp, scale: float, how: RiverStyle
+    pv: Any, model: Model, surface: Surface, ds: xr.Dataset, at: pd.Timestamp, scale: float, how: RiverStyle
 ) -> tuple[Layer | None, dict[str, Any]]:
     """The river below a release, coloured by concentration at ``at`` where it exceeds a thousandth of the peak.
 
@@ -356,7 +360,7 @@ def plume(
         return None, info
     lo, hi = peak / 1000.0, peak
     info["clim_mg_l"] = [lo, hi]
-    xy, along = _plume_path(basin, ds, ends, scale)
+    xy, along = _plume_path(model, ds, ends, scale)
     conc = np.interp(along, ends, values)
     radius = scale * style.PLUME_RADIUS
     pts = surface.points(xy[:, 0], xy[:, 1], radius if how == "tubes" else scale * 3.0)
@@ -375,12 +379,12 @@ def plume(
     return Layer("plume", with_rgba(mesh, ramp(frac, style.PLUME_STOPS)), kind, 7.0, how == "tubes", bar), info
 
 
-def _plume_path(basin: BasinTwin, ds: xr.Dataset, ends: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray]:
+def _plume_path(model: Model, ds: xr.Dataset, ends: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray]:
     """Points along the plume's reaches from the release, and their distance (m) from it."""
     start = float(ds.attrs.get("start_measure_m", 0.0))
     pieces, dists = [], []
     for k, rid in enumerate(ds["reach"].values.astype(int)):
-        line = basin.network.reaches.at[int(rid), "geometry"]
+        line = model.network.reaches.at[int(rid), "geometry"]
         piece = substring(line, start, line.length) if k == 0 and start > 0 else line
         xy = np.asarray(shapely.segmentize(piece, scale * 5).coords)[:, :2]
         walked = np.concatenate([[0.0], np.cumsum(np.hypot(*np.diff(xy, axis=0).T))])

@@ -7,7 +7,7 @@ matplotlib is a :class:`PlotDependencyError` that says what to install.
 >>> fig, ax = plots.subplots(figsize=(9, 4))                       # doctest: +SKIP
 >>> ds["As"].sel(station="GM-MIALET").plot(ax=ax)                  # doctest: +SKIP
 >>> plots.class_bands(ax, "As")                                    # doctest: +SKIP
->>> plots.profile(ax, profiles.river_profile(basin, 3.77, 44.16))  # doctest: +SKIP
+>>> plots.profile(ax, profiles.river_profile(model, 3.77, 44.16))  # doctest: +SKIP
 """
 
 from __future__ import annotations
