@@ -55,6 +55,7 @@ demo: setup
 test: setup
 	$(BIN)/ruff check twin twin_web tests benchmarks
 	$(BIN)/mypy
+	$(BIN)/lint-imports  # the layers of DESIGN.md §2 and no import circles (pyproject.toml [tool.importlinter])
 	@echo "-- tests: PostgreSQL in a throwaway cluster the run starts and removes; a skipped test is a failure unless marked expected_skip(reason=...)"
 	$(BIN)/python -m pytest -q
 

@@ -114,7 +114,7 @@ def world(demo_dir, tmp_path_factory) -> World:
     }
     w = World(
         app=app,
-        model=basin.model,
+        basin=basin,
         access=access,
         tokens=case["tokens"],
         users=users,
