@@ -61,7 +61,7 @@ test: setup
 
 lint: setup
 	$(BIN)/ruff check twin twin_web tests benchmarks
-	$(BIN)/ruff format --check twin web tests benchmarks
+	$(BIN)/ruff format --check twin twin_web tests benchmarks
 
 bench: setup
 	$(BIN)/pip install --quiet ".[bench]"

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
+import queue
 import signal
 import sqlite3
 import subprocess
 import sys
-import time
+import threading
 from contextlib import closing
 from pathlib import Path
 
@@ -192,10 +192,41 @@ def test_netcdf_of_another_feature_type_is_refused(basin, tmp_path):
         basin.readings.ingest(path)
 
 
-def test_a_killed_ingest_leaves_the_store_consistent(basin, tmp_path):
+#: The child of the kill test: ingests the small files one by one, saying "committed BATCH STORED" after
+#: each commit, then the big file, saying "writing BATCH" once its readings are inserted but not committed,
+#: and holding that transaction open until it is killed (it gives up without committing if its stdin closes).
+KILLED_INGEST = """
+import os, sys
+import sqlalchemy as sa
+import twin
+
+basin = twin.open(sys.argv[1])
+for path in sys.argv[2:-1]:
+    report = basin.readings.ingest(path)
+    print("committed", report.batch_id, report.stored, flush=True)
+
+def hold(conn, cursor, statement, parameters, context, executemany):
+    if statement.lstrip().upper().startswith("INSERT INTO READINGS"):
+        batch = conn.execute(sa.text("SELECT MAX(id) FROM batches")).scalar_one()
+        print("writing", batch, flush=True)
+        sys.stdin.read()
+        os._exit(3)
+
+sa.event.listen(basin.store, "after_cursor_execute", hold)
+basin.readings.ingest(sys.argv[-1])
+"""
+#: How long the kill test waits for each line of its child before failing: a bound, not a measure
+#: (on a loaded machine the child's imports alone take several seconds)
+CHILD_WAIT_S = 300
+
+
+def test_a_killed_ingest_leaves_the_store_as_its_commits_left_it(basin, tmp_path):
     first = write(tmp_path, "first.csv", HEADER + "UP,2026-01-01T00:00:00Z,COD,12,mg/L,N\n")
     assert basin.readings.ingest(first).stored == 1
-    n = 300_000
+    small = [
+        write(tmp_path, f"small-{k}.csv", HEADER + f"UP,2026-02-0{k}T00:00:00Z,COD,{k},mg/L,N\n") for k in (1, 2, 3)
+    ]
+    n = 50_000
     big = pd.DataFrame(
         {
             "station": "LOW",
@@ -207,27 +238,62 @@ def test_a_killed_ingest_leaves_the_store_consistent(basin, tmp_path):
         }
     )
     big.to_csv(tmp_path / "big.csv", index=False)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "twin.cli", "ingest", str(basin.path), str(tmp_path / "big.csv")],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    db = basin.path / "ops.sqlite"
-    wal = Path(str(db) + "-wal")
-    # wait until the ingest is writing its batch (the write-ahead log grows), then kill it
-    while proc.poll() is None and not (wal.exists() and wal.stat().st_size > 2_000_000):
-        time.sleep(0.01)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert proc.returncode == -signal.SIGKILL, "the ingest finished before it could be killed"
-    with closing(sqlite3.connect(db)) as con:
+    log = tmp_path / "child.log"
+    lines: queue.Queue[str] = queue.Queue()
+    command = [sys.executable, "-c", KILLED_INGEST, str(basin.path), *map(str, small), str(tmp_path / "big.csv")]
+    with (
+        open(log, "w") as stderr,
+        subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, text=True, cwd=ROOT
+        ) as proc,
+    ):
+
+        def forward() -> None:  # the child's lines, as they come, to a queue the test can wait on with a bound
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                lines.put(line)
+            lines.put("")  # the child's end
+
+        def next_line(waiting_for: str) -> list[str]:
+            try:
+                line = lines.get(timeout=CHILD_WAIT_S)
+            except queue.Empty:
+                line = None
+            if not line:
+                said = f"ended (status {proc.wait()})" if line == "" else f"said nothing for {CHILD_WAIT_S} s"
+                pytest.fail(f"the ingest process {said} before {waiting_for!r}; its stderr:\n{log.read_text()[-3000:]}")
+            return line.split()
+
+        reader = threading.Thread(target=forward, daemon=True)
+        reader.start()
+        try:
+            committed = {}
+            for _ in small:
+                word, batch, stored = next_line("committed")
+                assert word == "committed", (word, log.read_text()[-3000:])
+                committed[int(batch)] = int(stored)
+            word, killed_batch = next_line("writing")
+            assert word == "writing"
+        finally:
+            proc.kill()  # SIGKILL, mid-transaction (nothing if the child has already exited)
+            proc.wait()
+            reader.join()
+    assert proc.returncode == -signal.SIGKILL
+    assert committed and all(stored == 1 for stored in committed.values())
+    with closing(sqlite3.connect(basin.path / "ops.sqlite")) as con:
         assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        batches = dict(con.execute("SELECT id, stored FROM batches WHERE finished IS NOT NULL").fetchall())
+        unfinished = con.execute("SELECT COUNT(*) FROM batches WHERE finished IS NULL").fetchone()[0]
         rows = con.execute("SELECT COUNT(*) FROM readings").fetchone()[0]
-        finished = con.execute("SELECT SUM(stored) FROM batches WHERE finished IS NOT NULL").fetchone()[0]
-    # what was reported stored is there; the killed batch is entirely there or not at all
-    assert rows in (finished, finished + n)
+    # every commit the ingest reported is there as it reported it; of the killed batch, nothing at all
+    assert committed.items() <= batches.items() and len(batches) == 1 + len(committed)
+    assert int(killed_batch) not in batches and unfinished == 0
+    assert rows == sum(batches.values()) == 1 + len(small)
     with basin.store.connect() as conn:
         assert conn.execute(sa.text("SELECT value FROM readings WHERE time = 1767225600")).scalar_one() == 12.0
+    # and the file whose ingest was killed goes in whole when it is ingested again
+    again = basin.readings.ingest(tmp_path / "big.csv")
+    assert (again.stored, again.duplicates) == (n, 0)
 
 
 def test_classes_from_the_store_agree_with_the_official_cnemc_classes(basin):
