@@ -104,8 +104,8 @@ def classify(twin_dir: str, at: str | None, max_age: float, start: str | None, e
     """GB 3838-2002 water-quality class of the stations (I..V, 劣V), the deciding parameters and exceedances."""
     from twin.basin import BasinTwin
 
-    readings = BasinTwin.open(twin_dir).readings
-    df = readings.classify_history(start, end) if start or end else readings.classify(at, max_age)
+    basin = BasinTwin.open(twin_dir)
+    df = basin.classify_history(start, end) if start or end else basin.classify(at, max_age)
     if as_json:
         df = df.copy()
         if "time" in df:

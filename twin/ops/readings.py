@@ -75,6 +75,9 @@ time, and the transaction's first statement is a write, so it holds that lock
 before it reads anything. A transaction that still loses a race (deadlock,
 serialisation failure, unique violation) is run again, up to :data:`MAX_ATTEMPTS`
 times. Encodings (UTF-8, GB18030) are :mod:`twin.ops.ingest`'s.
+
+The GB 3838-2002 class of stations over these readings is an analysis:
+:mod:`twin.analysis.classes`.
 """
 
 from __future__ import annotations
@@ -942,6 +945,14 @@ class Readings:
         with self.engine.connect() as conn:
             return {name: sid for sid, name in conn.execute(sa.select(stations.c.id, stations.c.name)).all()}
 
+    def stations(self) -> pd.DataFrame:
+        """The stations of the store, one row each, indexed by station id (the columns of the stations table)."""
+        with self.engine.connect() as conn:
+            table = pd.DataFrame(conn.execute(sa.select(stations)).mappings().all())
+        if table.empty:
+            table = pd.DataFrame(columns=[c.name for c in stations.columns])
+        return table.set_index("id")
+
     def register_stations(self, table: pd.DataFrame) -> int:
         """Add or update stations (id, name, kind, water_body, target_class, lon, lat, reach_id, measure_m).
 
@@ -999,19 +1010,13 @@ class Readings:
         parameters: list[str] | None = None,
         start: object = None,
         end: object = None,
+        usable_only: bool = False,
     ) -> pd.DataFrame:
-        return query(self.engine, stations, parameters, start, end)
+        """Latest versions of readings as a long table (see :func:`query`)."""
+        return query(self.engine, stations, parameters, start, end, usable_only=usable_only)
 
     def latest(self, at: object = None, stations: list[str] | None = None) -> pd.DataFrame:
         return latest(self.engine, at, stations)
-
-    def classify(self, at: Any = None, max_age_hours: float = 24.0, stations: list[str] | None = None) -> pd.DataFrame:
-        """GB 3838-2002 class of every station at a time (see :func:`classify`)."""
-        return classify(self.engine, at, max_age_hours, stations)
-
-    def classify_history(self, start: Any = None, end: Any = None, stations: list[str] | None = None) -> pd.DataFrame:
-        """GB 3838-2002 class of every sample in a window (see :func:`classify_history`)."""
-        return classify_history(self.engine, start, end, stations)
 
     def rejected(self, batch_id: int | None = None) -> pd.DataFrame:
         q = sa.select(rejected)
@@ -1019,70 +1024,3 @@ class Readings:
             q = q.where(rejected.c.batch_id == batch_id)
         with self.engine.connect() as conn:
             return pd.DataFrame(conn.execute(q).mappings().all())
-
-
-def classify(
-    engine: sa.Engine, at: Any = None, max_age_hours: float = 24.0, stations_: list[str] | None = None
-) -> pd.DataFrame:
-    """GB 3838-2002 class of every station at a time, from its latest readings.
-
-    For each station, each parameter's last reading at or before ``at`` (default
-    now) counts if it is at most ``max_age_hours`` old. Rows: station, name,
-    water body, target class, time of the newest reading used, ``class`` (1-6,
-    0 = nothing classifiable), ``label`` (I..V, 劣V), ``deciding`` parameters,
-    ``exceeds`` (worse than the target class), and per parameter the value,
-    its class and its exceedance multiple.
-
-    Only usable readings are classified (:func:`twin.ops.flags.usable`): a reading flagged
-    faulty, in maintenance or calibration... is skipped, and the station's last usable
-    reading of that parameter counts instead. A below-detection reading is classified
-    at its limit: the class of the limit is the worst the true value can have (for
-    DO, a lower bound, the best).
-    """
-    from twin.analysis import quality
-
-    end = pd.Timestamp(at) if at is not None else pd.Timestamp.now(tz="UTC")
-    if end.tzinfo is None:
-        raise IngestError(f"time {at!r} has no zone; give it with an offset or Z (e.g. 2026-07-10T08:00Z)")
-    long = query(engine, stations_, None, end - pd.Timedelta(hours=max_age_hours), end, usable_only=True)
-    with engine.connect() as conn:
-        st = pd.DataFrame(conn.execute(sa.select(stations)).mappings().all()).set_index("id")
-    if long.empty:
-        return pd.DataFrame(columns=["station", "name", "class", "label", "deciding", "exceeds"])
-    last = long.sort_values("time").groupby(["station", "parameter"]).last()
-    wide = last["value"].unstack("parameter")
-    when = last["time"].groupby(level="station").max()
-    info = st.reindex(wide.index)
-    classes = quality.classify_samples(
-        wide, water_body=info["water_body"].fillna("river"), target_class=info["target_class"].fillna(3).astype(int)
-    )
-    out = pd.concat(
-        [info[["name", "water_body", "target_class"]], when.rename("time"), classes, wide.add_suffix("_value")], axis=1
-    )
-    out["label"] = quality.label(out["class"].to_numpy())
-    return out.reset_index(names="station")
-
-
-def classify_history(
-    engine: sa.Engine, start: Any = None, end: Any = None, stations_: list[str] | None = None
-) -> pd.DataFrame:
-    """The class of every sample (station and time) in a window; columns as in :func:`classify`.
-
-    Usable readings only, below-detection readings at their limit, as in :func:`classify`.
-    """
-    from twin.analysis import quality
-
-    long = query(engine, stations_, None, start, end, usable_only=True)
-    with engine.connect() as conn:
-        st = pd.DataFrame(conn.execute(sa.select(stations)).mappings().all()).set_index("id")
-    if long.empty:
-        return pd.DataFrame(columns=["station", "time", "class", "label", "deciding", "exceeds"])
-    wide = long.pivot_table(index=["station", "time"], columns="parameter", values="value", aggfunc="last")
-    info = st.reindex(wide.index.get_level_values("station"))
-    info.index = wide.index
-    classes = quality.classify_samples(
-        wide, water_body=info["water_body"].fillna("river"), target_class=info["target_class"].fillna(3).astype(int)
-    )
-    out = pd.concat([info[["name", "water_body", "target_class"]], classes, wide.add_suffix("_value")], axis=1)
-    out["label"] = quality.label(out["class"].to_numpy())
-    return out.reset_index()
