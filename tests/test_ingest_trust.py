@@ -24,9 +24,9 @@ from hypothesis import strategies as st
 import twin
 from twin.cli import cli
 from twin.ops import flags
+from twin.ops.errors import IngestError
 from twin.ops.hj212 import frame
 from twin.ops.parameters import PARAMETERS, physical_limits
-from twin.ops.readings import IngestError
 
 from .test_postgres import pg_basin  # noqa: F401  (the PostgreSQL fixture, one database per test)
 

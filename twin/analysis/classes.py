@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from twin.analysis import quality
-from twin.ops.readings import IngestError
+from twin.ops.errors import IngestError
 
 if TYPE_CHECKING:
     from twin.ops.readings import Readings

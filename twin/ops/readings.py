@@ -1,8 +1,9 @@
 """Sensor readings: idempotent ingest into the operations store, and views for researchers.
 
-Every ingest format is parsed into one tidy table (:data:`TIDY_COLUMNS`): station
-id, time (tz-aware), the source's UTC offset, parameter, value, unit, flag and the
-line it came from, plus the rows the parser could not parse, each with its reason.
+Every ingest format (:mod:`twin.ops.formats`, one registry) is parsed into one tidy
+table (:data:`twin.ops.formats.TIDY_COLUMNS`): station id, time (tz-aware), the source's UTC offset,
+parameter, value, unit, flag and the line it came from, plus the rows the parser could
+not parse, each with its reason.
 :func:`store_rows` then checks each row (:func:`check_rows`, the one row-level
 check every format goes through), converts units to the parameter's canonical
 unit, and stores the batch in **one transaction**:
@@ -74,7 +75,7 @@ two writers never give one reading the same version; SQLite has one writer at a
 time, and the transaction's first statement is a write, so it holds that lock
 before it reads anything. A transaction that still loses a race (deadlock,
 serialisation failure, unique violation) is run again, up to :data:`MAX_ATTEMPTS`
-times. Encodings (UTF-8, GB18030) are :mod:`twin.ops.ingest`'s.
+times. Encodings (UTF-8, GB18030) are :mod:`twin.ops.formats`'s.
 
 The GB 3838-2002 class of stations over these readings is an analysis:
 :mod:`twin.analysis.classes`.
@@ -98,13 +99,14 @@ import xarray as xr
 from twin.errors import TwinError
 from twin.model.catalog import sha256_file
 from twin.ops import flags as _flags
+from twin.ops.errors import IngestError
+from twin.ops.formats import FORMATS, Context, Format, Formats, Parsed, Source
 from twin.ops.parameters import _UNITS, PARAMETERS, physical_limits
 from twin.ops.store import BUSY_TIMEOUT_MS, batches, datastreams, rejected, stations
 from twin.settings import Settings
 
 log = logging.getLogger(__name__)
 
-TIDY_COLUMNS = ["station", "time", "tz_offset_min", "parameter", "value", "unit", "flag", "line_no"]
 QUALIFIERS: dict[str, str] = {
     "": "a measured value",
     "<": "below the detection limit; the value is the limit",
@@ -116,10 +118,6 @@ EARLIEST = "1980-01-01T00:00Z"
 _NUMBER = r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?"
 _BELOW = re.compile(rf"^\s*(?:<\s*(?P<lt>{_NUMBER})|(?P<l>{_NUMBER})\s*[Ll])\s*$")
 _NOT_DETECTED = re.compile(r"^\s*(?:ND|N\.D\.|n\.d\.|nd|未检出)\s*$")
-
-
-class IngestError(TwinError, ValueError):
-    """A file cannot be ingested at all (unreadable, wrong format); single bad rows are rejected instead."""
 
 
 @dataclass
@@ -936,10 +934,14 @@ class Readings:
     ----------
     engine:
         The operations store (see :func:`twin.ops.store.connect`).
+    formats:
+        The ingest formats (:data:`twin.ops.formats.FORMATS`, or a registry with formats of
+        one's own: :meth:`twin.ops.formats.Formats.adding`).
     """
 
-    def __init__(self, engine: sa.Engine):
+    def __init__(self, engine: sa.Engine, formats: Formats = FORMATS):
         self.engine = engine
+        self.formats = formats
 
     def station_names(self) -> dict[str, str]:
         with self.engine.connect() as conn:
@@ -976,24 +978,20 @@ class Readings:
                 conn.execute(stations.update().where(stations.c.id == r["id"]).values(**r))
         return len(rows)
 
-    def ingest(self, path: str | Path, fmt: str | None = None) -> IngestReport:
-        """Ingest one file (format guessed from its name and first line unless given)."""
-        from twin.ops import ingest as formats
+    def parse(self, source: Source, fmt: str | None = None) -> tuple[Format, Parsed]:
+        """The format of a source (``fmt``, or guessed from its name and first bytes) and what it made of it.
 
+        Nothing is stored; :meth:`ingest` parses and stores.
+        """
+        chosen = self.formats.pick(source, fmt)
+        return chosen, chosen.parse(source, context=Context(station_names=self.station_names()))
+
+    def ingest(self, path: str | Path, fmt: str | None = None) -> IngestReport:
+        """Ingest one file (format guessed from its name and first bytes unless given; see :mod:`twin.ops.formats`)."""
         path = Path(path)
         digest = hash_source(path)
-        fmt = fmt or formats.guess_format(path)
-        if fmt == "tidy":
-            rows, rej = formats.parse_tidy(path)
-        elif fmt == "cnemc":
-            rows, rej = formats.parse_cnemc(path, self.station_names())
-        elif fmt == "netcdf":
-            rows, rej = formats.parse_netcdf(path)
-        elif fmt == "hj212":
-            rows, rej = formats.parse_hj212(path)
-        else:
-            raise IngestError(f"unknown format {fmt!r}; use one of {list(formats.FORMATS)}")
-        return store_rows(self.engine, rows, rej, source=path.name, fmt=fmt, sha256=digest)
+        chosen, parsed = self.parse(Source.file(path), fmt)
+        return store_rows(self.engine, parsed.rows, parsed.rejected, source=path.name, fmt=chosen.NAME, sha256=digest)
 
     def to_xarray(
         self,
