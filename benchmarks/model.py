@@ -78,9 +78,8 @@ def open_check(folder: Path, repeat: int) -> dict:
         return min(times)
 
     manifest = json.loads((folder / "twin.json").read_text(encoding="utf-8"))
-    from twin.model.folder import READ
-
     from twin.model.catalog import sha256_file
+    from twin.model.folder import READ
 
     hashed = sum(o["bytes"] for o in manifest["outputs"] if o["path"] in READ)
     with_check, without = best(True), best(False)

@@ -24,9 +24,9 @@ from hypothesis import strategies as st
 import twin
 from twin.cli import cli
 from twin.ops import flags
+from twin.ops.errors import IngestError
 from twin.ops.hj212 import frame
 from twin.ops.parameters import PARAMETERS, physical_limits
-from twin.ops.readings import IngestError
 
 from .test_postgres import pg_basin  # noqa: F401  (the PostgreSQL fixture, one database per test)
 
@@ -242,7 +242,7 @@ def test_values_and_times_outside_physical_limits_are_rejected_each_with_its_rea
     assert why[6].startswith("time outside plausible window: 1900-01-01T00:00:00Z is before 1980-01-01")
     assert why[7].startswith("time outside plausible window: 9999-12-31T00:00:00Z is after")
     # nothing of it reaches a class: the one stored reading is class II
-    assert basin.readings.classify_history()["label"].tolist() == ["II"]
+    assert basin.classify_history()["label"].tolist() == ["II"]
 
 
 def test_hj212_values_go_through_the_same_limits(basin, tmp_path):
@@ -291,9 +291,9 @@ def test_hj212_faulty_readings_are_stored_with_their_flag_and_never_classified(b
     assert report.stored == 8 and report.rejected.empty
     stored = basin.readings.query(["UP"]).sort_values("time")
     assert stored["flag"].tolist() == ["N", "F", "M", "H", "D", "C", "T", "B"]  # HJ 212's S is the twin's H
-    history = basin.readings.classify_history()
+    history = basin.classify_history()
     assert history["label"].tolist() == ["II"]  # only the normal reading has a class
-    at = basin.readings.classify(at="2026-07-18T09:00Z", max_age_hours=24 * 10).set_index("station")
+    at = basin.classify(at="2026-07-18T09:00Z", max_age_hours=24 * 10).set_index("station")
     assert at.loc["UP", "label"] == "II" and at.loc["UP", "NH3-N_value"] == 0.30
 
 
@@ -329,7 +329,7 @@ def test_a_tidy_file_uses_the_twins_flags_and_an_unknown_flag_is_rejected(basin,
     report = basin.readings.ingest(write(tmp_path, "f.csv", HEADER + "\n".join(rows) + "\n"))
     assert report.stored == 2
     assert reasons(report)[3].startswith("unknown flag: X (allowed: none, N, S, F, M, H, D, C, T, B")
-    assert len(basin.readings.classify_history()) == 2  # simulated and unflagged readings count
+    assert len(basin.classify_history()) == 2  # simulated and unflagged readings count
 
 
 def test_a_cnemc_status_column_flags_its_row(basin, tmp_path):
@@ -344,7 +344,7 @@ def test_a_cnemc_status_column_flags_its_row(basin, tmp_path):
     assert report.stored == 4
     assert reasons(report)[4].startswith("unknown status: 状态 外星人")
     assert sorted(basin.readings.query(["CN-A"])["flag"]) == ["M", "M", "N", "N"]
-    assert basin.readings.classify_history(stations=["CN-A"])["label"].tolist() == ["II"]
+    assert basin.classify_history(stations=["CN-A"])["label"].tolist() == ["II"]
 
 
 # ---------------------------------------------------------------------------
@@ -402,7 +402,7 @@ def test_below_detection_values_are_stored_with_their_limit(basin, tmp_path):
     assert got.loc["Cd", ["value", "qualifier"]].tolist() == [0.0, "ND"]
     assert got.loc["As", "value"] == pytest.approx(0.005) and got.loc["As", "qualifier"] == "<"
     # classified at the limit: the worst the true value can be (Hg below 0.0001 is at worst class III)
-    sample = basin.readings.classify_history().iloc[0]
+    sample = basin.classify_history().iloc[0]
     assert (sample["Hg_class"], sample["NH3-N_class"], sample["Cd_class"]) == (3, 1, 1)
     view = basin.readings.to_xarray()
     assert view["Hg"].attrs["ancillary_variables"] == "Hg_qualifier"

@@ -47,7 +47,7 @@ def test_ingest_is_idempotent_and_keeps_corrections_on_postgres(pg_basin, tmp_pa
     assert pg_basin.readings.query()["value"].tolist() == [0.4, 1.1]
     ds = pg_basin.readings.to_xarray()
     assert float(ds["NH3-N"].sel(station="UP", time=pd.Timestamp("2026-07-10T04:00"))) == 1.1
-    at = pg_basin.readings.classify(at="2026-07-10T05:00Z").set_index("station")
+    at = pg_basin.classify(at="2026-07-10T05:00Z").set_index("station")
     assert at.loc["UP", "label"] == "IV"
 
 

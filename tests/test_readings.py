@@ -299,7 +299,7 @@ def test_a_killed_ingest_leaves_the_store_as_its_commits_left_it(basin, tmp_path
 def test_classes_from_the_store_agree_with_the_official_cnemc_classes(basin):
     basin.readings.register_stations(pd.read_csv(ROOT / "data" / "cnemc" / "stations.csv"))
     basin.readings.ingest(CNEMC_SAMPLE)
-    got = basin.readings.classify_history()
+    got = basin.classify_history()
     raw = pd.read_csv(CNEMC_SAMPLE, encoding="utf-8-sig", dtype=str, keep_default_na=False)
     names = basin.readings.station_names()
     official = pd.DataFrame(
@@ -331,12 +331,12 @@ def test_classify_at_a_time_uses_each_station_s_latest_readings(basin, tmp_path)
         ),
     )
     basin.readings.ingest(path)
-    at = basin.readings.classify(at="2026-07-10T05:00Z").set_index("station")
+    at = basin.classify(at="2026-07-10T05:00Z").set_index("station")
     assert at.loc["UP", "label"] == "IV" and at.loc["UP", "deciding"] == "NH3-N"
     assert bool(at.loc["UP", "exceeds"])  # the default target class is III
     assert at.loc["UP", "NH3-N_multiple"] == pytest.approx(1.2 / 1.0 - 1)
     assert "LOW" not in at.index
-    earlier = basin.readings.classify(at="2026-07-10T01:00Z").set_index("station")
+    earlier = basin.classify(at="2026-07-10T01:00Z").set_index("station")
     assert earlier.loc["UP", "label"] == "II"
 
 
@@ -384,5 +384,5 @@ def test_a_simulated_year_is_plausible_and_flagged(basin, tmp_path):
     summer = float(ds["water_temperature"].sel(time="2025-07").mean())
     winter = float(ds["water_temperature"].sel(time="2025-01").mean())
     assert summer > winter + 8
-    classes = basin.readings.classify_history()
+    classes = basin.classify_history()
     assert classes["class"].between(1, 3).mean() > 0.95  # a clean river, mostly class I-II

@@ -144,6 +144,18 @@ class BasinTwin:
 
         return Readings(self.store)
 
+    def classify(self, at: Any = None, max_age_hours: float = 24.0, stations: list[str] | None = None) -> pd.DataFrame:
+        """GB 3838-2002 class of every station at a time (see :func:`twin.analysis.classes.classify`)."""
+        from twin.analysis.classes import classify
+
+        return classify(self.readings, at, max_age_hours, stations)
+
+    def classify_history(self, start: Any = None, end: Any = None, stations: list[str] | None = None) -> pd.DataFrame:
+        """GB 3838-2002 class of every sample in a window (see :func:`twin.analysis.classes.classify_history`)."""
+        from twin.analysis.classes import classify_history
+
+        return classify_history(self.readings, start, end, stations)
+
     @property
     def incidents(self) -> Incidents:
         """Incidents recorded on this twin (:class:`twin.ops.incidents.Incidents`)."""

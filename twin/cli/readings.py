@@ -6,6 +6,8 @@ import json
 
 import click
 
+from twin.ops.formats import FORMATS
+
 
 @click.command()
 @click.argument("twin_dir", type=click.Path(file_okay=False))
@@ -13,9 +15,9 @@ import click
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["tidy", "cnemc", "netcdf", "hj212"]),
+    type=click.Choice(FORMATS.names()),
     default=None,
-    help="Input format (guessed from the file when not given).",
+    help="Input format (guessed from the file's name and first bytes when not given; see twin.ops.formats).",
 )
 def ingest(twin_dir: str, file: str, fmt: str | None) -> None:
     """Ingest readings from FILE; prints counts: stored, duplicates, corrections, rejected by reason.
@@ -71,7 +73,7 @@ def stations(twin_dir: str, add: str | None) -> None:
     import sqlalchemy as sa
 
     from twin.basin import BasinTwin
-    from twin.ops.readings import IngestError
+    from twin.ops.errors import IngestError
     from twin.ops.store import stations as table
 
     basin = BasinTwin.open(twin_dir)
@@ -104,8 +106,8 @@ def classify(twin_dir: str, at: str | None, max_age: float, start: str | None, e
     """GB 3838-2002 water-quality class of the stations (I..V, 劣V), the deciding parameters and exceedances."""
     from twin.basin import BasinTwin
 
-    readings = BasinTwin.open(twin_dir).readings
-    df = readings.classify_history(start, end) if start or end else readings.classify(at, max_age)
+    basin = BasinTwin.open(twin_dir)
+    df = basin.classify_history(start, end) if start or end else basin.classify(at, max_age)
     if as_json:
         df = df.copy()
         if "time" in df:

@@ -1,8 +1,9 @@
 """Sensor readings: idempotent ingest into the operations store, and views for researchers.
 
-Every ingest format is parsed into one tidy table (:data:`TIDY_COLUMNS`): station
-id, time (tz-aware), the source's UTC offset, parameter, value, unit, flag and the
-line it came from, plus the rows the parser could not parse, each with its reason.
+Every ingest format (:mod:`twin.ops.formats`, one registry) is parsed into one tidy
+table (:data:`twin.ops.formats.TIDY_COLUMNS`): station id, time (tz-aware), the source's UTC offset,
+parameter, value, unit, flag and the line it came from, plus the rows the parser could
+not parse, each with its reason.
 :func:`store_rows` then checks each row (:func:`check_rows`, the one row-level
 check every format goes through), converts units to the parameter's canonical
 unit, and stores the batch in **one transaction**:
@@ -74,7 +75,10 @@ two writers never give one reading the same version; SQLite has one writer at a
 time, and the transaction's first statement is a write, so it holds that lock
 before it reads anything. A transaction that still loses a race (deadlock,
 serialisation failure, unique violation) is run again, up to :data:`MAX_ATTEMPTS`
-times. Encodings (UTF-8, GB18030) are :mod:`twin.ops.ingest`'s.
+times. Encodings (UTF-8, GB18030) are :mod:`twin.ops.formats`'s.
+
+The GB 3838-2002 class of stations over these readings is an analysis:
+:mod:`twin.analysis.classes`.
 """
 
 from __future__ import annotations
@@ -95,13 +99,14 @@ import xarray as xr
 from twin.errors import TwinError
 from twin.model.catalog import sha256_file
 from twin.ops import flags as _flags
+from twin.ops.errors import IngestError
+from twin.ops.formats import FORMATS, Context, Format, Formats, Parsed, Source
 from twin.ops.parameters import _UNITS, PARAMETERS, physical_limits
 from twin.ops.store import BUSY_TIMEOUT_MS, batches, datastreams, rejected, stations
 from twin.settings import Settings
 
 log = logging.getLogger(__name__)
 
-TIDY_COLUMNS = ["station", "time", "tz_offset_min", "parameter", "value", "unit", "flag", "line_no"]
 QUALIFIERS: dict[str, str] = {
     "": "a measured value",
     "<": "below the detection limit; the value is the limit",
@@ -113,10 +118,6 @@ EARLIEST = "1980-01-01T00:00Z"
 _NUMBER = r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?"
 _BELOW = re.compile(rf"^\s*(?:<\s*(?P<lt>{_NUMBER})|(?P<l>{_NUMBER})\s*[Ll])\s*$")
 _NOT_DETECTED = re.compile(r"^\s*(?:ND|N\.D\.|n\.d\.|nd|未检出)\s*$")
-
-
-class IngestError(TwinError, ValueError):
-    """A file cannot be ingested at all (unreadable, wrong format); single bad rows are rejected instead."""
 
 
 @dataclass
@@ -933,14 +934,26 @@ class Readings:
     ----------
     engine:
         The operations store (see :func:`twin.ops.store.connect`).
+    formats:
+        The ingest formats (:data:`twin.ops.formats.FORMATS`, or a registry with formats of
+        one's own: :meth:`twin.ops.formats.Formats.adding`).
     """
 
-    def __init__(self, engine: sa.Engine):
+    def __init__(self, engine: sa.Engine, formats: Formats = FORMATS):
         self.engine = engine
+        self.formats = formats
 
     def station_names(self) -> dict[str, str]:
         with self.engine.connect() as conn:
             return {name: sid for sid, name in conn.execute(sa.select(stations.c.id, stations.c.name)).all()}
+
+    def stations(self) -> pd.DataFrame:
+        """The stations of the store, one row each, indexed by station id (the columns of the stations table)."""
+        with self.engine.connect() as conn:
+            table = pd.DataFrame(conn.execute(sa.select(stations)).mappings().all())
+        if table.empty:
+            table = pd.DataFrame(columns=[c.name for c in stations.columns])
+        return table.set_index("id")
 
     def register_stations(self, table: pd.DataFrame) -> int:
         """Add or update stations (id, name, kind, water_body, target_class, lon, lat, reach_id, measure_m).
@@ -965,24 +978,20 @@ class Readings:
                 conn.execute(stations.update().where(stations.c.id == r["id"]).values(**r))
         return len(rows)
 
-    def ingest(self, path: str | Path, fmt: str | None = None) -> IngestReport:
-        """Ingest one file (format guessed from its name and first line unless given)."""
-        from twin.ops import ingest as formats
+    def parse(self, source: Source, fmt: str | None = None) -> tuple[Format, Parsed]:
+        """The format of a source (``fmt``, or guessed from its name and first bytes) and what it made of it.
 
+        Nothing is stored; :meth:`ingest` parses and stores.
+        """
+        chosen = self.formats.pick(source, fmt)
+        return chosen, chosen.parse(source, context=Context(station_names=self.station_names()))
+
+    def ingest(self, path: str | Path, fmt: str | None = None) -> IngestReport:
+        """Ingest one file (format guessed from its name and first bytes unless given; see :mod:`twin.ops.formats`)."""
         path = Path(path)
         digest = hash_source(path)
-        fmt = fmt or formats.guess_format(path)
-        if fmt == "tidy":
-            rows, rej = formats.parse_tidy(path)
-        elif fmt == "cnemc":
-            rows, rej = formats.parse_cnemc(path, self.station_names())
-        elif fmt == "netcdf":
-            rows, rej = formats.parse_netcdf(path)
-        elif fmt == "hj212":
-            rows, rej = formats.parse_hj212(path)
-        else:
-            raise IngestError(f"unknown format {fmt!r}; use one of {list(formats.FORMATS)}")
-        return store_rows(self.engine, rows, rej, source=path.name, fmt=fmt, sha256=digest)
+        chosen, parsed = self.parse(Source.file(path), fmt)
+        return store_rows(self.engine, parsed.rows, parsed.rejected, source=path.name, fmt=chosen.NAME, sha256=digest)
 
     def to_xarray(
         self,
@@ -999,19 +1008,13 @@ class Readings:
         parameters: list[str] | None = None,
         start: object = None,
         end: object = None,
+        usable_only: bool = False,
     ) -> pd.DataFrame:
-        return query(self.engine, stations, parameters, start, end)
+        """Latest versions of readings as a long table (see :func:`query`)."""
+        return query(self.engine, stations, parameters, start, end, usable_only=usable_only)
 
     def latest(self, at: object = None, stations: list[str] | None = None) -> pd.DataFrame:
         return latest(self.engine, at, stations)
-
-    def classify(self, at: Any = None, max_age_hours: float = 24.0, stations: list[str] | None = None) -> pd.DataFrame:
-        """GB 3838-2002 class of every station at a time (see :func:`classify`)."""
-        return classify(self.engine, at, max_age_hours, stations)
-
-    def classify_history(self, start: Any = None, end: Any = None, stations: list[str] | None = None) -> pd.DataFrame:
-        """GB 3838-2002 class of every sample in a window (see :func:`classify_history`)."""
-        return classify_history(self.engine, start, end, stations)
 
     def rejected(self, batch_id: int | None = None) -> pd.DataFrame:
         q = sa.select(rejected)
@@ -1019,70 +1022,3 @@ class Readings:
             q = q.where(rejected.c.batch_id == batch_id)
         with self.engine.connect() as conn:
             return pd.DataFrame(conn.execute(q).mappings().all())
-
-
-def classify(
-    engine: sa.Engine, at: Any = None, max_age_hours: float = 24.0, stations_: list[str] | None = None
-) -> pd.DataFrame:
-    """GB 3838-2002 class of every station at a time, from its latest readings.
-
-    For each station, each parameter's last reading at or before ``at`` (default
-    now) counts if it is at most ``max_age_hours`` old. Rows: station, name,
-    water body, target class, time of the newest reading used, ``class`` (1-6,
-    0 = nothing classifiable), ``label`` (I..V, 劣V), ``deciding`` parameters,
-    ``exceeds`` (worse than the target class), and per parameter the value,
-    its class and its exceedance multiple.
-
-    Only usable readings are classified (:func:`twin.ops.flags.usable`): a reading flagged
-    faulty, in maintenance or calibration... is skipped, and the station's last usable
-    reading of that parameter counts instead. A below-detection reading is classified
-    at its limit: the class of the limit is the worst the true value can have (for
-    DO, a lower bound, the best).
-    """
-    from twin.analysis import quality
-
-    end = pd.Timestamp(at) if at is not None else pd.Timestamp.now(tz="UTC")
-    if end.tzinfo is None:
-        raise IngestError(f"time {at!r} has no zone; give it with an offset or Z (e.g. 2026-07-10T08:00Z)")
-    long = query(engine, stations_, None, end - pd.Timedelta(hours=max_age_hours), end, usable_only=True)
-    with engine.connect() as conn:
-        st = pd.DataFrame(conn.execute(sa.select(stations)).mappings().all()).set_index("id")
-    if long.empty:
-        return pd.DataFrame(columns=["station", "name", "class", "label", "deciding", "exceeds"])
-    last = long.sort_values("time").groupby(["station", "parameter"]).last()
-    wide = last["value"].unstack("parameter")
-    when = last["time"].groupby(level="station").max()
-    info = st.reindex(wide.index)
-    classes = quality.classify_samples(
-        wide, water_body=info["water_body"].fillna("river"), target_class=info["target_class"].fillna(3).astype(int)
-    )
-    out = pd.concat(
-        [info[["name", "water_body", "target_class"]], when.rename("time"), classes, wide.add_suffix("_value")], axis=1
-    )
-    out["label"] = quality.label(out["class"].to_numpy())
-    return out.reset_index(names="station")
-
-
-def classify_history(
-    engine: sa.Engine, start: Any = None, end: Any = None, stations_: list[str] | None = None
-) -> pd.DataFrame:
-    """The class of every sample (station and time) in a window; columns as in :func:`classify`.
-
-    Usable readings only, below-detection readings at their limit, as in :func:`classify`.
-    """
-    from twin.analysis import quality
-
-    long = query(engine, stations_, None, start, end, usable_only=True)
-    with engine.connect() as conn:
-        st = pd.DataFrame(conn.execute(sa.select(stations)).mappings().all()).set_index("id")
-    if long.empty:
-        return pd.DataFrame(columns=["station", "time", "class", "label", "deciding", "exceeds"])
-    wide = long.pivot_table(index=["station", "time"], columns="parameter", values="value", aggfunc="last")
-    info = st.reindex(wide.index.get_level_values("station"))
-    info.index = wide.index
-    classes = quality.classify_samples(
-        wide, water_body=info["water_body"].fillna("river"), target_class=info["target_class"].fillna(3).astype(int)
-    )
-    out = pd.concat([info[["name", "water_body", "target_class"]], classes, wide.add_suffix("_value")], axis=1)
-    out["label"] = quality.label(out["class"].to_numpy())
-    return out.reset_index()
