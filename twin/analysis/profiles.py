@@ -157,9 +157,9 @@ def sample_river(model: Model, start: Location, path: gpd.GeoDataFrame, samples:
     basin:
         The twin.
     start:
-        Where the path starts (:meth:`twin.BasinTwin.locate`).
+        Where the path starts (:meth:`twin.model.model.Model.locate`).
     path:
-        The path from ``start`` (:meth:`twin.BasinTwin.downstream`), reach pieces in flow order.
+        The path from ``start`` (:meth:`twin.model.model.Model.downstream`), reach pieces in flow order.
     samples:
         Number of points, the first at the start and the last at the path's end.
 
@@ -282,8 +282,8 @@ def river_profile(
 ) -> pd.DataFrame:
     """The longitudinal profile of the river from a point down to the outlet.
 
-    The point is snapped to the river it drains to (:meth:`twin.BasinTwin.locate`);
-    the profile follows the main stem below it (:meth:`twin.BasinTwin.downstream`).
+    The point is snapped to the river it drains to (:meth:`twin.model.model.Model.locate`);
+    the profile follows the main stem below it (:meth:`twin.model.model.Model.downstream`).
 
     Parameters
     ----------

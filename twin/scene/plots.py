@@ -146,7 +146,7 @@ def profile(
 
     The measured and the conditioned elevation on ``ax``; the concentration, when the
     profile has one, on a second y-axis (returned). ``sections`` and ``sites`` (from
-    :meth:`twin.BasinTwin.downstream`, with ``distance_km`` from the same start) are
+    :meth:`twin.model.model.Model.downstream`, with ``distance_km`` from the same start) are
     marked: sections as dashed lines named "from → to", sites as triangles.
 
     Returns
