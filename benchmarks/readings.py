@@ -70,8 +70,7 @@ def make_store(folder: Path, n_stations: int):
             }
         )
     )
-    basin = twin.BasinTwin.build(folder / "basin.yml")
-    basin.save(folder / "twin")
+    basin = twin.open(twin.BasinTwin.build(folder / "basin.yml").save(folder / "twin"))
     ids = [f"S{k:04d}" for k in range(n_stations)]
     basin.readings.register_stations(pd.DataFrame({"id": ids, "name": ids}))
     return basin, ids

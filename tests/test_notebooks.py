@@ -186,7 +186,7 @@ def test_explore_shows_grids_reaches_catchment_profiles_and_the_scene(run):
     assert "upstream_area_at_outlet_km2" in text(outputs(nb, "basin.catchment"))
     for call in ("basin.network.reaches.plot", "rio.clip", "plots.profile", "terrain_profile"):
         assert len(figures(outputs(nb, call))) == 1, call
-    (scene,) = images(outputs(nb, "build_scene"))
+    (scene,) = images(outputs(nb, "basin.scene("))
     assert scene.format == "PNG" and scene.size == (800, 500)
     assert len(scene.convert("RGB").getcolors(1 << 24) or []) > 1000  # a rendered landscape, not a blank frame
 
@@ -218,5 +218,5 @@ def test_trace_names_lozere_and_gard_finds_the_mine_and_shows_the_crossing(run, 
     assert len(figures(outputs(nb, "plots.profile"))) == 1
     shown = dict(re.findall(r"^(.+?) {2,}([-\d.e+]+)$", text(outputs(nb, '"peak at (km)"')), re.M))
     assert abs(float(shown["peak at (km)"]) - float(shown["boundary at (km)"])) < 0.5  # the plume is at the boundary
-    (scene,) = images(outputs(nb, "build_scene"))
+    (scene,) = images(outputs(nb, "basin.scene("))
     assert scene.format == "PNG" and scene.size == (800, 500)

@@ -234,7 +234,7 @@ def test_the_twins_own_sites_get_their_curves_at_the_twins_distances(make_saved_
     loc = basin.locate(*synthetic.cell_lonlat(8, 15))
     ds = simulate(basin.network.reaches, loc.reach_id, loc.measure_m, T0, mass_kg=1.0, sites=basin.sites)
     path = basin.network.downstream(loc)
-    along = basin._along(path, basin.sites)
+    along = basin.model.along(path, basin.sites)
     assert ds["site"].values.tolist() == along["id"].tolist() == ["mid", "low"]
     np.testing.assert_allclose(ds["site_distance_km"], along["distance_km"], atol=1e-9)
     np.testing.assert_allclose(ds["reach_distance_km"], path["to_km"], atol=1e-9)

@@ -200,8 +200,9 @@ def test_grids_are_one_dataset_on_the_twin_grid_with_its_crs(valley):
     outlet = float(ds["upstream_area"].sel(x=x_out, y=y_out))
     assert outlet == pytest.approx(41 * 31 * 900 / 1e6)  # everything drains to the outlet
     assert (ds["strahler"].isel(x=15, y=slice(4, 41)) >= 1).all() and int(ds["strahler"].isel(x=0, y=0)) == 0
-    ds["elevation"][0, 0] = -1.0
-    assert valley.terrain.dem[0, 0] == 170.0  # a copy: the twin is unchanged
+    with pytest.raises(ValueError, match="read-only"):  # a view of the twin's own grid, which nobody may write
+        ds["elevation"][0, 0] = -1.0
+    assert valley.terrain.dem[0, 0] == 170.0
 
 
 # -- plots ----------------------------------------------------------------------------------------------
