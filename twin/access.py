@@ -447,7 +447,7 @@ class Access:
                 owners=scope.jurisdictions,
             )
             leaf = log.append(conn, [entry], state)[0]
-            conn.execute(case_shares.insert().values(**binding.row("case_shares", leaf.index, entry)))
+            conn.execute(case_shares.insert(), binding.row("case_shares", leaf.index, entry))
         return {"case_id": case_id, "with": jurisdiction, "by": by, "leaf_index": leaf.index, "time": entry["time"]}
 
     def shares(self, case_id: str | None = None) -> list[dict[str, Any]]:
