@@ -20,9 +20,18 @@ What is measured
     without (``bundle_no_overlays_s``), and ``verify_bundle`` of the zip
     (``verify_s``). Goals: bundle and verify each < 10 s.
 
+Before and after
+----------------
+``--against REV`` times the appends of this checkout and of the twin package as of git
+revision ``REV`` (taken with ``git archive`` into a temporary folder and run in a child
+process, on the same interpreter), one right after the other, so that both figures come
+from the same minute of a machine whose load changes; each ``append`` line says which
+code it timed (``code``: ``checkout`` or the revision and its commit).
+
 Usage::
 
     python benchmarks/evidence.py [--entries 100000] [--files 200] [--file-mb 1] [--skip-single]
+                                  [--benches append,proof,bundle] [--against REV]
 """
 
 from __future__ import annotations
@@ -33,6 +42,7 @@ import logging
 import random
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -57,7 +67,8 @@ def entry(i: int) -> dict:
     return {"kind": "access", "time": iso(utc_now()), "actor": f"bench{i % 7}", "action": "get", "n": i}
 
 
-def bench_appends(work: Path, entries: int, single: bool) -> Path:
+def bench_appends(work: Path, entries: int, single: bool, code: str = "checkout") -> Path:
+    import twin
     from twin.evidence import EvidenceLog
     from twin.ops import store
 
@@ -79,6 +90,8 @@ def bench_appends(work: Path, entries: int, single: bool) -> Path:
         emit(
             {
                 "bench": "append",
+                "code": code,
+                "twin": str(Path(twin.__file__).parent),
                 "mode": mode,
                 "entries": entries,
                 "seconds": round(elapsed, 3),
@@ -220,19 +233,55 @@ def bench_bundle(work: Path, files: int, file_mb: float) -> None:
     ledger.engine.dispose()
 
 
+def bench_appends_at(rev: str, work: Path, entries: int, single: bool) -> None:
+    """:func:`bench_appends` on the twin package of git revision ``rev``, in a child process."""
+    commit = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "--verify", f"{rev}^{{commit}}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    code = work / f"twin-{commit[:12]}"
+    code.mkdir()
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", commit, "twin"], capture_output=True, check=True)
+    subprocess.run(["tar", "-x", "-C", str(code)], input=archive.stdout, check=True)
+    args = ["--benches", "append", "--entries", str(entries), "--code", str(code), "--label", f"{rev} ({commit[:12]})"]
+    subprocess.run([sys.executable, __file__, *args, *([] if single else ["--skip-single"])], check=True)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--entries", type=int, default=100_000)
     parser.add_argument("--files", type=int, default=200)
     parser.add_argument("--file-mb", type=float, default=1.0)
     parser.add_argument("--skip-single", action="store_true", help="Time batched appends only.")
+    parser.add_argument(
+        "--benches", default="append,proof,bundle", help="Which to run, of append, proof, bundle (comma-separated)."
+    )
+    parser.add_argument(
+        "--against", metavar="REV", help="Also time the appends of git revision REV, right before this checkout's."
+    )
+    parser.add_argument("--code", help=argparse.SUPPRESS)  # the folder holding the twin package to time
+    parser.add_argument("--label", default="checkout", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    benches = set(args.benches.split(","))
+    unknown = benches - {"append", "proof", "bundle"}
+    if unknown:
+        parser.error(f"--benches: {sorted(unknown)} are not benches; choose among append, proof, bundle")
+    if args.code:
+        sys.path.insert(0, args.code)  # before the checkout (put first at import)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     with tempfile.TemporaryDirectory(prefix="twin-bench-evidence-") as tmp:
         work = Path(tmp)
-        db = bench_appends(work, args.entries, single=not args.skip_single)
-        bench_proofs(db)
-        bench_bundle(work, args.files, args.file_mb)
+        if args.against:
+            bench_appends_at(args.against, work, args.entries, single=not args.skip_single)
+        db = None
+        if "append" in benches or "proof" in benches:
+            db = bench_appends(work, args.entries, single=not args.skip_single, code=args.label)
+        if "proof" in benches and db is not None:
+            bench_proofs(db)
+        if "bundle" in benches:
+            bench_bundle(work, args.files, args.file_mb)
 
 
 if __name__ == "__main__":

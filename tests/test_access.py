@@ -7,14 +7,30 @@ Lozère (see :func:`tests.webauth.mine_leak_case`); one user per role.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
+import secrets
 import stat
+from pathlib import Path
 
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from itsdangerous import TimestampSigner
 
-from twin.access import ROLES, Resource, User, can, codes_of
+from twin.access import (
+    ROLES,
+    ForbiddenError,
+    Hearing,
+    NotAuthenticatedError,
+    Resource,
+    User,
+    can,
+    check_link,
+    codes_of,
+    sign_link,
+)
 from twin.cli import cli
 from twin.ops.hj212 import frame
 from twin_web import create_app
@@ -67,6 +83,48 @@ def test_the_policy_table_answers_for_each_role():
     assert not can(User(4, "j", "judge"), "hearing.view", Resource(judge_id=5))
     assert not can(None, "model.read")
     assert codes_of("Lozère (48) > Florac (48001)") == {"48", "48001"}
+
+
+CREATED = 1_790_000_000  # 2026-09-21T14:13:20Z
+
+
+def hearing_of(**changes) -> Hearing:
+    h = Hearing("a1b2c3d4e5f60718", "C-1", Path("h.zip"), "0" * 64, 5, "judge", CREATED, CREATED + 3600)
+    return dataclasses.replace(h, **changes)
+
+
+def test_a_hearing_link_opens_its_hearing_of_its_case_until_its_expiry_only():
+    key = secrets.token_bytes(32)
+    h = hearing_of()
+    exp, sig = str(h.expires), sign_link(key, h)
+    assert sign_link(key, h) == sig  # the clerk may ask for the link again: it is the same
+    for now in (CREATED - 30, CREATED, h.expires - 0.001):  # a server clock a little behind, too
+        check_link(key, h, exp, sig, now=now)
+    for now in (h.expires, h.expires + 86400):
+        with pytest.raises(ForbiddenError, match="expired at 2026-09-21T15:13Z"):
+            check_link(key, h, exp, sig, now=now)
+    # another hearing, another case, another secret, an expiry pushed later: the signature does not match
+    tampered = [(key, hearing_of(id="ffffffffffffffff"), exp), (key, hearing_of(case_id="C-2"), exp)]
+    tampered += [(secrets.token_bytes(32), h, exp), (key, h, str(h.expires + 3600))]
+    for k, other, e in tampered:
+        with pytest.raises(ForbiddenError, match="signature does not match"):
+            check_link(k, other, e, sig, now=CREATED)
+    for bad in ("0" * 64, sig[:-1], sig + "A", "", sig.split(".")[1]):
+        with pytest.raises(ForbiddenError):
+            check_link(key, h, exp, bad, now=CREATED)
+    with pytest.raises(NotAuthenticatedError, match="needs its signed link"):
+        check_link(key, h, None, sig, now=CREATED)
+    # a new expiry, later or sooner, revokes the old link; the new one holds until it
+    for moved in (h.expires + 3600, CREATED + 60):
+        h2 = dataclasses.replace(h, expires=moved)
+        with pytest.raises(ForbiddenError, match="not this hearing's current link"):
+            check_link(key, h2, exp, sig, now=CREATED + 1)
+        check_link(key, h2, str(moved), sign_link(key, h2), now=moved - 1)
+    # the same secret signs sessions: a signature made with another salt is not a link's
+    value = f"hearing:{h.id}:{h.case_id}:{exp}"
+    session = TimestampSigner(key, salt="cookie-session", digest_method=hashlib.sha256).sign(value).decode()
+    with pytest.raises(ForbiddenError, match="signature does not match"):
+        check_link(key, h, exp, session.removeprefix(value + "."), now=CREATED)
 
 
 def test_an_investigator_sees_incidents_and_warnings_of_their_jurisdictions_only(app, case):
@@ -417,7 +475,7 @@ def test_the_secret_is_made_at_first_start_with_strict_modes(case):
     folder = case["basin"].path
     secrets = folder / "secrets"
     assert stat.S_IMODE(secrets.stat().st_mode) == 0o700
-    assert stat.S_IMODE((secrets / "twin_web.key").stat().st_mode) == 0o600
+    assert stat.S_IMODE((secrets / "web.key").stat().st_mode) == 0o600
     access = case["access"]
     assert all(len(t) > 40 for t in case["tokens"].values())
     with access.engine.connect() as conn:

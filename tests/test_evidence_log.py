@@ -6,6 +6,7 @@ import json
 import os
 import stat
 import threading
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -286,3 +287,124 @@ def test_a_head_signed_by_another_key_does_not_verify(tmp_path, engine):
     assert not head.verify(Signer(tmp_path, "B").public)
     report = log.verify(lambda agency: Signer(tmp_path, "B").public)  # a published key that is not the signer's
     assert not report.ok and "not A's" in report.failures[0].detail
+
+
+# -- the SQL: bound parameters, several processes, SQLite and PostgreSQL ------------------------------
+
+#: texts that would break out of a quoted SQL literal, or look like a parameter of some driver's style
+HOSTILE = [
+    "O'Brien",
+    "x'); DROP TABLE evidence_log; --",
+    "'; DROP TABLE evidence_log_state; --",
+    'say "hi"; DELETE FROM evidence_heads',
+    "back\\slash \\' and %s %(idx)s ? :size $1",
+    "案件 'C-1' — l'Hérault",
+]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_engine(request, tmp_path):
+    """A migrated store on SQLite, then on PostgreSQL."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'ops.sqlite'}"
+    else:
+        url = request.getfixturevalue("postgres_database")
+    e = store.connect(url)
+    yield e
+    e.dispose()
+
+
+def test_an_entrys_text_reaches_the_store_verbatim_as_bound_parameters(any_engine, signer):
+    sent: list[tuple[str, Any]] = []
+
+    def seen(conn, cursor, statement, parameters, context, executemany):
+        sent.append((statement, parameters))
+
+    sa.event.listen(any_engine, "before_cursor_execute", seen)
+    log = EvidenceLog(any_engine)
+    for text in HOSTILE:  # single appends, then a batch
+        log.append_one({"kind": "access", "time": iso(utc_now()), "actor": text, "case_id": text, "action": text})
+    with any_engine.begin() as c:
+        log.append(c, [{"kind": "export", "time": iso(utc_now()), "actor": t, "case_id": t, "to": t} for t in HOSTILE])
+    log.sign(signer)
+    sa.event.remove(any_engine, "before_cursor_execute", seen)
+    # what the driver got: the texts among the parameters, never in the SQL
+    assert not [(sql, t) for sql, _ in sent for t in HOSTILE if t in sql]
+    values = {v for _, params in sent for v in _values(params) if isinstance(v, str)}
+    assert set(HOSTILE) <= values
+    with any_engine.connect() as c:
+        rows = c.execute(sa.select(evidence_log.c.actor, evidence_log.c.case_id).order_by(evidence_log.c.idx)).all()
+    assert [tuple(r) for r in rows[: 2 * len(HOSTILE)]] == [(t, t) for t in HOSTILE * 2]  # every table still there
+    assert set(sa.inspect(any_engine).get_table_names()) >= {"evidence_log", "evidence_log_state", "evidence_heads"}
+    for text in HOSTILE:
+        got = list(log.entries(case_id=text))
+        assert [(e.kind, e.actor, e.value.get("action", e.value.get("to"))) for e in got] == [
+            ("access", text, text),
+            ("export", text, text),
+        ]
+    report = log.verify(lambda agency: signer.public)
+    assert report.ok, report.lines()
+    assert log.size() == 2 * len(HOSTILE) + 1
+
+
+def _values(params: Any) -> list[Any]:
+    """The values of a statement's parameters: one set or many, by name or by position."""
+    if isinstance(params, dict):
+        return list(params.values())
+    if isinstance(params, list | tuple):
+        return [v for p in params for v in (_values(p) if isinstance(p, dict | list | tuple) else [p])]
+    return [params]
+
+
+def _append_many(url: str, worker: int, n: int) -> str:
+    """Append ``n`` entries one transaction each, in a process of its own; what went wrong, or ''."""
+    engine = store.connect(url)
+    try:
+        log = EvidenceLog(engine)
+        for i in range(n):
+            log.append_one(entry(1000 * worker + i))
+    except Exception as err:  # reported to the test, which names it
+        return repr(err)
+    finally:
+        engine.dispose()
+    return ""
+
+
+def test_appends_from_several_processes_are_serialised_without_gaps(any_engine):
+    """Writers in three processes at once (each a log object of its own, so each finds the state moved by
+    the others), and one more in this process: every entry gets an index, none twice, none missing."""
+    import multiprocessing
+
+    url = any_engine.url.render_as_string(hide_password=False)
+    here = EvidenceLog(any_engine)
+    with multiprocessing.get_context("spawn").Pool(3) as pool:
+        pending = pool.starmap_async(_append_many, [(url, w, 40) for w in range(1, 4)])
+        while not pending.ready():
+            here.append_one(entry(-1))
+        assert pending.get() == [""] * 3
+    ours = here.size()
+    with any_engine.connect() as c:
+        indexes = c.execute(sa.select(evidence_log.c.idx).order_by(evidence_log.c.idx)).scalars().all()
+    assert indexes == list(range(ours))
+    ns = [json.loads(d)["n"] for d in leaf_data(any_engine)]
+    assert sorted(n for n in ns if n >= 1000) == sorted(1000 * w + i for w in range(1, 4) for i in range(40))
+    assert ns.count(-1) == ours - 120 > 0  # this process wrote between them
+    assert log_ok(any_engine)
+
+
+def log_ok(engine) -> bool:
+    report = EvidenceLog(engine).verify()
+    assert report.ok, report.lines()
+    return True
+
+
+def test_an_append_after_another_writers_finds_the_state_it_left(engine):
+    """Two log objects on one store take turns: each append finds the state moved by the other."""
+    a, b = EvidenceLog(engine), EvidenceLog(engine)
+    got = [(a if i % 2 else b).append_one(entry(i)).index for i in range(40)]
+    assert got == list(range(40))
+    with engine.begin() as c:  # an append in a transaction that is rolled back leaves no trace
+        a.append(c, [entry(99)])
+        c.rollback()
+    assert [a.append_one(entry(40)).index, b.append_one(entry(41)).index] == [40, 41]
+    assert log_ok(engine) and a.size() == 42

@@ -25,8 +25,9 @@ are therefore always visible together.
 
 Passwords are hashed with :func:`werkzeug.security.generate_password_hash` (scrypt); an
 API token is shown once and kept only as its SHA-256. The web secret (session signing,
-hearing links) is generated at first use into ``<twin>/secrets/web.key`` (folder 0700,
-file 0600), never kept in the repository.
+hearing links, each with a key itsdangerous derives from it with a salt of its own) is
+generated at first use into ``<twin>/secrets/web.key`` (folder 0700, file 0600), never
+kept in the repository.
 
 >>> from twin.access import Access
 >>> access = Access.open("twins/cevennes")                               # doctest: +SKIP
@@ -40,7 +41,6 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import hashlib
-import hmac
 import json
 import logging
 import os
@@ -53,6 +53,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
+from itsdangerous import BadSignature, SignatureExpired, TimestampSigner
 
 from twin.errors import TwinError
 from twin.ops.store import api_tokens, case_shares, evidence_log, hearings, incidents, users
@@ -217,7 +218,7 @@ def secret_key(twin_dir: str | os.PathLike[str]) -> bytes:
     folder = Path(twin_dir) / "secrets"
     folder.mkdir(mode=0o700, exist_ok=True)
     os.chmod(folder, 0o700)
-    path = folder / "twin_web.key"
+    path = folder / "web.key"  # the name twins made before the package was renamed keep
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
@@ -231,22 +232,67 @@ def secret_key(twin_dir: str | os.PathLike[str]) -> bytes:
     return bytes.fromhex(text)
 
 
-def sign_link(key: bytes, hearing_id: str, expires: int) -> str:
-    """The HMAC-SHA256 (hex) of a hearing link: its id and expiry, under the twin's secret."""
-    return hmac.new(key, f"hearing:{hearing_id}:{int(expires)}".encode(), hashlib.sha256).hexdigest()
+#: the salt of hearing links: itsdangerous derives their key from the web secret with it, so a link's
+#: signature is of no use for anything else signed with that secret (Flask's sessions have a salt of their own)
+LINK_SALT = "twin.access.hearing-link"
+
+
+class _LinkSigner(TimestampSigner):
+    """itsdangerous's timestamped HMAC-SHA256, on a clock that is given.
+
+    A link is stamped with its hearing's creation, so that one hearing and expiry always make
+    the same link (the clerk may ask for it again), and a link's age is the hearing's, which
+    :func:`check_link` measures at the time of the request against the hearing's life
+    (``max_age``: from its creation to its expiry).
+    """
+
+    def __init__(self, key: bytes, clock: int):
+        super().__init__(key, salt=LINK_SALT, digest_method=hashlib.sha256)
+        self.clock = clock
+
+    def get_timestamp(self) -> int:
+        return self.clock
+
+
+def _link_value(hearing: Hearing, expires: int) -> str:
+    """What a hearing's link signs: the hearing, its one case and the expiry (``exp`` of the link)."""
+    return f"hearing:{hearing.id}:{hearing.case_id}:{int(expires)}"
+
+
+def sign_link(key: bytes, hearing: Hearing) -> str:
+    """The ``sig`` of a hearing's link: the stamp and signature of :class:`_LinkSigner` over its hearing,
+    case and expiry, under the twin's secret (the signed text itself is the link's path and ``exp``)."""
+    value = _link_value(hearing, hearing.expires)
+    signed = _LinkSigner(key, hearing.created).sign(value).decode("ascii")
+    return signed.removeprefix(value + ".")
 
 
 def check_link(key: bytes, hearing: Hearing, exp: str | None, sig: str | None, now: float | None = None) -> None:
-    """Accept a hearing link's ``exp`` and ``sig``, or raise :class:`ForbiddenError` saying what is wrong."""
+    """Accept a hearing link's ``exp`` and ``sig``, or raise :class:`ForbiddenError` saying what is wrong.
+
+    The signature must be of this hearing, its case and that expiry; the expiry must be the
+    hearing's (a new one revokes the old links); and the link's age at ``now`` (default: the
+    time) must not be past the expiry.
+    """
     if not exp or not sig or not exp.isdigit():
         raise NotAuthenticatedError("this hearing needs its signed link (exp and sig); ask the court clerk for it")
-    if not hmac.compare_digest(sign_link(key, hearing.id, int(exp)), sig.lower()):
-        raise ForbiddenError("the hearing link's signature does not match; use the link as it was sent")
-    if int(exp) != hearing.expires:
+    expires = int(exp)
+    # a server clock behind the one that made the hearing: not yet expired (a negative age, to itsdangerous)
+    clock = max(int(time.time() if now is None else now), hearing.created)
+    # itsdangerous refuses an age above max_age: the link is dead from its expiry's second on
+    life = expires - hearing.created - 1
+    try:
+        _LinkSigner(key, clock).unsign(f"{_link_value(hearing, expires)}.{sig}", max_age=life)
+        expired = False
+    except SignatureExpired:  # the signature is good, and old: says so only if the link is the current one
+        expired = True
+    except BadSignature:
+        raise ForbiddenError("the hearing link's signature does not match; use the link as it was sent") from None
+    if expires != hearing.expires:
         raise ForbiddenError("the hearing link is not this hearing's current link")
-    if (time.time() if now is None else now) >= int(exp):
+    if expired:
         raise ForbiddenError(
-            f"the hearing link expired at {dt.datetime.fromtimestamp(int(exp), dt.UTC):%Y-%m-%dT%H:%MZ}; "
+            f"the hearing link expired at {dt.datetime.fromtimestamp(expires, dt.UTC):%Y-%m-%dT%H:%MZ}; "
             "ask for a new one"
         )
 
@@ -447,7 +493,7 @@ class Access:
                 owners=scope.jurisdictions,
             )
             leaf = log.append(conn, [entry], state)[0]
-            conn.execute(case_shares.insert().values(**binding.row("case_shares", leaf.index, entry)))
+            conn.execute(case_shares.insert(), binding.row("case_shares", leaf.index, entry))
         return {"case_id": case_id, "with": jurisdiction, "by": by, "leaf_index": leaf.index, "time": entry["time"]}
 
     def shares(self, case_id: str | None = None) -> list[dict[str, Any]]:
@@ -544,7 +590,7 @@ class Access:
 
     def link(self, hearing: Hearing, base_url: str = "http://127.0.0.1:8000/") -> str:
         """The signed link of a hearing."""
-        sig = sign_link(secret_key(self.twin_dir), hearing.id, hearing.expires)
+        sig = sign_link(secret_key(self.twin_dir), hearing)
         return f"{base_url.rstrip('/')}/hearing/{hearing.id}?exp={hearing.expires}&sig={sig}"
 
 

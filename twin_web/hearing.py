@@ -1,11 +1,11 @@
 """The hearing view: one case's court bundle, read only, at ``/hearing/<id>?exp=...&sig=...``.
 
 A hearing (``twin hearing create``) gives a case's bundle to one judge until a time.
-Its link carries the expiry and an HMAC-SHA256 of the hearing id and expiry under the
-twin's secret (:func:`twin.access.sign_link`). **The signed link is enough**: a judge in
-a remote hearing opens it without an account; it stops working at its expiry (403) and
-when the hearing is given a new expiry. Without the link, the hearing's judge logged in
-(session or token) may open it until the expiry; no one else may.
+Its link carries the expiry and an itsdangerous signature of the hearing, its case and
+the expiry under the twin's secret (:func:`twin.access.sign_link`). **The signed link is
+enough**: a judge in a remote hearing opens it without an account; it stops working at its
+expiry (403) and when the hearing is given a new expiry. Without the link, the hearing's
+judge logged in (session or token) may open it until the expiry; no one else may.
 
 The link opens only this blueprint's pages, for this hearing: the page, its data
 (``data.json``: the incident, the timeline, the evidence list from the bundle's

@@ -26,6 +26,7 @@ after a full check.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import getpass
 import json
 import mimetypes
@@ -125,8 +126,9 @@ class Ledger:
             Path(keys_folder) if keys_folder is not None else None,
         )
 
-    @property
+    @functools.cached_property
     def log(self) -> EvidenceLog:
+        """The ledger's Merkle log (one object, so that its appends know the state they left)."""
         return EvidenceLog(self.engine)
 
     def manifest_sha256(self) -> str:
@@ -379,8 +381,8 @@ class Ledger:
             )
             (leaf,) = self.log.append(conn, [entry], state)
             if new_item:  # the file's first record: the leaf its evidence_items row is bound to
-                conn.execute(evidence_items.insert().values(**binding.row("evidence_items", leaf.index, entry)))
-            conn.execute(custody_records.insert().values(**binding.row("custody_records", leaf.index, entry)))
+                conn.execute(evidence_items.insert(), binding.row("evidence_items", leaf.index, entry))
+            conn.execute(custody_records.insert(), binding.row("custody_records", leaf.index, entry))
         return self.record(record.sha256, record.case_id, by=None)
 
     def transfer(
@@ -442,7 +444,7 @@ class Ledger:
                 transfer=t.to_json(),
             )
             (leaf,) = self.log.append(conn, [entry], state)
-            conn.execute(custody_transfers.insert().values(**binding.row("custody_transfers", leaf.index, entry)))
+            conn.execute(custody_transfers.insert(), binding.row("custody_transfers", leaf.index, entry))
         return self.record(sha256, case_id, by=None)
 
     # -- reading (verified against the log, logged) ---------------------------------------------

@@ -35,9 +35,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import functools
 import json
-import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -53,69 +51,30 @@ from twin.ops.store import evidence_heads, evidence_log, evidence_log_nodes, evi
 
 KINDS = ("record", "transfer", "access", "export", "head")
 
-# An append is four small statements. Through SQLAlchemy's statement machinery (cache keys,
-# compiled parameters, result objects) they cost three times what the database does, so the
-# append path runs them on the DB-API cursor of the transaction's connection, written once with
-# named parameters and rendered in the driver's parameter style; the tables are still the ones
-# twin.ops.store declares (5,300 → 7,500 single-transaction appends/s on SQLite).
-_LOCK = "UPDATE evidence_log_state SET size = size WHERE id = 1 RETURNING size, frontier"
-_SET_STATE = "UPDATE evidence_log_state SET size = :size, frontier = :frontier WHERE id = 1"
-_INSERT_LEAF = (
-    "INSERT INTO evidence_log (idx, leaf_hash, data, time, actor, kind, case_id, item_sha256) "
-    "VALUES (:idx, :leaf_hash, :data, :time, :actor, :kind, :case_id, :item_sha256)"
+# The append path in SQLAlchemy Core, every value a bound parameter. Each statement is built once
+# here, so the engine finds it compiled in its statement cache; even so, Core costs 15-20 µs a
+# statement above the driver on this project's machine (execution context, parameters, result
+# object), and an append is three or four statements: lock, leaf, nodes (every other append),
+# state. The lock is an UPDATE of the state row that changes nothing and returns it: in SQLite it
+# takes the database's write lock, in PostgreSQL the row's, so appenders queue there and each
+# reads the size the last one left. A log object that committed the last append itself skips the
+# lock (:meth:`EvidenceLog.append_one`): its state UPDATE names the size and frontier it left,
+# which takes the same lock, and changes nothing when another writer came first (the lock is then
+# taken as usual). The rows of a batch go in one executemany per table.
+_STATE = evidence_log_state.c
+_LOCK = (
+    sa.update(evidence_log_state).where(_STATE.id == 1).values(size=_STATE.size).returning(_STATE.size, _STATE.frontier)
 )
-_INSERT_NODE = "INSERT INTO evidence_log_nodes (id, hash) VALUES (:id, :hash)"
-_NAMED = re.compile(r":([a-z_][a-z0-9_]*)")
-_SCAN = "SELECT idx, leaf_hash, data, time, actor, kind, case_id, item_sha256 FROM evidence_log ORDER BY idx"
-
-
-@functools.lru_cache(maxsize=64)
-def _render(sql: str, paramstyle: str) -> tuple[str, tuple[str, ...]]:
-    """``sql`` with ``:name`` parameters in a DB-API paramstyle, and the names in order."""
-    names = tuple(_NAMED.findall(sql))
-    style = {
-        "qmark": lambda m: "?",
-        "format": lambda m: "%s",
-        "pyformat": lambda m: f"%({m.group(1)})s",
-        "named": lambda m: m.group(0),
-    }
-    if paramstyle == "numeric":
-        counter = iter(range(1, len(names) + 1))
-        return _NAMED.sub(lambda m: f":{next(counter)}", sql), names
-    return _NAMED.sub(style[paramstyle], sql), names
-
-
-def _run(conn: sa.Connection, sql: str, params: Any = None) -> Any:
-    """Execute driver SQL with named parameters (one dict, or a list of them) on a DB-API cursor
-    of ``conn``'s connection, in its transaction; returns the first row, if the SQL returns any."""
-    text, names = _render(sql, conn.dialect.paramstyle)
-    positional = conn.dialect.paramstyle in ("qmark", "format", "numeric")
-
-    def one(p: dict[str, Any]) -> Any:
-        return tuple(p[n] for n in names) if positional else p
-
-    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-    try:
-        if params is None:
-            cursor.execute(text)
-        elif isinstance(params, list):
-            cursor.executemany(text, [one(p) for p in params])
-        else:
-            cursor.execute(text, one(params))
-        return cursor.fetchone() if cursor.description else None
-    finally:
-        cursor.close()
-
-
-def _rows(conn: sa.Connection, sql: str) -> Iterator[tuple[Any, ...]]:
-    """The rows of a query without parameters, as tuples from the driver's cursor, in batches."""
-    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-    try:
-        cursor.execute(sql)
-        while batch := cursor.fetchmany(10_000):
-            yield from batch
-    finally:
-        cursor.close()
+_SET_STATE = sa.update(evidence_log_state).where(_STATE.id == 1)  # SET size, frontier: the parameters given
+_SWAP_STATE = _SET_STATE.where(
+    _STATE.size == sa.bindparam("seen_size"), _STATE.frontier == sa.bindparam("seen_frontier")
+)
+_INSERT_LEAF = sa.insert(evidence_log)
+_INSERT_NODE = sa.insert(evidence_log_nodes)
+_SCAN = sa.select(
+    *(evidence_log.c[name] for name in ("idx", "leaf_hash", "data", "time", "actor", "kind", "case_id", "item_sha256"))
+).order_by(evidence_log.c.idx)
+_NODES = sa.select(evidence_log_nodes.c.id, evidence_log_nodes.c.hash)
 
 
 def node_id(level: int, index: int) -> int:
@@ -147,36 +106,39 @@ class State:
     frontier: merkle.Frontier
 
 
-def utc_now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
+@dataclass(frozen=True)
+class _Seen:
+    """A state of the log as stored: its size, the frontier's text and nodes."""
+
+    size: int
+    text: str
+    nodes: tuple[tuple[int, bytes], ...]
+
+    def frontier(self) -> merkle.Frontier:
+        return merkle.Frontier(self.size, list(self.nodes))
 
 
-def iso(t: dt.datetime) -> str:
-    return t.astimezone(dt.UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+def _state(size: Any, text: str) -> State:
+    nodes = [(int(level), bytes.fromhex(h)) for level, h in json.loads(text)]
+    return State(merkle.Frontier(int(size), nodes))
 
 
-class EvidenceLog:
-    """The Merkle log in the store behind ``engine``."""
+@dataclass
+class _Batch:
+    """Entries made leaves on a frontier: the rows and nodes to insert, and the frontier after them."""
 
-    def __init__(self, engine: sa.Engine):
-        self.engine = engine
+    entries: list[Entry]
+    rows: list[dict[str, Any]]
+    nodes: list[dict[str, Any]]
+    state: _Seen
 
-    # -- appending ------------------------------------------------------------------------------
-    def lock(self, conn: sa.Connection) -> State:
-        """Take the append lock in ``conn``'s transaction (first, before reading) and read the state."""
-        size, frontier = _run(conn, _LOCK)
-        nodes = [(int(level), bytes.fromhex(h)) for level, h in json.loads(frontier)]
-        return State(merkle.Frontier(int(size), nodes))
+    @property
+    def frontier(self) -> str:
+        return self.state.text
 
-    def append(self, conn: sa.Connection, entries: Sequence[dict[str, Any]], state: State | None = None) -> list[Entry]:
-        """Append entries in ``conn``'s transaction; returns them with their indexes.
-
-        Each entry is a JSON-able dict with at least ``kind`` (:data:`KINDS`), ``time``
-        (ISO 8601 UTC) and ``actor``; ``case_id`` and ``item`` are indexed when present.
-        Call :meth:`lock` first when the transaction reads anything it then appends about.
-        """
-        st = state or self.lock(conn)
-        fr = st.frontier
+    @classmethod
+    def of(cls, entries: Sequence[dict[str, Any]], fr: merkle.Frontier) -> _Batch:
+        """Check and hash ``entries`` as the next leaves after ``fr`` (which they extend)."""
         rows, nodes, out = [], [], []
         for e in entries:
             if e.get("kind") not in KINDS:
@@ -193,18 +155,77 @@ class EvidenceLog:
                 nodes.append({"id": node_id(level, index), "hash": h.hex()})
             rows.append({"idx": entry.index, "leaf_hash": leaf.hex(), "data": data.decode("utf-8")} | cols)
             out.append(entry)
-        if rows:
-            _run(conn, _INSERT_LEAF, rows if len(rows) > 1 else rows[0])
-        if nodes:
-            _run(conn, _INSERT_NODE, nodes if len(nodes) > 1 else nodes[0])
-        frontier = json.dumps([[level, h.hex()] for level, h in fr.nodes])
-        _run(conn, _SET_STATE, {"size": fr.size, "frontier": frontier})
-        return out
+        text = json.dumps([[level, h.hex()] for level, h in fr.nodes])
+        return cls(out, rows, nodes, _Seen(fr.size, text, tuple(fr.nodes)))
+
+    def insert(self, conn: sa.Connection) -> None:
+        """The leaves and the nodes they complete, one statement (an executemany) per table."""
+        if self.rows:
+            conn.execute(_INSERT_LEAF, self.rows)
+        if self.nodes:
+            conn.execute(_INSERT_NODE, self.nodes)
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def iso(t: dt.datetime) -> str:
+    return t.astimezone(dt.UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+class EvidenceLog:
+    """The Merkle log in the store behind ``engine``."""
+
+    def __init__(self, engine: sa.Engine):
+        self.engine = engine
+        self._seen: _Seen | None = None  # the state this object's last append_one committed
+
+    # -- appending ------------------------------------------------------------------------------
+    def lock(self, conn: sa.Connection) -> State:
+        """Take the append lock in ``conn``'s transaction (first, before reading) and read the state."""
+        row = conn.execute(_LOCK).first()
+        if row is None:
+            raise TamperError(
+                "the log's state (evidence_log_state row 1) is missing, so nothing can be appended; "
+                "run `twin evidence check` and restore the store"
+            )
+        return _state(row.size, row.frontier)
+
+    def append(self, conn: sa.Connection, entries: Sequence[dict[str, Any]], state: State | None = None) -> list[Entry]:
+        """Append entries in ``conn``'s transaction; returns them with their indexes.
+
+        Each entry is a JSON-able dict with at least ``kind`` (:data:`KINDS`), ``time``
+        (ISO 8601 UTC) and ``actor``; ``case_id`` and ``item`` are indexed when present.
+        Call :meth:`lock` first when the transaction reads anything it then appends about.
+        """
+        st = state or self.lock(conn)
+        batch = _Batch.of(entries, st.frontier)
+        batch.insert(conn)
+        conn.execute(_SET_STATE, {"size": st.frontier.size, "frontier": batch.frontier})
+        return batch.entries
 
     def append_one(self, entry: dict[str, Any]) -> Entry:
-        """Append one entry in a transaction of its own."""
+        """Append one entry in a transaction of its own.
+
+        When the state this log committed last is still the store's, the lock is the state's
+        own update (see the note above :data:`_LOCK`); otherwise it is taken as :meth:`append` does.
+        """
+        seen = self._seen
         with self.engine.begin() as conn:
-            return self.append(conn, [entry])[0]
+            swapped = None
+            if seen is not None:
+                batch = _Batch.of([entry], seen.frontier())
+                params = {"seen_size": seen.size, "seen_frontier": seen.text}
+                if conn.execute(_SWAP_STATE, {"size": seen.size + 1, "frontier": batch.frontier} | params).rowcount:
+                    swapped = batch
+            if swapped is None:  # first append here, or another writer came first: lock and read
+                st = self.lock(conn)
+                batch = _Batch.of([entry], st.frontier)
+                conn.execute(_SET_STATE, {"size": st.frontier.size, "frontier": batch.frontier})
+            batch.insert(conn)
+        self._seen = batch.state
+        return batch.entries[0]
 
     # -- reading --------------------------------------------------------------------------------
     def size(self, conn: sa.Connection | None = None) -> int:
@@ -323,7 +344,7 @@ class EvidenceLog:
             public_key=signer.public.pem.decode("ascii"),
         )
         (leaf,) = self.append(conn, [entry], st)  # the head's own record, covered by the next head
-        conn.execute(evidence_heads.insert().values(**binding.row("evidence_heads", leaf.index, entry)))
+        conn.execute(evidence_heads.insert(), binding.row("evidence_heads", leaf.index, entry))
         return head
 
     def heads(self) -> list[tuple[SignedHead, PublicKey]]:
@@ -383,8 +404,8 @@ class EvidenceLog:
                 size = int(last) + 1
             beyond = []
             leaf_hash, parse, columns = merkle.leaf_hash, binding.parse_entry, binding.log_columns
-            # one pass over the log on the driver's cursor (SQLAlchemy rows cost more than the checks)
-            for idx, stored, text, *have in _rows(c, _SCAN):
+            # one pass over the log, fetched in batches rather than held whole
+            for idx, stored, text, *have in c.execute(_SCAN.execution_options(yield_per=10_000)):
                 if idx >= size:
                     beyond.append(idx)
                     continue
@@ -419,7 +440,7 @@ class EvidenceLog:
                         others[idx] = (kind, entry.get("action"))
                 leaves.append(leaf)
                 expect += 1
-            stored_nodes = list(_rows(c, "SELECT id, hash FROM evidence_log_nodes"))
+            stored_nodes = [tuple(r) for r in c.execute(_NODES)]
         tree = merkle.MemoryTree(leaves)
         fr = merkle.Frontier.load(len(leaves), tree.node)
         roots = {size: tree.root(size) for size in sizes if 0 <= size <= len(leaves)}
