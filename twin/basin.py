@@ -16,13 +16,14 @@ Nothing under this module imports it: the analyses take the parts they need
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
 import geopandas as gpd
 import pandas as pd
 import sqlalchemy as sa
-import xarray as xr
 from pyproj import CRS
 
 from twin.errors import TwinFolderError
@@ -31,7 +32,7 @@ from twin.model.catalog import Catalog
 from twin.model.drainage import Drainage
 from twin.model.jurisdictions import Jurisdictions
 from twin.model.model import Model
-from twin.model.network import Location, Network
+from twin.model.network import Network
 from twin.model.terrain import Terrain
 
 if TYPE_CHECKING:
@@ -40,6 +41,19 @@ if TYPE_CHECKING:
     from twin.scene import Scene
 
 __all__ = ["BUILD_STEPS", "BasinTwin", "Progress"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _of_model(method: Callable[Concatenate[Model, P], R]) -> Callable[Concatenate[BasinTwin, P], R]:
+    """A method of :class:`Model` as a method of the facade: same signature and docstring, asked of its model."""
+
+    @functools.wraps(method)
+    def ask(self: BasinTwin, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        return method(self.model, *args, **kwargs)
+
+    return ask
 
 
 class BasinTwin:
@@ -213,44 +227,13 @@ class BasinTwin:
     def crs(self) -> CRS:
         return self._model.crs
 
-    def grids(self) -> xr.Dataset:
-        """Terrain and drainage as one ``xarray.Dataset`` (:meth:`Model.grids`)."""
-        return self._model.grids()
-
-    def to_twin_xy(self, x: float, y: float, crs: str = "EPSG:4326") -> tuple[float, float]:
-        """Transform a point into the twin's CRS (default from lon/lat)."""
-        return self._model.to_twin_xy(x, y, crs)
-
-    def locate(
-        self,
-        x: float,
-        y: float,
-        crs: str = "EPSG:4326",
-        max_distance_m: float | None = None,
-        min_upstream_km2: float = 0.0,
-    ) -> Location:
-        """Linear referencing: snap a point to the river and give (reach id, measure) (:meth:`Model.locate`)."""
-        return self._model.locate(x, y, crs, max_distance_m, min_upstream_km2)
-
-    def catchment(self, x: float, y: float, crs: str = "EPSG:4326", snap: bool = True) -> gpd.GeoDataFrame:
-        """The catchment of a point as a one-row GeoDataFrame (:meth:`Model.catchment`)."""
-        return self._model.catchment(x, y, crs, snap)
-
-    def downstream(
-        self,
-        x: float,
-        y: float,
-        crs: str = "EPSG:4326",
-        max_km: float | None = None,
-        max_hours: float | None = None,
-        flow_ratio: float = 1.0,
-    ) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame, gpd.GeoDataFrame]:
-        """The downstream path from a point: reach pieces, sections crossed, sites passed (:meth:`Model.downstream`)."""
-        return self._model.downstream(x, y, crs, max_km, max_hours, flow_ratio)
-
-    def info(self) -> dict[str, Any]:
-        """A JSON-ready summary of the twin."""
-        return self._model.info()
+    # the questions the model answers, asked of the twin (the Model's own methods, documented there)
+    grids = _of_model(Model.grids)
+    to_twin_xy = _of_model(Model.to_twin_xy)
+    locate = _of_model(Model.locate)
+    catchment = _of_model(Model.catchment)
+    downstream = _of_model(Model.downstream)
+    info = _of_model(Model.info)
 
     def __repr__(self) -> str:
         where = f" at {self._path}" if self._path else ""
