@@ -3,11 +3,16 @@
 >>> import twin
 >>> basin = twin.BasinTwin.build("data/cevennes/basin.yml")   # doctest: +SKIP
 >>> basin.network.reaches.head()                              # doctest: +SKIP
+
+The analyses take a :class:`Model` (``basin.model``, or ``twin.build_model(catalog)`` with
+no folder) and the store or a table of readings: see ``twin.analysis``.
 """
 
 from __future__ import annotations
 
 from twin.basin import BasinTwin
+from twin.model.build import build_model
+from twin.model.model import Model
 from twin.errors import (
     CatalogError,
     CRSError,
@@ -36,6 +41,8 @@ def build(catalog: str) -> BasinTwin:
 
 __all__ = [
     "BasinTwin",
+    "Model",
+    "build_model",
     "Catalog",
     "load_catalog",
     "open",
