@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from twin.scene import build_scene, style
+from twin.scene import style
 
 from .test_web_browser import CHROMIUM, CHROMIUM_ARGS
 
@@ -44,7 +44,7 @@ def test_the_offline_scene_page_draws_the_valley_with_the_network_off(make_saved
         pytest.fail("the scene's browser test needs: " + "; ".join(missing), pytrace=False)
 
     basin = make_saved_valley({"UP": (10, "station"), "LOW": (35, "intake")})
-    with build_scene(basin, size=SIZE) as scene:
+    with basin.scene(size=SIZE) as scene:
         page_file = scene.save(tmp_path / "valley.html")
         labels = len(scene.labels)
     ARTEFACTS.mkdir(parents=True, exist_ok=True)

@@ -23,8 +23,6 @@ import numpy as np
 import pygltflib
 import pytest
 
-from twin.scene import build_scene
-
 from . import synthetic
 
 #: componentType -> numpy dtype (little-endian), and the element width of each accessor type
@@ -316,7 +314,7 @@ def valley(make_saved_valley):
 
 @pytest.fixture
 def scene(valley):
-    with build_scene(valley, size=(320, 200)) as s:
+    with valley.scene(size=(320, 200)) as s:
         yield s
 
 
@@ -351,7 +349,7 @@ def test_the_glb_of_a_scene_keeps_the_gltf_rules(scene):
 
 def test_the_glb_of_an_incident_scene_keeps_the_gltf_rules(valley):
     incident = valley.incidents.add("spill", "2026-07-10T06:00Z", synthetic.cell_lonlat(8, 15))
-    with build_scene(valley, incident=incident["id"], view="river", size=(320, 200), lang="zh") as s:
+    with valley.scene(incident=incident["id"], view="river", size=(320, 200), lang="zh") as s:
         data = s.glb()
     assert problems(data) == []
     assert "incidents" in {m.name for m in pygltflib.GLTF2.load_from_bytes(data).meshes}
