@@ -31,10 +31,11 @@ import pandas as pd
 import pytest
 
 from twin.access import ACTIONS, Access, Scope, User
+from twin.analysis.history import warning_id
 from twin.ops.incidents import Incidents
 from twin_web import create_app
 from twin_web.auth import action_of
-from twin_web.collections import COLLECTIONS, warning_id
+from twin_web.collections import COLLECTIONS
 from twin_web.openapi import document
 from twin_web.tiles import LAYERS
 

@@ -33,10 +33,11 @@ import pandas as pd
 from flask import Blueprint, current_app, request, url_for
 from pyproj import Transformer
 
+from twin.analysis import quality
 from twin.ops.parameters import PARAMETERS
 from twin_web import params
 from twin_web.auth import scope
-from twin_web.collections import episodes, warning_id
+from twin_web.collections import episodes
 from twin_web.errors import NotFoundError, ParameterError
 from twin_web.state import TwinState
 
@@ -130,8 +131,7 @@ def index() -> Any:
 
 @bp.get("/time")
 def at_time() -> Any:
-    from twin.analysis import alerts, quality
-    from twin.ops.readings import query
+    from twin.analysis.slices import state_at
 
     args = _args(("at", "parameter", "max_age_hours"))
     at = params.time(args, "at", required=True)
@@ -140,42 +140,29 @@ def at_time() -> Any:
     age = params.number(args, "max_age_hours", 24.0, lo=0, lo_open=True, hi=24 * 366)
     assert age is not None
     st = state()
-    basin = st.basin
-    stations = basin.sites[basin.sites["kind"] == "station"].reset_index(drop=True)
-    rows = query(st.store, stations["id"].tolist(), [p], at - pd.Timedelta(hours=age), at, usable_only=True)
-    last = rows.sort_values("time").groupby("station").last() if len(rows) else rows.set_index("station")
-    values = last["value"].reindex(stations["id"]).to_numpy(dtype=float)
-    times = last["time"].reindex(stations["id"])
-    wb = stations["water_body"].fillna("river").astype(str).to_numpy()
-    klass = quality.classify_values(p, values, wb) if p in quality.parameters() else np.zeros(len(values), "int8")
     rule = scope()
-    ep = rule.warnings(episodes(st)) if rule.may("warnings.read") else pd.DataFrame()  # only those they may see
-    ep = ep[ep["parameter"] == p] if len(ep) else ep
-    levels = alerts.levels_at(ep, at) if len(ep) else pd.DataFrame(columns=["level", "level_name"])
-    lon, lat = _to_wgs84(basin).transform(stations.geometry.x.to_numpy(), stations.geometry.y.to_numpy())
-    out = []
-    for k, s in enumerate(stations.itertuples()):
-        level = int(levels.loc[s.id, "level"]) if s.id in levels.index else 0
-        c = int(klass[k])
-        out.append(
-            rule.slice_row(
-                {
-                    "id": s.id,
-                    "name": s.name,
-                    "lon": round(float(lon[k]), 6),
-                    "lat": round(float(lat[k]), 6),
-                    "water_body": s.water_body,
-                    "target_class": int(s.target_class),
-                    "time": None if pd.isna(times.iloc[k]) else times.iloc[k].isoformat(),
-                    "value": None if not np.isfinite(values[k]) else float(values[k]),
-                    "class": c or None,
-                    "label": str(quality.label(c)),
-                    "exceeds": bool(c > int(s.target_class)),
-                    "warning_level": level,
-                    "warning": alerts.LEVEL_NAMES[level] if level else None,
-                }
-            )
+    seen = rule.warnings(episodes(st)) if rule.may("warnings.read") else pd.DataFrame()  # only those they may see
+    now = state_at(st.basin.sites, st.store, p, at, max_age_hours=age, episodes=seen)
+    out = [
+        rule.slice_row(
+            {
+                "id": s["id"],
+                "name": s["name"],
+                "lon": round(float(s["lon"]), 6),
+                "lat": round(float(s["lat"]), 6),
+                "water_body": s["water_body"],
+                "target_class": int(s["target_class"]),
+                "time": None if pd.isna(s["time"]) else s["time"].isoformat(),
+                "value": None if not np.isfinite(s["value"]) else float(s["value"]),
+                "class": int(s["class"]) or None,
+                "label": s["label"],
+                "exceeds": bool(s["exceeds"]),
+                "warning_level": int(s["warning_level"]),
+                "warning": s["warning"],
+            }
         )
+        for s in now.drop(columns="geometry").to_dict("records")
+    ]
     return {
         "at": at.isoformat(),
         "parameter": p,
@@ -254,7 +241,8 @@ def _release(args: Mapping[str, str], needs_mass: tuple[str, ...] = ()) -> dict[
 
 @bp.get("/river")
 def river() -> Any:
-    from twin.analysis import plume, profiles
+    from twin.analysis import profiles
+    from twin.analysis.slices import river_at
 
     allowed = ("lon", "lat", "samples", "mass_kg", "release_at", "at", "parameter")
     args = _args((*allowed, "duration_h", "decay_per_hour", "flow_ratio"))
@@ -317,19 +305,18 @@ def river() -> Any:
     }
     if release is not None:
         assert release_at is not None and at is not None
-        ds = plume.simulate(
+        df = river_at(
+            df,
             basin.network.reaches,
-            start.reach_id,
-            start.measure_m,
+            start,
             release_at,
+            at,
             mass_kg=release["mass_kg"],
-            duration_s=release["duration_s"],
+            parameter=release["parameter"],
+            duration_h=release["duration_s"] / 3600.0,
             decay_per_hour=release["decay_per_hour"],
-            substance=release["parameter"],
             flow_ratio=flow_ratio,
-            times=pd.DatetimeIndex([at]),
         )
-        df = profiles.assign_concentration(df, basin.network.reaches, ds, at)
         out["release"] = {
             **release,
             "release_at": release_at.isoformat(),
@@ -344,40 +331,8 @@ def river() -> Any:
 # -- a station's series -------------------------------------------------------------------------
 
 
-def class_bands(parameter: str, water_body: str) -> list[dict[str, Any]]:
-    """The GB 3838-2002 class of a value by range (:func:`twin.scene.plots.bands`; empty: not classified).
-
-    Each band: class, label, ``lower`` and ``upper`` (null: unbounded) and which end is
-    inclusive: an upper limit ("max") holds values ``lower < v <= upper``; a lower limit
-    ("min", DO) holds ``lower <= v < upper``; pH's range is one band 6–9 for class I.
-    """
-    from twin.analysis import quality
-    from twin.scene import plots
-
-    if parameter not in quality.parameters():
-        return []
-    ranges = plots.bands(parameter, "river" if water_body == "river" else "lake")
-    is_range = parameter == "pH"
-    inclusive = "lower" if parameter == "DO" else "upper"
-
-    def bound(v: float) -> float | None:
-        return None if np.isinf(v) else float(v)
-
-    return [
-        {
-            "class": k,
-            "label": quality.LABELS[k],
-            "lower": bound(lo),
-            "upper": bound(hi),
-            "inclusive": ("both" if k == 1 else "neither") if is_range else inclusive,
-        }
-        for k, lo, hi in sorted(ranges, key=lambda r: (r[0], r[1]))
-    ]
-
-
 @bp.get("/stations/<station_id>")
 def station_series(station_id: str) -> Any:
-    from twin.analysis import quality
     from twin.ops.readings import query
 
     st = state()
@@ -411,7 +366,7 @@ def station_series(station_id: str) -> Any:
         "value": _round(values, 6),
         "flag": rows["flag"].astype(str).tolist(),
         "class": [int(c) or None for c in klass],
-        "class_bands": class_bands(p, wb),
+        "class_bands": quality.class_bands(p, "river" if wb == "river" else "lake"),
         "class_source": quality.SOURCE,
         "limit": limit,
     }
@@ -426,30 +381,22 @@ def station_series(station_id: str) -> Any:
 
 def _periods(st: TwinState, station_id: str, p: str, start: Any, end: Any) -> list[dict[str, Any]]:
     """The warning periods of a station and parameter that overlap [start, end]."""
-    ep = episodes(st)
-    periods: list[dict[str, Any]] = []
-    if not len(ep):
-        return periods
-    mine = ep[(ep["station"] == station_id) & (ep["parameter"] == p)]
-    for e in mine.to_dict("records"):
-        e_start, e_end = pd.Timestamp(e["start"]), e["end"]
-        ended = not pd.isna(e_end)
-        if (end is not None and e_start > end) or (start is not None and ended and pd.Timestamp(e_end) < start):
-            continue
-        periods.append(
-            {
-                "id": warning_id(str(e["station"]), str(e["parameter"]), e_start),
-                "level": int(e["level"]),
-                "level_name": e["level_name"],
-                "start": e_start.isoformat(),
-                "end": pd.Timestamp(e_end).isoformat() if ended else None,
-                "end_reason": e["end_reason"],
-                "peak_value": float(e["peak_value"]),
-                "rule": e["rule"],
-                "changes": [[pd.Timestamp(t).isoformat(), int(lv), r] for t, lv, r in e["changes"]],
-            }
-        )
-    return periods
+    from twin.analysis.history import periods
+
+    return [
+        {
+            "id": e["id"],
+            "level": int(e["level"]),
+            "level_name": e["level_name"],
+            "start": pd.Timestamp(e["start"]).isoformat(),
+            "end": None if pd.isna(e["end"]) else pd.Timestamp(e["end"]).isoformat(),
+            "end_reason": e["end_reason"],
+            "peak_value": float(e["peak_value"]),
+            "rule": e["rule"],
+            "changes": [[pd.Timestamp(t).isoformat(), int(lv), r] for t, lv, r in e["changes"]],
+        }
+        for e in periods(episodes(st), station=station_id, parameter=p, start=start, end=end).to_dict("records")
+    ]
 
 
 # -- downstream and upstream --------------------------------------------------------------------
@@ -521,36 +468,9 @@ def downstream() -> Any:
     }
 
 
-def _route(basin: BasinTwin, reach_id: int, measure_m: float, x: float, y: float, station: pd.Series) -> list[str]:
-    """Names of the top-level units a release at a point of a reach crosses on its way to a station, in order."""
-    top = basin.jurisdictions.levels[0] if basin.jurisdictions.levels else None
-    if top is None:
-        return []
-    here = basin.jurisdictions.at(x, y).get(top)
-    names = [str(here["name"])] if here else []
-    path = basin.network.downstream_ids(reach_id)
-    end = int(station["reach_id"])
-    if end not in path:  # the station is not downstream of the candidate
-        return names
-    path = path[: path.index(end) + 1]
-    order = {r: k for k, r in enumerate(path)}
-    sec = basin.jurisdictions.sections
-    sec = sec[(sec["level"] == top) & sec["reach_id"].isin(path)]
-    on_first = sec["reach_id"].to_numpy() == reach_id
-    on_last = sec["reach_id"].to_numpy() == end
-    keep = (~on_first | (sec["measure_m"].to_numpy() >= measure_m)) & (
-        ~on_last | (sec["measure_m"].to_numpy() <= float(station["measure_m"]))
-    )
-    sec = sec[keep]
-    sec = sec.assign(_k=sec["reach_id"].map(order)).sort_values(["_k", "measure_m"])
-    for name in sec["to_name"]:
-        if name is not None and (not names or names[-1] != name):
-            names.append(str(name))
-    return names
-
-
 @bp.get("/upstream")
 def upstream() -> Any:
+    from twin.analysis.crossings import place_candidates
     from twin.analysis.tracing import trace_upstream
 
     args = _args(("station", "parameter", "at", "window_hours", "flow_ratio", "top"))
@@ -567,24 +487,17 @@ def upstream() -> Any:
     top = params.integer(args, "top", 10, lo=1, hi=100)
     assert window is not None and flow_ratio is not None and top is not None
     ranked = trace_upstream(basin, station_id, p, at, window_hours=window, flow_ratio=flow_ratio, top=top)
-    reaches = basin.network.reaches
+    placed = place_candidates(ranked, basin.network, basin.jurisdictions, site, basin.crs)
+    candidates = [
+        c
+        | {
+            "lon": round(float(c["lon"]), 6),
+            "lat": round(float(c["lat"]), 6),
+            "release_time": pd.Timestamp(c["release_time"]).isoformat(),
+        }
+        for c in placed.to_dict("records")
+    ]
     to_wgs = _to_wgs84(basin)
-    levels = basin.jurisdictions.levels
-    candidates = []
-    for c in ranked.to_dict("records"):
-        geom = reaches.at[int(c["reach_id"]), "geometry"]
-        pt = geom.interpolate(min(float(c["measure_m"]), geom.length))
-        lon, lat = to_wgs.transform(pt.x, pt.y)
-        units = basin.jurisdictions.at(pt.x, pt.y)
-        row = dict(c)  # every column the tracer gives, plus where the candidate is and what it crosses
-        row.update(
-            lon=round(float(lon), 6),
-            lat=round(float(lat), 6),
-            release_time=pd.Timestamp(c["release_time"]).isoformat(),
-            jurisdictions={lv: units.get(lv) for lv in levels},
-            route=_route(basin, int(c["reach_id"]), float(c["measure_m"]), pt.x, pt.y, site),
-        )
-        candidates.append(row)
     sx, sy = site.geometry.x, site.geometry.y
     slon, slat = to_wgs.transform(sx, sy)
     return {

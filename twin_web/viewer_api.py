@@ -29,7 +29,7 @@ from flask import Blueprint, current_app, request, url_for
 from twin.ops.parameters import PARAMETERS
 from twin_web import params
 from twin_web.auth import scope
-from twin_web.collections import episodes, warning_id
+from twin_web.collections import episodes
 from twin_web.errors import ParameterError
 from twin_web.state import TwinState
 from twin_web.tiles import LAYERS
@@ -41,7 +41,7 @@ bp = Blueprint("viewer_api", __name__, url_prefix="/api/viewer")
 
 #: points sampled along the river for a plume (default, most)
 PLUME_SAMPLES, MAX_PLUME_SAMPLES = 200, 2000
-#: time steps of a plume: the default step spreads the plume's passage over about this many
+#: time steps of a plume: the default step spreads the plume's passage over about this many; the most
 PLUME_STEPS, MAX_PLUME_STEPS = 200, 2000
 #: concentrations below this (mg/L) are sent as 0: a plume's far tails, which no one can measure
 PLUME_FLOOR_MG_L = 1e-6
@@ -61,67 +61,17 @@ def _station_ids(basin: BasinTwin) -> list[str]:
 
 
 def reading_summary(st: TwinState) -> pd.DataFrame:
-    """Per parameter read at the twin's stations: ``count``, ``first``, ``last`` (UTC) and ``simulated`` (any).
+    """:func:`twin.analysis.slices.reading_summary` of the twin's stations, cached per state of the store."""
+    from twin.analysis.slices import reading_summary as summary
 
-    Current versions only; cached per state of the store.
-    """
-
-    def compute() -> pd.DataFrame:
-        import sqlalchemy as sa
-
-        from twin.analysis.simulate import SIMULATED_FLAG
-        from twin.ops.store import datastreams, readings
-
-        ids = _station_ids(st.basin)
-        query = (
-            sa.select(
-                datastreams.c.parameter,
-                sa.func.count(),
-                sa.func.min(readings.c.time),
-                sa.func.max(readings.c.time),
-                sa.func.max(sa.case((readings.c.flag == SIMULATED_FLAG, 1), else_=0)),
-            )
-            .join(datastreams, datastreams.c.id == readings.c.datastream_id)
-            .where(readings.c.current == 1, datastreams.c.station_id.in_(ids))
-            .group_by(datastreams.c.parameter)
-        )
-        with st.store.connect() as conn:
-            rows = conn.execute(query).all() if ids else []
-        out = pd.DataFrame(rows, columns=["parameter", "count", "first", "last", "simulated"])
-        out["first"] = pd.to_datetime(out["first"].astype("int64"), unit="s", utc=True)
-        out["last"] = pd.to_datetime(out["last"].astype("int64"), unit="s", utc=True)
-        out["simulated"] = out["simulated"].astype(bool)
-        order = {p: k for k, p in enumerate(PARAMETERS)}
-        out = out[out["parameter"].isin(order)]
-        return out.sort_values("parameter", key=lambda s: s.map(order)).reset_index(drop=True)
-
-    return st.memo("viewer:readings", (st.manifest_hash, st.fingerprint()), compute)
-
-
-def _default_parameter(st: TwinState, summary: pd.DataFrame) -> str | None:
-    """The parameter to open on: that of the latest, highest warning the user may see; else the first classified one read."""
-    from twin.analysis import quality
-
-    read = summary["parameter"].tolist()
-    if not read:
-        return None
-    rule = scope()
-    ep = rule.warnings(episodes(st)) if rule.may("warnings.read") else pd.DataFrame()
-    if len(ep):
-        ep = ep[ep["parameter"].isin(read)]
-    if len(ep):
-        order = {p: k for k, p in enumerate(PARAMETERS)}
-        ranked = ep.assign(_o=ep["parameter"].map(order)).sort_values(
-            ["start", "level", "_o"], ascending=[False, False, True]
-        )
-        return str(ranked["parameter"].iloc[0])
-    classified = [p for p in read if p in quality.parameters()]
-    return classified[0] if classified else read[0]
+    key = (st.manifest_hash, st.fingerprint())
+    return st.memo("viewer:readings", key, lambda: summary(st.store, _station_ids(st.basin)))
 
 
 @bp.get("/")
 def config() -> Any:
     from twin.analysis import quality
+    from twin.analysis.history import parameter_to_show
 
     _args(())
     st = state()
@@ -129,7 +79,9 @@ def config() -> Any:
     summary = m.get("summary", {})
     west, south, east, north = summary.get("bounds_wgs84") or [-180.0, -85.0, 180.0, 85.0]
     readings = reading_summary(st)
-    default = _default_parameter(st, readings)
+    rule = scope()
+    seen = rule.warnings(episodes(st)) if rule.may("warnings.read") else pd.DataFrame()  # only those they may see
+    default = parameter_to_show(readings["parameter"].tolist(), seen, quality.parameters())
     rows = readings.to_dict("records")
     last = next((pd.Timestamp(r["last"]).isoformat() for r in rows if r["parameter"] == default), None)
     return {
@@ -166,46 +118,31 @@ def config() -> Any:
 
 @bp.get("/times")
 def times() -> Any:
-    import sqlalchemy as sa
-
-    from twin.ops.store import datastreams, readings
+    from twin.analysis.history import periods
+    from twin.analysis.slices import reading_times
 
     args = _args(("parameter",))
     p = params.parameter(args)
     st = state()
 
     def compute() -> list[str]:
-        ids = _station_ids(st.basin)
-        if not ids:
-            return []
-        query = (
-            sa.select(readings.c.time)
-            .distinct()
-            .join(datastreams, datastreams.c.id == readings.c.datastream_id)
-            .where(readings.c.current == 1, datastreams.c.parameter == p, datastreams.c.station_id.in_(ids))
-            .order_by(readings.c.time)
-        )
-        with st.store.connect() as conn:
-            epochs = [int(t) for t in conn.execute(query).scalars()]
-        return [t.isoformat() for t in pd.to_datetime(epochs, unit="s", utc=True)]
+        return [t.isoformat() for t in reading_times(st.store, _station_ids(st.basin), p)]
 
     stops = st.memo(f"viewer:times:{p}", (st.manifest_hash, st.fingerprint()), compute)
     out: dict[str, Any] = {"parameter": p, "units": {"time": "UTC"}, "time": stops}
     rule = scope()
     if not rule.may("warnings.read"):
         return out
-    ep = rule.warnings(episodes(st))
-    ep = ep[ep["parameter"] == p] if len(ep) else ep
     out["warnings"] = [
         {
-            "id": warning_id(str(e["station"]), p, pd.Timestamp(e["start"])),
+            "id": e["id"],
             "station": e["station"],
             "level": int(e["level"]),
             "level_name": e["level_name"],
             "start": pd.Timestamp(e["start"]).isoformat(),
             "end": None if pd.isna(e["end"]) else pd.Timestamp(e["end"]).isoformat(),
         }
-        for e in ep.sort_values("start").to_dict("records")
+        for e in periods(rule.warnings(episodes(st)), parameter=p).to_dict("records")
     ]
     return out
 
@@ -247,10 +184,10 @@ def _rounded(values: np.ndarray) -> list[float | None]:
     return out
 
 
-@bp.get("/plume")
-def plume_over_time() -> Any:
-    from twin.analysis import plume, quality
-    from twin_web.slices import class_bands
+@bp.get("/plume", endpoint="plume_over_time")
+def plume() -> Any:
+    from twin.analysis import quality
+    from twin.analysis.slices import SliceError, plume_over_time
 
     args = _args(
         (
@@ -279,39 +216,25 @@ def plume_over_time() -> Any:
     assert duration_h is not None and decay is not None and flow_ratio is not None
     basin = state().basin
     start, points = _samples(basin, lon, lat, n, flow_ratio)
-    arrivals = plume.travel_times(
-        basin.network.reaches, start.reach_id, start.measure_m, flow_ratio=flow_ratio, sites=points
-    )
-    passage_h = float(arrivals["trailing_hours"].max()) + duration_h
-    if step is None:  # whole minutes, at least 5
-        step = float(max(5, math.ceil(passage_h * 60.0 / PLUME_STEPS)))
-    count = int(math.floor(passage_h * 60.0 / step)) + 2
-    if count > MAX_PLUME_STEPS:
-        raise ParameterError(
-            "step_minutes",
-            f"{step:g} min gives {count} steps over the plume's {passage_h:.1f} h; "
-            f"at most {MAX_PLUME_STEPS} (use at least {math.ceil(passage_h * 60.0 / (MAX_PLUME_STEPS - 2))})",
+    try:
+        ds = plume_over_time(
+            basin.network.reaches,
+            start,
+            points,
+            release_at,
+            mass_kg=mass,
+            parameter=p,
+            duration_h=duration_h,
+            decay_per_hour=decay,
+            flow_ratio=flow_ratio,
+            step_minutes=step,
+            steps=PLUME_STEPS,
+            max_steps=MAX_PLUME_STEPS,
         )
-    stamps = pd.DatetimeIndex([release_at + pd.Timedelta(minutes=step * i) for i in range(count)])
-    ds = plume.simulate(
-        basin.network.reaches,
-        start.reach_id,
-        start.measure_m,
-        release_at,
-        mass_kg=mass,
-        duration_s=duration_h * 3600.0,
-        decay_per_hour=decay,
-        substance=p,
-        flow_ratio=flow_ratio,
-        times=stamps,
-        sites=points[["id", "reach_id", "measure_m"]],
-    )
-    row = {str(s): k for k, s in enumerate(ds["site"].to_numpy())}
-    picked = np.array([row.get(i, -1) for i in points["id"]])
-    conc = np.full((count, n), np.nan)
-    on = picked >= 0
-    conc[:, on] = ds["site_concentration"].to_numpy()[picked[on]].T
-    peak = np.nanmax(np.where(np.isnan(conc), -np.inf, conc), axis=0)
+    except SliceError as err:
+        raise ParameterError("step_minutes", str(err)) from None
+    conc = ds["concentration_mg_l"].to_numpy()
+    stamps = pd.DatetimeIndex(ds["time"].to_numpy()).tz_localize("UTC")
     return {
         "start": {
             "lon": lon,
@@ -334,14 +257,14 @@ def plume_over_time() -> Any:
             "step_minutes": "min",
         },
         "model": {k: ds.attrs[k] for k in ("velocity", "dispersion")},
-        "step_minutes": step,
+        "step_minutes": ds.attrs["step_minutes"],
         "time": [t.isoformat() for t in stamps],
         "lon": [round(float(v), 6) for v in points["lon"]],
         "lat": [round(float(v), 6) for v in points["lat"]],
         "distance_km": [round(float(v), 4) for v in points["distance_km"]],
         "reach_id": [int(r) for r in points["reach_id"]],
-        "concentration_mg_l": [_rounded(conc[i]) for i in range(count)],
-        "peak_mg_l": _rounded(np.where(np.isfinite(peak), peak, np.nan)),
+        "concentration_mg_l": [_rounded(row) for row in conc],
+        "peak_mg_l": _rounded(ds["peak_mg_l"].to_numpy()),
         "classified": p in quality.parameters(),
-        "class_bands": class_bands(p, "river"),
+        "class_bands": quality.class_bands(p, "river"),
     }
