@@ -61,7 +61,7 @@ def missing_requirements() -> list[str]:
         import playwright.sync_api  # noqa: F401
     except ImportError:
         missing.append("the playwright package: .venv/bin/pip install playwright (no browser download is needed)")
-    static = ROOT / "web" / "static"
+    static = ROOT / "twin_web" / "static"
     absent = [f for f in MAPLIBRE if not (static / f).is_file()]
     if absent:
         missing.append(

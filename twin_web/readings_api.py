@@ -25,13 +25,16 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from flask import Blueprint, current_app, request
+from flask import current_app, request
+from flask_openapi3 import APIBlueprint
 
 from twin.access import ForbiddenError, Resource, can
+from twin_web import schemas
 from twin_web.auth import TooManyRequestsError, current_user
 from twin_web.errors import ApiError
+from twin_web.openapi import responds, tag
 
-bp = Blueprint("readings_api", __name__, url_prefix="/api")
+bp = APIBlueprint("readings_api", __name__, url_prefix="/api")
 
 FIELDS = ("station", "time", "parameter", "value", "unit", "flag")
 MAX_REJECTED_SHOWN = 200
@@ -96,8 +99,29 @@ def _parse(fmt: str, body: bytes) -> tuple[pd.DataFrame, pd.DataFrame, str]:
     return rows, rej, fmt
 
 
-@bp.post("/readings")
+BODY = {
+    "required": True,
+    "content": {
+        "application/json": {"schema": {"type": "array", "items": {"$ref": "#/components/schemas/Reading"}}},
+        "text/csv": {"schema": {"type": "string", "description": "A tidy CSV: " + ",".join(FIELDS)}},
+        "text/plain": {"schema": {"type": "string", "description": "HJ 212-2017 messages, one per line"}},
+    },
+}
+
+
+@bp.post(
+    "/readings",
+    operation_id="postReadings",
+    tags=tag("Readings"),
+    responses=responds(schemas.IngestAnswer, 400, 401, 403, 413, 415, 429, 500),
+    openapi_extensions={"requestBody": BODY},
+)
 def post() -> Any:
+    """Post readings (station tokens, own stations only): a JSON batch, a tidy CSV or HJ 212 lines; answers the ingest report.
+
+    The body is read by the view, by its Content-Type, through the ingest parsers (which
+    check every row and report the rejected ones); the library only describes it.
+    """
     from twin.ops.readings import store_rows
 
     user = current_user()

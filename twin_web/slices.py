@@ -11,8 +11,13 @@ Routes (blueprint ``slices``, under ``/api/slices``)::
     /api/slices/downstream              downstream report and plume of a release
     /api/slices/upstream                candidate sources of an anomaly at a station
 
+Each route is declared once: its query parameters as a :class:`twin_web.params.Query`
+model, its answer as a model of :mod:`twin_web.schemas`; the OpenAPI document shows both.
+The analyses are :mod:`twin.analysis` functions (slices, crossings, history, profiles,
+impact, tracing); a view parses, calls them and serialises.
+
 Coordinates in and out are WGS 84 longitude/latitude; times ISO 8601 with a
-zone (UTC out), within :data:`web.params.EARLIEST` .. now + :data:`web.params.AHEAD`.
+zone (UTC out), within :data:`twin_web.params.EARLIEST` .. now + :data:`twin_web.params.AHEAD`.
 Every response says its units. A bad or missing parameter is a 400 whose ``parameter``
 names it; an unknown station in the path is a 404.
 
@@ -26,26 +31,29 @@ page. Warning fields (a time slice's ``warning_level`` and ``warning``, a series
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import numpy as np
 import pandas as pd
-from flask import Blueprint, current_app, request, url_for
+from flask import current_app, request, url_for
+from flask_openapi3 import APIBlueprint
+from pydantic import Field, model_validator
 from pyproj import Transformer
 
 from twin.analysis import quality
 from twin.ops.parameters import PARAMETERS
-from twin_web import params
+from twin_web import params, schemas
 from twin_web.auth import scope
 from twin_web.collections import episodes
 from twin_web.errors import NotFoundError, ParameterError
+from twin_web.openapi import responds, tag
 from twin_web.state import TwinState
 
 if TYPE_CHECKING:
     from twin.basin import BasinTwin
     from twin.model.network import Location
 
-bp = Blueprint("slices", __name__, url_prefix="/api/slices")
+bp = APIBlueprint("slices", __name__, url_prefix="/api/slices")
 
 MAX_SAMPLES = 5000
 MAX_VERTICES = 500
@@ -55,11 +63,6 @@ MAX_SERIES = 10_000
 
 def state() -> TwinState:
     return current_app.extensions["twin"]
-
-
-def _args(allowed: tuple[str, ...]) -> Mapping[str, str]:
-    params.check_known(request.args, allowed)
-    return request.args
 
 
 def _to_wgs84(basin: BasinTwin) -> Transformer:
@@ -91,6 +94,139 @@ def _site(basin: BasinTwin, station: str, name: str = "station", path: bool = Fa
     return sites.loc[station]
 
 
+# -- the parameters ------------------------------------------------------------------------------
+
+
+def _line(args: Mapping[str, str], name: str = "line") -> list[tuple[float, float]]:
+    raw = params.text(args, "line", required=True)
+    assert raw is not None
+    parts = raw.split(",")
+    if len(parts) < 4 or len(parts) % 2:
+        raise ParameterError("line", "give at least two points as lon,lat,lon,lat,...")
+    values = []
+    for v in parts:
+        x = params.number({"line": v.strip()}, "line")
+        assert x is not None
+        values.append(x)
+    pts = list(zip(values[0::2], values[1::2]))
+    if len(pts) > MAX_VERTICES:
+        raise ParameterError("line", f"{len(pts)} points; at most {MAX_VERTICES}")
+    if not all(-180 <= x <= 180 and -90 <= y <= 90 for x, y in pts):
+        raise ParameterError("line", "longitudes must lie in -180..180 and latitudes in -90..90")
+    return pts
+
+
+At = Annotated[pd.Timestamp, params.Time("A time with its zone")]
+Parameter = Annotated[str, params.Parameter("A water-quality parameter")]
+Released = Annotated[str, params.Parameter("The released substance's parameter (default NH3-N)")]
+#: what a release's mass is required with, on the river slice
+RELEASE_PARTS = ("release_at", "at", "parameter", "duration_h", "decay_per_hour")
+KG = " (the mass released, kg)"
+
+
+class NoQuery(params.Query):
+    """No query parameter."""
+
+
+class TimeQuery(params.Query):
+    at: At
+    parameter: Parameter
+    max_age_hours: Annotated[
+        float, params.Number("Oldest reading used, hours before at", lo=0, lo_open=True, hi=24 * 366)
+    ] = 24.0
+
+
+class ProfileQuery(params.Query):
+    line: Annotated[
+        list[tuple[float, float]],
+        params.Custom(
+            "The line's points lon,lat,lon,lat,... (WGS 84)",
+            _line,
+            type="array",
+            items={"type": "number"},
+            minItems=4,
+            maxItems=2 * MAX_VERTICES,
+        ),
+    ]
+    samples: Annotated[int, params.Integer("Samples along the line", lo=2, hi=MAX_SAMPLES)] = 256
+
+
+class RiverQuery(params.Query):
+    """A river's profile; with ``mass_kg``, a release's concentration along it at a time."""
+
+    lon: params.Lon
+    lat: params.Lat
+    samples: Annotated[int, params.Integer("Points along the river", lo=2, hi=MAX_SAMPLES)] = 200
+    mass_kg: Annotated[
+        float | None,
+        params.Number(
+            "Mass released (kg); with it, the concentration at `at`",
+            lo=0,
+            lo_open=True,
+            hi=1e9,
+            required_with=RELEASE_PARTS,
+            why=KG,
+        ),
+    ] = None
+    parameter: Released = "NH3-N"
+    duration_h: params.DurationH = 0.0
+    decay_per_hour: params.DecayPerHour = 0.0
+    flow_ratio: params.FlowRatio = 1.0
+    release_at: Annotated[
+        pd.Timestamp | None, params.Time("When the release starts (with mass_kg)", required_if="mass_kg")
+    ] = None
+    at: Annotated[
+        pd.Timestamp | None,
+        params.Time("When to show the release's concentration (with mass_kg)", required_if="mass_kg"),
+    ] = None
+
+
+class SeriesQuery(params.Query):
+    parameter: Parameter
+    start: Annotated[pd.Timestamp | None, params.Time("Start of the window")] = None
+    end: Annotated[pd.Timestamp | None, params.Time("End of the window")] = None
+    limit: Annotated[
+        int,
+        params.Integer(
+            f"Readings per page (the first of the window); at most {MAX_SERIES}. The answer's `next` link pages on",
+            lo=1,
+            hi=MAX_SERIES,
+        ),
+    ] = MAX_SERIES
+
+    @model_validator(mode="after")
+    def _ordered(self) -> SeriesQuery:
+        if self.start is not None and self.end is not None and self.start > self.end:
+            raise ParameterError("end", f"{self.end.isoformat()} is before start {self.start.isoformat()}")
+        return self
+
+
+class StationPath(params.Path):
+    station_id: Annotated[str, params.Text("A station (site id)")] = Field(alias="stationId")
+
+
+class DownstreamQuery(params.Query):
+    lon: params.Lon
+    lat: params.Lat
+    at: Annotated[pd.Timestamp, params.Time("When the release starts")]
+    mass_kg: Annotated[float, params.Number("Mass released (kg)", lo=0, lo_open=True, hi=1e9, why=KG)]
+    parameter: Released = "NH3-N"
+    duration_h: params.DurationH = 0.0
+    decay_per_hour: params.DecayPerHour = 0.0
+    flow_ratio: params.FlowRatio = 1.0
+
+
+class UpstreamQuery(params.Query):
+    station: Annotated[str, params.Text("The station where the anomaly was measured")]
+    parameter: Parameter
+    at: At
+    window_hours: Annotated[float, params.Number("Travel-time window upstream (h)", lo=0, lo_open=True, hi=24 * 14)] = (
+        48.0
+    )
+    flow_ratio: params.FlowRatio = 1.0
+    top: Annotated[int, params.Integer("Candidates returned", lo=1, hi=100)] = 10
+
+
 # -- index --------------------------------------------------------------------------------------
 
 SLICES = {
@@ -115,9 +251,9 @@ SLICES = {
 }
 
 
-@bp.get("/")
-def index() -> Any:
-    _args(())
+@bp.get("/", operation_id="getSlices", tags=tag("Slices"), responses=responds(schemas.Slices, 400, 500))
+def index(query: NoQuery) -> Any:
+    """The slices and their parameters."""
     root = url_for("slices.index", _external=True)
     return {
         "slices": [
@@ -129,16 +265,12 @@ def index() -> Any:
 # -- the twin at a time -------------------------------------------------------------------------
 
 
-@bp.get("/time")
-def at_time() -> Any:
+@bp.get("/time", operation_id="getTimeSlice", tags=tag("Slices"), responses=responds(schemas.TimeSlice, 400, 500))
+def at_time(query: TimeQuery) -> Any:
+    """Every station at a time: value, GB 3838 class and warning level for a parameter."""
     from twin.analysis.slices import state_at
 
-    args = _args(("at", "parameter", "max_age_hours"))
-    at = params.time(args, "at", required=True)
-    assert at is not None
-    p = params.parameter(args)
-    age = params.number(args, "max_age_hours", 24.0, lo=0, lo_open=True, hi=24 * 366)
-    assert age is not None
+    at, p, age = query.at, query.parameter, query.max_age_hours
     st = state()
     rule = scope()
     seen = rule.warnings(episodes(st)) if rule.may("warnings.read") else pd.DataFrame()  # only those they may see
@@ -176,31 +308,13 @@ def at_time() -> Any:
 # -- along a line -------------------------------------------------------------------------------
 
 
-def _line(args: Mapping[str, str]) -> list[tuple[float, float]]:
-    raw = params.text(args, "line", required=True)
-    assert raw is not None
-    parts = raw.split(",")
-    if len(parts) < 4 or len(parts) % 2:
-        raise ParameterError("line", "give at least two points as lon,lat,lon,lat,...")
-    values = []
-    for v in parts:
-        x = params.number({"line": v.strip()}, "line")
-        assert x is not None
-        values.append(x)
-    pts = list(zip(values[0::2], values[1::2]))
-    if len(pts) > MAX_VERTICES:
-        raise ParameterError("line", f"{len(pts)} points; at most {MAX_VERTICES}")
-    if not all(-180 <= x <= 180 and -90 <= y <= 90 for x, y in pts):
-        raise ParameterError("line", "longitudes must lie in -180..180 and latitudes in -90..90")
-    return pts
+@bp.get("/profile", operation_id="getProfile", tags=tag("Slices"), responses=responds(schemas.TerrainProfile, 400, 500))
+def profile(query: ProfileQuery) -> Any:
+    """Terrain profile along a line, from the DEM.
 
-
-@bp.get("/profile")
-def profile() -> Any:
-    args = _args(("line", "samples"))
-    pts = _line(args)
-    n = params.integer(args, "samples", 256, lo=2, hi=MAX_SAMPLES)
-    assert n is not None
+    ``line`` is one comma-separated list of numbers (an array in the form style, not exploded).
+    """
+    pts, n = query.line, query.samples
     from twin.analysis.profiles import ProfileError, terrain_profile
 
     try:
@@ -222,39 +336,25 @@ def profile() -> Any:
 # -- along a river ------------------------------------------------------------------------------
 
 
-def _release(args: Mapping[str, str], needs_mass: tuple[str, ...] = ()) -> dict[str, Any] | None:
-    """The release of ``mass_kg``: None without a mass, unless a parameter of ``needs_mass`` is given."""
-    mass = params.number(args, "mass_kg", lo=0, lo_open=True, hi=1e9)
-    if mass is None:
-        extra = [k for k in needs_mass if k in args]
-        if extra:
-            raise ParameterError("mass_kg", f"is required with {', '.join(extra)} (the mass released, kg)")
-        return None
-    return {
-        "mass_kg": mass,
-        "parameter": params.parameter(args, default="NH3-N"),
-        "duration_s": (params.number(args, "duration_h", 0.0, lo=0, hi=24 * 30) or 0.0) * 3600.0,
-        "decay_per_hour": params.number(args, "decay_per_hour", 0.0, lo=0, hi=100) or 0.0,
-        "flow_ratio": params.number(args, "flow_ratio", 1.0, lo=0, lo_open=True, hi=100) or 1.0,
-    }
-
-
-@bp.get("/river")
-def river() -> Any:
+@bp.get(
+    "/river", operation_id="getRiverProfile", tags=tag("Slices"), responses=responds(schemas.RiverProfile, 400, 500)
+)
+def river(query: RiverQuery) -> Any:
+    """Longitudinal profile from a point to the outlet: elevation, and a release's concentration at a time."""
     from twin.analysis import profiles
     from twin.analysis.slices import river_at
 
-    allowed = ("lon", "lat", "samples", "mass_kg", "release_at", "at", "parameter")
-    args = _args((*allowed, "duration_h", "decay_per_hour", "flow_ratio"))
-    lon0, lat0 = params.lon_lat(args)
-    n = params.integer(args, "samples", 200, lo=2, hi=MAX_SAMPLES)
-    assert n is not None
-    release = _release(args, ("release_at", "at", "parameter", "duration_h", "decay_per_hour"))
-    flow_ratio = params.number(args, "flow_ratio", 1.0, lo=0, lo_open=True, hi=100) or 1.0
-    release_at = at = None
-    if release is not None:
-        release_at = params.time(args, "release_at", required=True)
-        at = params.time(args, "at", required=True)
+    lon0, lat0, n, flow_ratio = query.lon, query.lat, query.samples, query.flow_ratio
+    release_at, at = query.release_at, query.at
+    release: dict[str, Any] | None = None
+    if query.mass_kg is not None:
+        release = {
+            "mass_kg": query.mass_kg,
+            "parameter": query.parameter,
+            "duration_s": query.duration_h * 3600.0,
+            "decay_per_hour": query.decay_per_hour,
+            "flow_ratio": flow_ratio,
+        }
     basin = state().basin
     start = _locate(basin, lon0, lat0)
     path, sections, sites = basin.downstream(lon0, lat0, flow_ratio=flow_ratio)
@@ -313,7 +413,7 @@ def river() -> Any:
             at,
             mass_kg=release["mass_kg"],
             parameter=release["parameter"],
-            duration_h=release["duration_s"] / 3600.0,
+            duration_h=query.duration_h,
             decay_per_hour=release["decay_per_hour"],
             flow_ratio=flow_ratio,
         )
@@ -331,21 +431,25 @@ def river() -> Any:
 # -- a station's series -------------------------------------------------------------------------
 
 
-@bp.get("/stations/<station_id>")
-def station_series(station_id: str) -> Any:
-    from twin.ops.readings import query
+@bp.get(
+    "/stations/<stationId>",
+    operation_id="getStationSeries",
+    tags=tag("Slices"),
+    responses=responds(schemas.StationSeries, 400, 404, 500),
+)
+def station_series(path: StationPath, query: SeriesQuery) -> Any:
+    """A station's series of a parameter with its GB 3838 class bands and warning periods.
+
+    The warning periods are those the user may see (``warnings`` is absent otherwise); at
+    most ``limit`` readings, the first of the window, and a ``next`` link when there are more.
+    """
+    from twin.ops import readings
 
     st = state()
+    station_id = path.station_id
     site = _site(st.basin, station_id, "station", path=True)
-    args = _args(("parameter", "start", "end", "limit"))
-    p = params.parameter(args)
-    start = params.time(args, "start")
-    end = params.time(args, "end")
-    limit = params.integer(args, "limit", MAX_SERIES, lo=1, hi=MAX_SERIES)
-    assert limit is not None
-    if start is not None and end is not None and start > end:
-        raise ParameterError("end", f"{end.isoformat()} is before start {start.isoformat()}")
-    rows = query(st.store, [station_id], [p], start, end, usable_only=True, limit=limit + 1)
+    p, start, end, limit = query.parameter, query.start, query.end, query.limit
+    rows = readings.query(st.store, [station_id], [p], start, end, usable_only=True, limit=limit + 1)
     more = len(rows) > limit
     rows = rows.iloc[:limit]
     wb = str(site.get("water_body") or "river")
@@ -372,8 +476,8 @@ def station_series(station_id: str) -> Any:
     }
     if more:  # the next page starts one second after this one's last reading (times are whole seconds)
         following = (rows["time"].iloc[-1] + pd.Timedelta(seconds=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
-        query_args = {k: v for k, v in args.items() if k != "start"} | {"start": following}
-        out["next"] = url_for("slices.station_series", station_id=station_id, _external=True, **query_args)
+        query_args = {k: v for k, v in request.args.items() if k != "start"} | {"start": following}
+        out["next"] = url_for("slices.station_series", stationId=station_id, _external=True, **query_args)
     if scope().sees_warnings_at(station_id):  # absent, not empty, when the user may not see them
         out["warnings"] = _periods(st, station_id, p, start, end)
     return out
@@ -410,16 +514,24 @@ def _features(gdf: Any) -> list[dict[str, Any]]:
     return json.loads(gdf.to_crs("EPSG:4326").to_json(na="null", drop_id=True))["features"]
 
 
-@bp.get("/downstream")
-def downstream() -> Any:
+@bp.get(
+    "/downstream",
+    operation_id="getDownstreamReport",
+    tags=tag("Slices"),
+    responses=responds(schemas.DownstreamReport, 400, 500),
+)
+def downstream(query: DownstreamQuery) -> Any:
+    """Downstream report and plume of a release: who is reached, when, how badly."""
     from twin.analysis.impact import downstream_report
 
-    args = _args(("lon", "lat", "at", "mass_kg", "parameter", "duration_h", "decay_per_hour", "flow_ratio"))
-    lon, lat = params.lon_lat(args)
-    at = params.time(args, "at", required=True)
-    release = _release(args)
-    if release is None:
-        raise ParameterError("mass_kg", "is required (the mass released, kg)")
+    lon, lat, at = query.lon, query.lat, query.at
+    release: dict[str, Any] = {
+        "mass_kg": query.mass_kg,
+        "parameter": query.parameter,
+        "duration_s": query.duration_h * 3600.0,
+        "decay_per_hour": query.decay_per_hour,
+        "flow_ratio": query.flow_ratio,
+    }
     basin = state().basin
     _locate(basin, lon, lat)
     report = downstream_report(
@@ -468,24 +580,22 @@ def downstream() -> Any:
     }
 
 
-@bp.get("/upstream")
-def upstream() -> Any:
+@bp.get(
+    "/upstream",
+    operation_id="getUpstreamTrace",
+    tags=tag("Slices"),
+    responses=responds(schemas.UpstreamTrace, 400, 500),
+)
+def upstream(query: UpstreamQuery) -> Any:
+    """Candidate sources of an anomaly at a station, best first, with the units each release crosses."""
     from twin.analysis.crossings import place_candidates
     from twin.analysis.tracing import trace_upstream
 
-    args = _args(("station", "parameter", "at", "window_hours", "flow_ratio", "top"))
-    station_id = params.text(args, "station", required=True)
-    assert station_id is not None
+    station_id, p, at = query.station, query.parameter, query.at
+    window, flow_ratio, top = query.window_hours, query.flow_ratio, query.top
     st = state()
     basin = st.basin
     site = _site(basin, station_id)
-    p = params.parameter(args)
-    at = params.time(args, "at", required=True)
-    assert at is not None
-    window = params.number(args, "window_hours", 48.0, lo=0, lo_open=True, hi=24 * 14)
-    flow_ratio = params.number(args, "flow_ratio", 1.0, lo=0, lo_open=True, hi=100)
-    top = params.integer(args, "top", 10, lo=1, hi=100)
-    assert window is not None and flow_ratio is not None and top is not None
     ranked = trace_upstream(basin, station_id, p, at, window_hours=window, flow_ratio=flow_ratio, top=top)
     placed = place_candidates(ranked, basin.network, basin.jurisdictions, site, basin.crs)
     candidates = [

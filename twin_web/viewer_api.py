@@ -13,31 +13,33 @@ Routes (blueprint ``viewer_api``, under ``/api/viewer``)::
                            points sampled along the path downstream, one row per time
 
 Times in and out are ISO 8601 (UTC out); coordinates WGS 84. A bad or missing
-parameter is a 400 naming it (:mod:`web.params`), as in :mod:`web.slices`.
+parameter is a 400 naming it (:mod:`twin_web.params`), as in :mod:`twin_web.slices`.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import numpy as np
 import pandas as pd
-from flask import Blueprint, current_app, request, url_for
+from flask import current_app, url_for
+from flask_openapi3 import APIBlueprint
 
 from twin.ops.parameters import PARAMETERS
-from twin_web import params
+from twin_web import params, schemas
 from twin_web.auth import scope
 from twin_web.collections import episodes
 from twin_web.errors import ParameterError
+from twin_web.openapi import responds, tag
+from twin_web.slices import NoQuery, Parameter
 from twin_web.state import TwinState
 from twin_web.tiles import LAYERS
 
 if TYPE_CHECKING:
     from twin.basin import BasinTwin
 
-bp = Blueprint("viewer_api", __name__, url_prefix="/api/viewer")
+bp = APIBlueprint("viewer_api", __name__, url_prefix="/api/viewer")
 
 #: points sampled along the river for a plume (default, most)
 PLUME_SAMPLES, MAX_PLUME_SAMPLES = 200, 2000
@@ -51,9 +53,26 @@ def state() -> TwinState:
     return current_app.extensions["twin"]
 
 
-def _args(allowed: tuple[str, ...]) -> Mapping[str, str]:
-    params.check_known(request.args, allowed)
-    return request.args
+class TimesQuery(params.Query):
+    parameter: Parameter
+
+
+class PlumeQuery(params.Query):
+    lon: params.Lon
+    lat: params.Lat
+    release_at: Annotated[pd.Timestamp, params.Time("When the release starts")]
+    mass_kg: Annotated[float, params.Number("Mass released (kg)", lo=0, lo_open=True, hi=1e9)]
+    parameter: Annotated[str, params.Parameter("The released substance's parameter (default NH3-N)")] = "NH3-N"
+    duration_h: params.DurationH = 0.0
+    decay_per_hour: params.DecayPerHour = 0.0
+    flow_ratio: params.FlowRatio = 1.0
+    samples: Annotated[int, params.Integer("Points along the river", lo=2, hi=MAX_PLUME_SAMPLES)] = PLUME_SAMPLES
+    step_minutes: Annotated[
+        float | None,
+        params.Number(
+            f"Minutes between the plume's times (default: its passage in about {PLUME_STEPS} steps)", lo=1, hi=24 * 60
+        ),
+    ] = None
 
 
 def _station_ids(basin: BasinTwin) -> list[str]:
@@ -68,12 +87,12 @@ def reading_summary(st: TwinState) -> pd.DataFrame:
     return st.memo("viewer:readings", key, lambda: summary(st.store, _station_ids(st.basin)))
 
 
-@bp.get("/")
-def config() -> Any:
+@bp.get("/", operation_id="getViewerSetup", tags=tag("Viewer"), responses=responds(schemas.ViewerConfig, 400, 500))
+def config(query: NoQuery) -> Any:
+    """The viewer's set-up: extent, tile layers, levels, the parameters read and the time to open on."""
     from twin.analysis import quality
     from twin.analysis.history import parameter_to_show
 
-    _args(())
     st = state()
     m = st.manifest
     summary = m.get("summary", {})
@@ -116,13 +135,13 @@ def config() -> Any:
     }
 
 
-@bp.get("/times")
-def times() -> Any:
+@bp.get("/times", operation_id="getReadingTimes", tags=tag("Viewer"), responses=responds(schemas.ViewerTimes, 400, 500))
+def times(query: TimesQuery) -> Any:
+    """Every time a parameter was read at the stations (the time slider's stops), with its warning periods."""
     from twin.analysis.history import periods
     from twin.analysis.slices import reading_times
 
-    args = _args(("parameter",))
-    p = params.parameter(args)
+    p = query.parameter
     st = state()
 
     def compute() -> list[str]:
@@ -184,36 +203,21 @@ def _rounded(values: np.ndarray) -> list[float | None]:
     return out
 
 
-@bp.get("/plume", endpoint="plume_over_time")
-def plume() -> Any:
+@bp.get(
+    "/plume",
+    endpoint="plume_over_time",
+    operation_id="getPlumeOverTime",
+    tags=tag("Viewer"),
+    responses=responds(schemas.PlumeOverTime, 400, 500),
+)
+def plume(query: PlumeQuery) -> Any:
+    """A release's plume along the river downstream: concentration at sampled points, one row per time."""
     from twin.analysis import quality
     from twin.analysis.slices import SliceError, plume_over_time
 
-    args = _args(
-        (
-            "lon",
-            "lat",
-            "release_at",
-            "mass_kg",
-            "parameter",
-            "duration_h",
-            "decay_per_hour",
-            "flow_ratio",
-            "samples",
-            "step_minutes",
-        )
-    )
-    lon, lat = params.lon_lat(args)
-    release_at = params.time(args, "release_at", required=True)
-    mass = params.number(args, "mass_kg", required=True, lo=0, lo_open=True, hi=1e9)
-    p = params.parameter(args, default="NH3-N")
-    duration_h = params.number(args, "duration_h", 0.0, lo=0, hi=24 * 30)
-    decay = params.number(args, "decay_per_hour", 0.0, lo=0, hi=100)
-    flow_ratio = params.number(args, "flow_ratio", 1.0, lo=0, lo_open=True, hi=100)
-    n = params.integer(args, "samples", PLUME_SAMPLES, lo=2, hi=MAX_PLUME_SAMPLES)
-    step = params.number(args, "step_minutes", None, lo=1, hi=24 * 60)
-    assert release_at is not None and mass is not None and n is not None
-    assert duration_h is not None and decay is not None and flow_ratio is not None
+    lon, lat, release_at, mass, p = query.lon, query.lat, query.release_at, query.mass_kg, query.parameter
+    duration_h, decay, flow_ratio = query.duration_h, query.decay_per_hour, query.flow_ratio
+    n, step = query.samples, query.step_minutes
     basin = state().basin
     start, points = _samples(basin, lon, lat, n, flow_ratio)
     try:
