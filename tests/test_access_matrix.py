@@ -31,9 +31,10 @@ import pandas as pd
 import pytest
 
 from twin.access import ACTIONS, Access, Scope, User
+from twin.analysis.history import warning_id
 from twin_web import create_app
 from twin_web.auth import action_of
-from twin_web.collections import COLLECTIONS, warning_id
+from twin_web.collections import COLLECTIONS
 from twin_web.openapi import document
 from twin_web.tiles import LAYERS
 
@@ -183,13 +184,12 @@ def test_the_matrix_covers_every_route_of_the_app(world: World):
     for rule in world.app.url_map.iter_rules():
         if rule.endpoint == "static":
             continue  # open to all, checked by its own test (CSP, no credentials needed)
-        path = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule)
-        path = path.replace("{collection_id}", "{collectionId}").replace("{feature_id}", "{featureId}")
-        path = path.replace("{station_id}", "{stationId}").replace("{case_id}", "{caseId}")
-        path = path.replace("{hearing_id}", "{hearingId}")
+        path = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule)  # the routes name their variables as the document
         routes |= {(m, path) for m in (rule.methods or set()) - {"HEAD", "OPTIONS"}}
     missing = routes - set(OPERATIONS)
-    assert not missing, f"routes of the app missing from the matrix (add them to twin_web/openapi.py): {sorted(missing)}"
+    assert not missing, (
+        f"routes of the app missing from the matrix (declare them with flask-openapi3, as in twin_web/slices.py): {sorted(missing)}"
+    )
     assert set(OPERATIONS) <= routes
 
 
@@ -256,10 +256,10 @@ def expected(world: World, who: str, method: str, url: str) -> int | str:
         return 200 if user.role == "admin" else 403
     if not rule.may(action):
         return 403
-    if endpoint == "features.item" and args["collection_id"] in ("incidents", "warnings"):
-        return 200 if visible(world, who, args["collection_id"], args["feature_id"]) else 404
-    if endpoint.startswith("cases.") and "case_id" in args:
-        return 200 if rule.sees_case(args["case_id"]) else 403
+    if endpoint == "features.item" and args["collectionId"] in ("incidents", "warnings"):
+        return 200 if visible(world, who, args["collectionId"], args["featureId"]) else 404
+    if endpoint.startswith("cases.") and "caseId" in args:
+        return 200 if rule.sees_case(args["caseId"]) else 403
     return 200
 
 
@@ -291,11 +291,11 @@ def forbidden_strings(world: World, who: str) -> list[str]:
 def check_body(world: World, who: str, endpoint: str, args: dict[str, Any], body: Any) -> None:
     """What a scoped answer must hold and leave out, by the rule."""
     rule = world.rules[who]
-    if endpoint == "features.items" and args["collection_id"] in ("incidents", "warnings"):
-        c = args["collection_id"]
+    if endpoint == "features.items" and args["collectionId"] in ("incidents", "warnings"):
+        c = args["collectionId"]
         assert {str(f["id"]) for f in body["features"]} == visible_ids(world, who, c)
-    elif endpoint == "features.collection" and args["collection_id"] in ("incidents", "warnings"):
-        c = args["collection_id"]
+    elif endpoint == "features.collection" and args["collectionId"] in ("incidents", "warnings"):
+        c = args["collectionId"]
         shown = [f for f in world.everything[c]["features"] if str(f["id"]) in visible_ids(world, who, c)]
         interval = body["extent"]["temporal"]["interval"][0]
         if not shown:
@@ -310,12 +310,12 @@ def check_body(world: World, who: str, endpoint: str, args: dict[str, Any], body
         assert body["extent"]["spatial"]["bbox"][0] == pytest.approx(want, abs=1e-6)
     elif endpoint == "features.collections":
         ids = {c["id"] for c in body["collections"]}
-        assert ids == {c for c in COLLECTIONS if rule.may(str(action_of("features.items", {"collection_id": c})))}
+        assert ids == {c for c in COLLECTIONS if rule.may(str(action_of("features.items", {"collectionId": c})))}
     elif endpoint == "slices.at_time":
         for row in body["stations"]:
             assert ("warning_level" in row) == ("warning" in row) == rule.sees_warnings_at(row["id"]), row["id"]
     elif endpoint == "slices.station_series":
-        assert ("warnings" in body) == rule.sees_warnings_at(args["station_id"])
+        assert ("warnings" in body) == rule.sees_warnings_at(args["stationId"])
     elif endpoint == "viewer_api.times":
         assert ("warnings" in body) == rule.may("warnings.read")
         if "warnings" in body:

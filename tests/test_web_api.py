@@ -206,6 +206,29 @@ def test_the_openapi_document_validates_and_describes_every_route(client, ogc, a
         assert re.sub(r"{\w+}", "{}", rule) in described, rule
 
 
+def test_every_answer_has_its_real_schema_in_the_document(client):
+    """Generated from the routes' answer models: no JSON answer is a bare object any more."""
+    spec = client.get("/api/openapi.json").get_json()
+    schemas = spec["components"]["schemas"]
+    bare = []
+    for path, item in spec["paths"].items():
+        for method, op in item.items():
+            for media, content in op["responses"]["200"].get("content", {}).items():
+                ref = content["schema"].get("$ref", "")
+                if "json" in media and "openapi" not in media and ref.split("/")[-1] not in schemas:
+                    bare.append(f"{method.upper()} {path} {media}")
+    assert not bare, bare
+    station = schemas["StationState"]["properties"]
+    assert station["class"]["type"] == "integer" and station["class"]["nullable"] is True
+    items = spec["paths"]["/api/collections/{collectionId}/items"]["get"]
+    assert items["responses"]["200"]["content"]["application/geo+json"]["schema"]["$ref"].endswith("/FeatureCollection")
+    assert {p["name"]: p["schema"].get("minimum") for p in items["parameters"]}["limit"] == 1
+    time_slice = spec["paths"]["/api/slices/time"]["get"]
+    at = next(p for p in time_slice["parameters"] if p["name"] == "at")
+    assert at["required"] and at["schema"]["format"] == "date-time" and "1970" in at["schema"]["description"]
+    assert spec["paths"]["/login"]["post"]["security"] == [] and "security" not in time_slice
+
+
 @pytest.mark.parametrize(
     ("url", "status", "parameter"),
     [

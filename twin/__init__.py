@@ -11,8 +11,6 @@ no folder) and the store or a table of readings: see ``twin.analysis``.
 from __future__ import annotations
 
 from twin.basin import BasinTwin
-from twin.model.build import build_model
-from twin.model.model import Model
 from twin.errors import (
     CatalogError,
     CRSError,
@@ -24,7 +22,9 @@ from twin.errors import (
     TwinFolderError,
     UnknownReachError,
 )
+from twin.model.build import build_model
 from twin.model.catalog import Catalog, load_catalog
+from twin.model.model import Model
 
 __version__ = "0.1.0"
 

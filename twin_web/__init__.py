@@ -7,14 +7,16 @@ Build the app with :func:`create_app` and serve it with waitress
     from twin_web import create_app
     app = create_app("twins/cevennes", tile_cache_dir="/var/cache/twin")
 
-Blueprints: :mod:`web.viewer` (the map viewer at ``/``), :mod:`web.tiles`
-(``/tiles``), :mod:`web.features` (``/api``, OGC API – Features), :mod:`web.slices`
-(``/api/slices``), :mod:`web.viewer_api` (``/api/viewer``), :mod:`web.openapi`
-(``/api/openapi.json``), :mod:`web.auth` (``/login``), :mod:`web.readings_api`
-(``POST /api/readings``), :mod:`web.cases` (``/api/cases``, evidence) and
-:mod:`web.hearing` (``/hearing/<id>``); ``/api/index`` links the API and the tiles.
+Blueprints (flask-openapi3's: each route declares its typed parameters and its answer
+once, and :mod:`twin_web.openapi` describes them): :mod:`twin_web.viewer` (the map viewer
+at ``/``), :mod:`twin_web.tiles` (``/tiles``), :mod:`twin_web.features` (``/api``, OGC API –
+Features, and ``/api/index``, links to the API and the tiles), :mod:`twin_web.slices`
+(``/api/slices``), :mod:`twin_web.viewer_api` (``/api/viewer``), :mod:`twin_web.openapi`
+(``/api/openapi.json``), :mod:`twin_web.auth` (``/login``), :mod:`twin_web.readings_api`
+(``POST /api/readings``), :mod:`twin_web.cases` (``/api/cases``, evidence) and
+:mod:`twin_web.hearing` (``/hearing/<id>``).
 Every request but the login page, static files and signed hearing links needs a user
-whose role allows it (:mod:`web.auth`). Every error is JSON (:mod:`web.errors`).
+whose role allows it (:mod:`twin_web.auth`). Every error is JSON (:mod:`twin_web.errors`).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from flask import Flask
+    from flask_openapi3 import OpenAPI
 
 #: configuration keys and their defaults (keyword arguments of create_app, any case)
 DEFAULTS: dict[str, Any] = {
@@ -45,7 +47,48 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
-def create_app(twin_dir: str | os.PathLike[str], **config: Any) -> Flask:
+def api() -> OpenAPI:
+    """A Flask app (flask-openapi3's) with every route of the API and no twin: its routes' declarations.
+
+    :func:`create_app` serves a twin from one; :func:`twin_web.openapi.document` describes one.
+    """
+    from flask_openapi3 import Info, OpenAPI
+
+    from twin_web import (
+        auth,
+        cases,
+        errors,
+        features,
+        hearing,
+        openapi,
+        readings_api,
+        slices,
+        tiles,
+        viewer,
+        viewer_api,
+    )
+
+    app = OpenAPI(
+        __name__,
+        info=Info(
+            title="basin twin API",
+            version="1.0.0",
+            description="OGC API - Features (Core) over the twin's reaches, cross-boundary sections, "
+            "jurisdictions, stations, sites, incidents and warnings; slices of the twin; XYZ raster tiles.",
+        ),
+        doc_ui=False,  # the document is served at /api/openapi.json (twin_web.openapi), and no UI
+        validation_error_status=400,
+        validation_error_callback=errors.invalid_parameters,
+        validate_response_callback=openapi.check_answer,
+    )
+    for bp in (tiles.bp, features.bp, slices.bp, openapi.bp, viewer_api.bp, viewer.bp, auth.bp):
+        app.register_api(bp)
+    for bp in (readings_api.bp, cases.bp, hearing.bp):
+        app.register_api(bp)
+    return app
+
+
+def create_app(twin_dir: str | os.PathLike[str], **config: Any) -> OpenAPI:
     """The Flask app serving one twin folder.
 
     Parameters
@@ -54,26 +97,27 @@ def create_app(twin_dir: str | os.PathLike[str], **config: Any) -> Flask:
         A twin folder (``twin build CATALOG -o DIR``).
     **config:
         Flask configuration, keys in any case: :data:`DEFAULTS`, ``TESTING``...
+        ``VALIDATE_RESPONSES`` (default: ``TESTING``) checks every JSON answer against
+        its declared model (:mod:`twin_web.schemas`); a mismatch is a server error.
 
     Raises
     ------
     TwinFolderError
         ``twin_dir`` is not a twin folder.
     """
-    from flask import Flask
-
     from twin.access import secret_key
     from twin.settings import Settings
-    from twin_web import auth, errors
+    from twin_web import auth, errors, viewer
     from twin_web.encoding import JSONProvider
     from twin_web.limits import Backoff, Throttle
     from twin_web.state import TwinState
     from twin_web.tiles import TileService
 
-    app = Flask(__name__)
+    app = api()
     app.json = JSONProvider(app)
     app.config.from_mapping(DEFAULTS)
     app.config.from_mapping({k.upper(): v for k, v in config.items()})
+    app.validate_response = bool(app.config.get("VALIDATE_RESPONSES", app.config.get("TESTING")))
     if app.config["TILE_CACHE_DIR"] is None and Settings.from_env().cache_dir:
         app.config["TILE_CACHE_DIR"] = os.path.join(Settings.from_env().cache_dir, "tiles")
 
@@ -94,34 +138,8 @@ def create_app(twin_dir: str | os.PathLike[str], **config: Any) -> Flask:
     app.before_request(state.refresh)
     errors.register(app)
     auth.register(app)
-
-    from twin_web import cases, features, hearing, openapi, readings_api, slices, tiles, viewer, viewer_api
-
-    app.register_blueprint(tiles.bp)
-    app.register_blueprint(features.bp)
-    app.register_blueprint(slices.bp)
-    app.register_blueprint(openapi.bp)
-    app.register_blueprint(viewer_api.bp)
-    app.register_blueprint(viewer.bp)
-    app.register_blueprint(auth.bp)
-    app.register_blueprint(readings_api.bp)
-    app.register_blueprint(cases.bp)
-    app.register_blueprint(hearing.bp)
     viewer.check_vendor(app)
-
-    @app.get("/api/index")
-    def index() -> Any:
-        from flask import url_for
-
-        return {
-            "title": state.manifest.get("title") or state.manifest.get("name"),
-            "links": [
-                {"rel": "service", "href": url_for("features.landing", _external=True), "title": "OGC API"},
-                {"rel": "tiles", "href": url_for("tiles.index", _external=True), "title": "raster tiles"},
-            ],
-        }
-
     return app
 
 
-__all__ = ["create_app"]
+__all__ = ["api", "create_app"]

@@ -28,11 +28,10 @@ from __future__ import annotations
 
 import hmac
 import secrets
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 from flask import (
-    Blueprint,
     Flask,
     current_app,
     g,
@@ -43,12 +42,15 @@ from flask import (
     url_for,
 )
 from flask.sessions import SecureCookieSessionInterface
+from flask_openapi3 import APIBlueprint
 from werkzeug.wrappers import Response as WResponse
 
 from twin.access import ForbiddenError, NotAuthenticatedError, Scope, User, can, case_resources, station_units
+from twin_web import params
 from twin_web.errors import ApiError
+from twin_web.openapi import public, responds, tag
 
-bp = Blueprint("auth", __name__)
+bp = APIBlueprint("auth", __name__)
 
 #: endpoint -> the action it needs; "*" after a blueprint name: all its endpoints; None: open to all;
 #: "<blueprint>.*:<collection id>": that collection's routes (the one table of route -> action)
@@ -57,7 +59,6 @@ ENDPOINTS: dict[str, str | None] = {
     "auth.login": None,
     "auth.logout": None,
     "hearing.*": None,  # the signed link is checked by the views
-    "index": "model.read",
     "viewer.page": "model.read",
     "viewer_api.*": "model.read",
     "openapi.document": "model.read",
@@ -125,7 +126,7 @@ def action_of(endpoint: str | None, view_args: dict[str, Any] | None) -> str | N
     if endpoint in ENDPOINTS:
         return ENDPOINTS[endpoint]
     blueprint = endpoint.split(".", 1)[0] + ".*"
-    collection = (view_args or {}).get("collection_id")
+    collection = (view_args or {}).get("collectionId")
     if collection is not None and f"{blueprint}:{collection}" in ENDPOINTS:
         return ENDPOINTS[f"{blueprint}:{collection}"]
     if blueprint in ENDPOINTS:
@@ -135,7 +136,7 @@ def action_of(endpoint: str | None, view_args: dict[str, Any] | None) -> str | N
 
 def collection_action(collection_id: str) -> str:
     """The action a collection's routes need (from :data:`ENDPOINTS`)."""
-    action = action_of("features.items", {"collection_id": collection_id})
+    action = action_of("features.items", {"collectionId": collection_id})
     assert isinstance(action, str)
     return action
 
@@ -261,8 +262,59 @@ def client_address() -> str:
     return request.remote_addr or "?"
 
 
-@bp.route("/login", methods=["GET", "POST"])
-def login() -> Any:
+class LoginQuery(params.LooseQuery):
+    next: Annotated[str | None, params.Text("The page to go on to after logging in (a path on this server)")] = None
+
+
+LOGIN_FORM = {
+    "required": True,
+    "content": {
+        "application/x-www-form-urlencoded": {
+            "schema": {
+                "type": "object",
+                "properties": {
+                    "username": {"type": "string"},
+                    "password": {"type": "string"},
+                    "csrf_token": {"type": "string"},
+                },
+            }
+        }
+    },
+}
+LOGOUT_FORM = {
+    "required": True,
+    "content": {
+        "application/x-www-form-urlencoded": {
+            "schema": {"type": "object", "properties": {"csrf_token": {"type": "string"}}}
+        }
+    },
+}
+
+
+@bp.get(
+    "/login",
+    operation_id="getLogin",
+    summary="The login page",
+    description="A form posted to this same path; `next` is the page to go on to.",
+    tags=tag("Access"),
+    responses=responds(None, 500, media="text/html"),
+    openapi_extensions=public(),
+)
+@bp.post(
+    "/login",
+    operation_id="postLogin",
+    summary="Log in (form: username, password, csrf_token); sets the session cookie",
+    description="The form is read by the view itself (its CSRF token first), not by the library.",
+    tags=tag("Access"),
+    responses=responds(None, 400, 401, 429, 500, media="text/html")
+    | {302: {"description": "Done: on to the page asked for"}},
+    openapi_extensions=public() | {"requestBody": LOGIN_FORM},
+)
+def login(query: LoginQuery) -> Any:
+    """The login page; posted (form: username, password, csrf_token), it sets the session cookie.
+
+    The form is read by the view itself (its CSRF token first), not by the library.
+    """
     error = None
     status = 200
     if request.method == "POST":
@@ -300,8 +352,15 @@ def login() -> Any:
     return page, status, {"Cache-Control": "no-store"}
 
 
-@bp.post("/logout")
+@bp.post(
+    "/logout",
+    operation_id="postLogout",
+    tags=tag("Access"),
+    responses=responds(None, 400, 500, media="text/html") | {302: {"description": "Done: on to the page asked for"}},
+    openapi_extensions=public() | {"requestBody": LOGOUT_FORM},
+)
 def logout() -> Any:
+    """Log out (form: csrf_token)."""
     check_csrf()
     session.clear()
     return redirect(url_for("auth.login"))

@@ -10,15 +10,27 @@ the evidence log (who, when, what), as reads on the command line are.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from flask import Blueprint, Response, current_app
+from flask import Response, current_app
+from flask_openapi3 import APIBlueprint
+from pydantic import Field
 
 from twin.access import Access, ForbiddenError, User
+from twin_web import params, schemas
 from twin_web.auth import require, scope
 from twin_web.errors import ApiError, NotFoundError
+from twin_web.openapi import responds, tag
 
-bp = Blueprint("cases", __name__, url_prefix="/api/cases")
+bp = APIBlueprint("cases", __name__, url_prefix="/api/cases")
+
+
+class CasePath(params.Path):
+    case_id: Annotated[str, params.Text("A case id", maxLength=64)] = Field(alias="caseId")
+
+
+class FilePath(CasePath):
+    sha256: Annotated[str, params.Text("An evidence file's SHA-256", pattern="^[0-9a-f]{64}$")]
 
 
 def access() -> Access:
@@ -39,8 +51,9 @@ def _case(case_id: str) -> tuple[User, Any]:
     return user, found
 
 
-@bp.get("/")
+@bp.get("/", operation_id="getCases", tags=tag("Evidence"), responses=responds(schemas.Cases, 401, 403, 500))
 def index() -> Any:
+    """The cases whose evidence the user may see."""
     require("evidence.read")
     rule = scope()
     acc = access()
@@ -52,16 +65,34 @@ def index() -> Any:
     return {"cases": out}
 
 
-@bp.get("/<case_id>/evidence")
-def evidence(case_id: str) -> Any:
+@bp.get(
+    "/<caseId>/evidence",
+    operation_id="getCaseEvidence",
+    tags=tag("Evidence"),
+    responses=responds(schemas.CaseEvidence, 401, 403, 404, 500),
+)
+def evidence(path: CasePath) -> Any:
+    """A case's evidence records (the listing is logged)."""
+    case_id = path.case_id
     user, _ = _case(case_id)
     records = access().ledger.records(case_id, by=user.name)  # the listing is logged
     return {"case_id": case_id, "items": records}
 
 
-@bp.get("/<case_id>/evidence/<sha256>")
-def evidence_file(case_id: str, sha256: str) -> Response:
+@bp.get(
+    "/<caseId>/evidence/<sha256>",
+    operation_id="getEvidenceFile",
+    tags=tag("Evidence"),
+    responses=responds(None, 401, 403, 404, 409, 500, media="application/octet-stream"),
+)
+def evidence_file(path: FilePath) -> Response:
+    """One evidence file, verified (the read is logged).
+
+    The answer is the file itself, of its recorded format, as an attachment.
+    """
     from twin.evidence.errors import EvidenceError, TamperError, UnknownEvidenceError
+
+    case_id, sha256 = path.case_id, path.sha256
 
     user, _ = _case(case_id)
     acc = access()

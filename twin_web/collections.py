@@ -14,7 +14,7 @@ collection         one feature per                                        id    
 
 A warning's id is ``<station>.<parameter>.<start as YYYYMMDDTHHMMZ>``; its
 episode is decided by the default warning policy over every reading in the
-store (:func:`twin.analysis.response.warnings`), escalated by the network, and kept up to
+store (:func:`twin.analysis.history.watch`), escalated by the network, and kept up to
 date as readings arrive (:func:`episodes`).
 
 The model's collections are built once per twin; incidents and warnings once
@@ -154,31 +154,26 @@ def _incidents(state: TwinState) -> FeatureTable:
     return table(inc, inc["id"], start=inc["observed"], end=inc["observed"])
 
 
-def warning_id(station: str, parameter: str, start: pd.Timestamp) -> str:
-    return f"{station}.{parameter}.{pd.Timestamp(start).tz_convert('UTC'):%Y%m%dT%H%MZ}"
-
-
 def episodes(state: TwinState) -> pd.DataFrame:
     """Warning episodes over every reading in the store now (no response plans).
 
-    Those of :func:`twin.analysis.response.warnings`, kept up to date by :func:`twin.analysis.response.watch`:
-    a request after a commit reads what it stored and evaluates again only the series it
-    touched, not every reading of the store.
+    Those of :func:`twin.analysis.response.watch`, kept for the life of the twin: a request
+    after a commit reads what it stored and evaluates again only the series it touched,
+    not every reading of the store.
     """
     from twin.analysis.response import watch
 
-    return state.memo("warnings:watch", state.manifest_hash, lambda: watch(state.basin.model, state.basin.store)).episodes()
+    return state.memo("warnings:watch", state.manifest_hash, lambda: watch(state.basin.model, state.store)).episodes()
 
 
 def _warnings(state: TwinState) -> FeatureTable:
+    from twin.analysis.history import episode_features
+
     ep = episodes(state)
-    sites = state.basin.sites.set_index("id")
     if ep.empty:
         return table(gpd.GeoDataFrame(geometry=[], crs=state.basin.crs), [], start=[], end=[])
-    ids = [warning_id(s, p, t) for s, p, t in zip(ep["station"], ep["parameter"], ep["start"])]
-    props = ep.assign(station_name=sites.loc[ep["station"], "name"].to_numpy())
-    gdf = gpd.GeoDataFrame(props, geometry=sites.loc[ep["station"]].geometry.to_numpy(), crs=state.basin.crs)
-    return table(gdf, ids, start=ep["start"], end=ep["end"])
+    gdf = episode_features(ep, state.basin.sites)
+    return table(gdf.drop(columns="id"), gdf["id"], start=ep["start"], end=ep["end"])
 
 
 @dataclass(frozen=True)

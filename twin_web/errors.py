@@ -25,6 +25,7 @@ import logging
 from typing import Any
 
 from flask import Flask, Response, current_app, jsonify
+from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
 from twin.access import NotAuthenticatedError
@@ -130,6 +131,17 @@ def _any_error(err: Exception) -> Response:
     if status >= 500:
         current_app.logger.error("%s: %s", type(err).__name__, err)
     return error_response(status, code, str(err).splitlines()[0] if str(err) else type(err).__name__)
+
+
+def invalid_parameters(err: ValidationError) -> Response:
+    """flask-openapi3's answer to parameters its models refuse: a :class:`ParameterError` naming the first.
+
+    The declared parameters (:mod:`twin_web.params`) raise their own errors, with their own
+    messages, before pydantic sees a value; this is for what pydantic alone refuses.
+    """
+    first = err.errors(include_url=False)[0]
+    name = str(first["loc"][0]) if first.get("loc") else "query"
+    raise ParameterError(name, str(first.get("msg", "is not valid")))
 
 
 def register(app: Flask) -> None:

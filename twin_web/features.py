@@ -1,7 +1,8 @@
 """OGC API – Features, Part 1: Core, over the twin's collections (blueprint ``features``, under ``/api``).
 
-Routes::
+Routes (declared with their parameters and answers; :mod:`twin_web.openapi` describes them)::
 
+    /api/index                                   links to the API and the tile layers
     /api/                                        landing page
     /api/conformance                             conformance classes
     /api/collections                             the collections (:mod:`web.collections`)
@@ -17,26 +18,31 @@ open end), ``limit`` and ``offset``. ``limit`` defaults to 100; a limit above
 below 1 is refused. Collections without time (reaches, sections,
 jurisdictions, stations, sites) accept a well-formed ``datetime`` and ignore it.
 Any other query parameter is refused with 400 (``f=json`` is accepted), as
-/req/core/query-param-unknown requires.
+/req/core/query-param-unknown requires. ``f`` is the only format negotiation there is:
+the library declares it as a parameter (json or geojson); any other value is a 400.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 
 import numpy as np
 import pandas as pd
-from flask import Blueprint, Response, current_app, request, url_for
+import shapely
+from flask import Response, current_app, request, url_for
+from flask_openapi3 import APIBlueprint
+from pydantic import Field
 
-from twin_web import params
+from twin_web import params, schemas
 from twin_web.auth import collection_action, scope
 from twin_web.collections import COLLECTIONS, CRS84, GREGORIAN, Collection, FeatureTable, features, scope_keys
 from twin_web.encoding import dumps
 from twin_web.errors import NotFoundError, ParameterError
+from twin_web.openapi import responds, tag
 from twin_web.state import TwinState
 
-bp = Blueprint("features", __name__, url_prefix="/api")
+bp = APIBlueprint("features", __name__, url_prefix="/api")
 
 GEOJSON = "application/geo+json"
 JSON = "application/json"
@@ -46,23 +52,73 @@ CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
 ]
-ITEMS_PARAMS = ("bbox", "datetime", "limit", "offset", "f")
 
 
 def state() -> TwinState:
     return current_app.extensions["twin"]
 
 
-def _format() -> None:
-    """Only JSON is served; ``f`` may say so."""
-    f = request.args.get("f")
-    if f is not None and f not in ("json", "geojson"):
-        raise ParameterError("f", f"format {f[:20]!r} is not served; this API speaks json (GeoJSON for features)")
+def _bad_format(f: str) -> ParameterError:
+    return ParameterError("f", f"format {f[:20]!r} is not served; this API speaks json (GeoJSON for features)")
 
 
-def _plain(allowed: tuple[str, ...] = ("f",)) -> None:
-    params.check_known(request.args, allowed)
-    _format()
+def _no_collection(collection_id: str) -> NotFoundError:
+    return NotFoundError(
+        f"no collection {collection_id[:60]!r}; collections: {', '.join(COLLECTIONS)}", parameter="collectionId"
+    )
+
+
+Format = Annotated[
+    Literal["json", "geojson"] | None,
+    params.Choice("Output format; only JSON is served (GeoJSON for features)", ("json", "geojson"), _bad_format),
+]
+
+
+class FormatQuery(params.Query):
+    """``f`` only: the format, which may only say JSON."""
+
+    f: Format = None
+
+
+class ItemsQuery(params.Query):
+    """A page of a collection's features, filtered by box and time."""
+
+    f: Format = None
+    bbox: Annotated[
+        shapely.Geometry | None,
+        params.Custom(
+            "minlon,minlat,maxlon,maxlat in CRS84 (or 6 numbers with heights); west > east crosses the antimeridian",
+            lambda args, name: params.bbox(args),
+            type="array",
+            items={"type": "number"},
+            minItems=4,
+            maxItems=6,
+        ),
+    ] = None
+    datetime: Annotated[
+        params.Interval | None,
+        params.Custom(
+            "An instant, a date, or an interval start/end (RFC 3339; '..' for an open end)",
+            params.interval,
+            type="string",
+        ),
+    ] = None
+    limit: Annotated[
+        int, params.Integer(f"Features per page; above {params.MAX_LIMIT} it is clamped to {params.MAX_LIMIT}", lo=1)
+    ] = params.DEFAULT_LIMIT
+    offset: Annotated[int, params.Integer("Features to skip", lo=0)] = 0
+
+    model_config = {"arbitrary_types_allowed": True}
+
+
+class CollectionPath(params.Path):
+    collection_id: Annotated[str, params.Choice("A collection", COLLECTIONS, _no_collection)] = Field(
+        alias="collectionId"
+    )
+
+
+class FeaturePath(CollectionPath):
+    feature_id: Annotated[str, params.Text("A feature's id in its collection")] = Field(alias="featureId")
 
 
 def _link(href: str, rel: str, type_: str = JSON, title: str | None = None) -> dict[str, str]:
@@ -90,18 +146,22 @@ def _readable(c: Collection) -> bool:
     return scope().may(collection_action(c.id))
 
 
-def _collection(collection_id: str) -> Collection:
-    c = COLLECTIONS.get(collection_id)
-    if c is None:
-        raise NotFoundError(
-            f"no collection {collection_id[:60]!r}; collections: {', '.join(COLLECTIONS)}", parameter="collectionId"
-        )
-    return c
+@bp.get("/index", operation_id="getRoot", tags=tag("Capabilities"), responses=responds(schemas.Index, 500))
+def index() -> Any:
+    """Links to the API and the tile layers."""
+    m = state().manifest
+    return {
+        "title": m.get("title") or m.get("name"),
+        "links": [
+            {"rel": "service", "href": url_for("features.landing", _external=True), "title": "OGC API"},
+            {"rel": "tiles", "href": url_for("tiles.index", _external=True), "title": "raster tiles"},
+        ],
+    }
 
 
-@bp.get("/")
-def landing() -> Any:
-    _plain()
+@bp.get("/", operation_id="getLandingPage", tags=tag("Capabilities"), responses=responds(schemas.Landing, 400, 500))
+def landing(query: FormatQuery) -> Any:
+    """Landing page: links to the API definition, conformance, data."""
     m = state().manifest
     return {
         "title": f"{m.get('title') or m.get('name')}: basin twin API",
@@ -118,15 +178,20 @@ def landing() -> Any:
     }
 
 
-@bp.get("/conformance")
-def conformance() -> Any:
-    _plain()
+@bp.get(
+    "/conformance",
+    operation_id="getConformance",
+    tags=tag("Capabilities"),
+    responses=responds(schemas.Conformance, 400, 500),
+)
+def conformance(query: FormatQuery) -> Any:
+    """Conformance classes this API implements."""
     return {"conformsTo": CONFORMANCE}
 
 
 def _describe(c: Collection, tab: FeatureTable) -> dict[str, Any]:
     """A collection's description; its extent spans only the features the user may see."""
-    items = url_for("features.items", collection_id=c.id, _external=True)
+    items = url_for("features.items", collectionId=c.id, _external=True)
     mask = _visible(c)
     chosen = None if mask is None else np.flatnonzero(mask)
     extent: dict[str, Any] = {}
@@ -148,15 +213,17 @@ def _describe(c: Collection, tab: FeatureTable) -> dict[str, Any]:
         "crs": [CRS84],
         "extent": extent,
         "links": [
-            _link(url_for("features.collection", collection_id=c.id, _external=True), "self"),
+            _link(url_for("features.collection", collectionId=c.id, _external=True), "self"),
             _link(items, "items", GEOJSON, f"the {c.id}"),
         ],
     }
 
 
-@bp.get("/collections")
-def collections() -> Any:
-    _plain()
+@bp.get(
+    "/collections", operation_id="getCollections", tags=tag("Data"), responses=responds(schemas.Collections, 400, 500)
+)
+def collections(query: FormatQuery) -> Any:
+    """The feature collections (those the user's role may read)."""
     st = state()
     return {
         "links": [_link(url_for("features.collections", _external=True), "self")],
@@ -164,10 +231,15 @@ def collections() -> Any:
     }
 
 
-@bp.get("/collections/<collection_id>")
-def collection(collection_id: str) -> Any:
-    c = _collection(collection_id)
-    _plain()
+@bp.get(
+    "/collections/<collectionId>",
+    operation_id="describeCollection",
+    tags=tag("Data"),
+    responses=responds(schemas.CollectionInfo, 400, 404, 500),
+)
+def collection(path: CollectionPath, query: FormatQuery) -> Any:
+    """One collection: extent, links."""
+    c = COLLECTIONS[path.collection_id]
     return _describe(c, features(state(), c))
 
 
@@ -178,19 +250,26 @@ def _geojson(text: str, status: int = 200) -> Response:
 def _page_url(collection_id: str, offset: int, limit: int) -> str:
     args = {k: v for k, v in request.args.items() if k not in ("offset", "limit")}
     args.update(offset=str(offset), limit=str(limit))
-    return url_for("features.items", collection_id=collection_id, _external=True) + "?" + urlencode(args)
+    return url_for("features.items", collectionId=collection_id, _external=True) + "?" + urlencode(args)
 
 
-@bp.get("/collections/<collection_id>/items")
-def items(collection_id: str) -> Response:
-    c = _collection(collection_id)
-    params.check_known(request.args, ITEMS_PARAMS)
-    _format()
-    box = params.bbox(request.args)
-    when = params.interval(request.args, "datetime")
-    page = params.paging(request.args)
+@bp.get(
+    "/collections/<collectionId>/items",
+    operation_id="getFeatures",
+    tags=tag("Data"),
+    responses=responds(schemas.FeatureCollection, 400, 404, 500, media=GEOJSON),
+)
+def items(path: CollectionPath, query: ItemsQuery) -> Response:
+    """A page of a collection's features (GeoJSON, CRS84).
+
+    The answer is ``application/geo+json`` (its schema: a GeoJSON FeatureCollection with
+    OGC API's numberMatched, numberReturned, timeStamp and links), written from the
+    features' stored JSON text, not through a model.
+    """
+    c = COLLECTIONS[path.collection_id]
+    page = params.Paging(min(query.limit, params.MAX_LIMIT), query.offset)
     tab = features(state(), c)
-    chosen = tab.select(box, when)
+    chosen = tab.select(query.bbox, query.datetime)
     mask = _visible(c)
     if mask is not None:
         chosen = chosen[mask[chosen]]
@@ -202,7 +281,7 @@ def items(collection_id: str) -> Response:
         links.append(
             _link(_page_url(c.id, max(0, page.offset - page.limit), page.limit), "prev", GEOJSON, "previous page")
         )
-    links.append(_link(url_for("features.collection", collection_id=c.id, _external=True), "collection"))
+    links.append(_link(url_for("features.collection", collectionId=c.id, _external=True), "collection"))
     tail = {
         "numberMatched": len(chosen),
         "numberReturned": len(shown),
@@ -213,12 +292,21 @@ def items(collection_id: str) -> Response:
     return _geojson(body)
 
 
-@bp.get("/collections/<collection_id>/items/<feature_id>")
-def item(collection_id: str, feature_id: str) -> Response:
+@bp.get(
+    "/collections/<collectionId>/items/<featureId>",
+    operation_id="getFeature",
+    tags=tag("Data"),
+    responses=responds(schemas.Feature, 400, 404, 500, media=GEOJSON),
+)
+def item(path: FeaturePath, query: FormatQuery) -> Response:
+    """One feature (a warning also carries its response plan).
+
+    The answer is ``application/geo+json``: a GeoJSON Feature with its links.
+    """
     import json
 
-    c = _collection(collection_id)
-    _plain()
+    c = COLLECTIONS[path.collection_id]
+    feature_id = path.feature_id
     tab = features(state(), c)
     k = tab.index.get(feature_id)
     mask = _visible(c)
@@ -228,8 +316,8 @@ def item(collection_id: str, feature_id: str) -> Response:
     if c.id == "warnings":
         feature["properties"]["plan"] = _plan(feature["properties"])
     feature["links"] = [
-        _link(url_for("features.item", collection_id=c.id, feature_id=feature_id, _external=True), "self", GEOJSON),
-        _link(url_for("features.collection", collection_id=c.id, _external=True), "collection"),
+        _link(url_for("features.item", collectionId=c.id, featureId=feature_id, _external=True), "self", GEOJSON),
+        _link(url_for("features.collection", collectionId=c.id, _external=True), "collection"),
     ]
     return _geojson(dumps(feature))
 

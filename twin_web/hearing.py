@@ -22,15 +22,39 @@ import time
 import zipfile
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from flask import Blueprint, Response, current_app, render_template, request
+from flask import Response, current_app, render_template, request
+from flask_openapi3 import APIBlueprint
+from pydantic import Field
 
 from twin.access import Access, Hearing, check_link, secret_key
+from twin_web import params, schemas
 from twin_web.auth import current_user, scope
 from twin_web.errors import NotFoundError
+from twin_web.openapi import public, responds, tag
 
-bp = Blueprint("hearing", __name__, url_prefix="/hearing")
+bp = APIBlueprint("hearing", __name__, url_prefix="/hearing")
+
+
+class LinkQuery(params.LooseQuery):
+    """The signed link's expiry and signature (without them: the hearing's judge, logged in)."""
+
+    exp: Annotated[str | None, params.Text("The signed link's expiry (seconds since 1970, UTC)")] = None
+    sig: Annotated[str | None, params.Text("The signed link's HMAC-SHA256 (hex)")] = None
+
+
+class HearingPath(params.Path):
+    hearing_id: Annotated[str, params.Text("A hearing", maxLength=32)] = Field(alias="hearingId")
+
+
+class OverlayPath(HearingPath):
+    name: Annotated[str, params.Text("An overlay", enum=["map.png", "scene.png"])]
+
+
+class FilePath(HearingPath):
+    sha256: Annotated[str, params.Text("An evidence file's SHA-256", pattern="^[0-9a-f]{64}$")]
+
 
 OVERLAYS = {"map.png": "overlays/map.png", "scene.png": "overlays/scene.png"}
 CSP = "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'"
@@ -93,16 +117,30 @@ def _headers() -> dict[str, str]:
     return {"Cache-Control": "no-store", "Content-Security-Policy": CSP}
 
 
-@bp.get("/<hearing_id>")
-def page(hearing_id: str) -> Any:
-    h, who = _open(hearing_id)
+@bp.get(
+    "/<hearingId>",
+    operation_id="getHearing",
+    tags=tag("Hearing"),
+    responses=responds(None, 401, 403, 404, 500, media="text/html"),
+    openapi_extensions=public(),
+)
+def page(path: HearingPath, query: LinkQuery) -> Any:
+    """The hearing view of a case's bundle (HTML; needs the signed link's exp and sig)."""
+    h, who = _open(path.hearing_id)
     access().log_access(who, "hearing-open", case_id=h.case_id, hearing=h.id)
     return render_template("hearing.html", hearing=h), 200, _headers()
 
 
-@bp.get("/<hearing_id>/data.json")
-def data(hearing_id: str) -> Any:
-    h, _ = _open(hearing_id)
+@bp.get(
+    "/<hearingId>/data.json",
+    operation_id="getHearingData",
+    tags=tag("Hearing"),
+    responses=responds(schemas.HearingData, 401, 403, 404, 500),
+    openapi_extensions=public(),
+)
+def data(path: HearingPath, query: LinkQuery) -> Any:
+    """The hearing's incident, timeline and evidence list."""
+    h, _ = _open(path.hearing_id)
     m = _manifest(h.bundle_path, h.bundle_sha256)
     items = [
         {k: it.get(k) for k in ("marker", "sha256", "name", "format", "size", "category", "description")}
@@ -128,26 +166,42 @@ def data(hearing_id: str) -> Any:
     )
 
 
-@bp.get("/<hearing_id>/overlays/<name>")
-def overlay(hearing_id: str, name: str) -> Response:
-    h, _ = _open(hearing_id)
+@bp.get(
+    "/<hearingId>/overlays/<name>",
+    operation_id="getHearingOverlay",
+    tags=tag("Hearing"),
+    responses=responds(None, 401, 403, 404, 500, media="image/png"),
+    openapi_extensions=public(),
+)
+def overlay(path: OverlayPath, query: LinkQuery) -> Response:
+    """The bundle's map or 3D overlay (a PNG)."""
+    h, _ = _open(path.hearing_id)
+    name = path.name
     m = _manifest(h.bundle_path, h.bundle_sha256)
     if name not in OVERLAYS or not m.get("overlays"):
         raise NotFoundError(f"no overlay {name[:40]!r} in this hearing; there are {sorted(OVERLAYS)}", parameter="name")
     return Response(_member(h.bundle_path, OVERLAYS[name]), mimetype="image/png", headers=_headers())
 
 
-@bp.get("/<hearing_id>/files/<sha256>")
-def evidence_file(hearing_id: str, sha256: str) -> Response:
-    h, who = _open(hearing_id)
+@bp.get(
+    "/<hearingId>/files/<sha256>",
+    operation_id="getHearingFile",
+    tags=tag("Hearing"),
+    responses=responds(None, 401, 403, 404, 500, media="application/octet-stream"),
+    openapi_extensions=public(),
+)
+def evidence_file(path: FilePath, query: LinkQuery) -> Response:
+    """One evidence file of the hearing's bundle, as stored (the page re-hashes it)."""
+    h, who = _open(path.hearing_id)
+    sha256 = path.sha256
     m = _manifest(h.bundle_path, h.bundle_sha256)
     item = next((it for it in m.get("items", []) if it["sha256"] == sha256), None)
     if item is None:
         raise NotFoundError("this hearing's bundle has no such file", parameter="sha256")
     acc = access()
-    path = acc.ledger.files.path(sha256)
-    if not path.is_file():
+    stored = acc.ledger.files.path(sha256)
+    if not stored.is_file():
         raise NotFoundError(f"the stored file of item {sha256[:12]}... is missing", parameter="sha256")
     acc.log_access(who, "hearing-file", case_id=h.case_id, item=sha256, hearing=h.id)
     # as stored, unverified: the page re-hashes it, and an altered file must show as such there
-    return Response(path.read_bytes(), mimetype="application/octet-stream", headers=_headers())
+    return Response(stored.read_bytes(), mimetype="application/octet-stream", headers=_headers())

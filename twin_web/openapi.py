@@ -1,405 +1,44 @@
-"""The OpenAPI 3.0 description of the API, generated from a small route table (``/api/openapi.json``).
+"""The OpenAPI 3.0 description of the API (``/api/openapi.json``), generated from the routes' own declarations.
 
-:data:`ROUTES` lists every route with its parameters (named in
-:func:`parameters`) and what it answers; :func:`document` turns it into an
-OpenAPI 3.0.3 document whose server is the one the request came to. A test
-checks the document with ``openapi-spec-validator`` and that every route of
-the app is in it.
+Every route is declared once, with flask-openapi3: its path, its typed parameters (a
+:class:`twin_web.params.Query` or :class:`~twin_web.params.Path` model), its answer (a
+model of :mod:`twin_web.schemas`) and its errors (:func:`responds`). flask-openapi3
+collects them into an OpenAPI 3.1 document; :func:`document` gives it in the form this
+API has always served, OpenAPI 3.0.3 (OGC API - Features' ``oas30`` conformance class,
+and what OWSLib, GDAL and QGIS read): JSON Schema's ``null`` types become
+``nullable``, numeric ``exclusiveMinimum`` the 3.0 boolean form, ``const`` an ``enum``;
+the errors are the shared ``components.responses``; a route that takes no token says so
+(``security: []``); the server is the one the request came to.
+
+What the library does not express is added here, and said in the routes' docstrings:
+answers that are not JSON (GeoJSON pages, PNG tiles, HTML pages, evidence files) are
+declared by media type; ``bbox`` and ``line`` are comma-separated arrays (``style: form``,
+``explode: false``); request bodies read by the views themselves (readings, the login
+form) are described, not validated by the library.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+import copy
+import json
+from functools import cache
+from typing import TYPE_CHECKING, Any
 
-from flask import Blueprint, Response, request
+from flask import Response, current_app, request
+from flask_openapi3 import APIBlueprint, Tag
+from pydantic import BaseModel
 
-from twin_web.collections import COLLECTIONS
+from twin_web import schemas
 from twin_web.encoding import dumps
-from twin_web.params import DEFAULT_LIMIT, MAX_LIMIT
-from twin_web.slices import MAX_SERIES
-from twin_web.tiles import LAYERS
 
-bp = Blueprint("openapi", __name__, url_prefix="/api")
+if TYPE_CHECKING:
+    from flask_openapi3 import OpenAPI
 
 OPENAPI_TYPE = "application/vnd.oai.openapi+json;version=3.0"
+OPENAPI_VERSION = "3.0.3"
+REF = "#/components/schemas/"
 
-
-@dataclass(frozen=True)
-class Route:
-    path: str  # OpenAPI template, e.g. /api/collections/{collectionId}
-    operation: str
-    summary: str
-    tag: str
-    parameters: tuple[str, ...] = ()
-    media: str = "application/json"
-    errors: tuple[int, ...] = (400, 500)
-    method: str = "get"
-    body: tuple[str, ...] = ()  # media types of the request body (POST)
-    public: bool = False  # no bearer token needed (its own check, or none)
-
-
-ROUTES: tuple[Route, ...] = (
-    Route(
-        "/",
-        "getViewer",
-        "The map viewer (an HTML page; Chinese by default, ?lang=en)",
-        "Viewer",
-        (),
-        "text/html",
-        (500,),
-    ),
-    Route("/api/index", "getRoot", "Links to the API and the tile layers", "Capabilities"),
-    Route(
-        "/api/",
-        "getLandingPage",
-        "Landing page: links to the API definition, conformance, data",
-        "Capabilities",
-        ("f",),
-    ),
-    Route("/api/conformance", "getConformance", "Conformance classes this API implements", "Capabilities", ("f",)),
-    Route(
-        "/api/openapi.json",
-        "getOpenAPI",
-        "This document",
-        "Capabilities",
-        (),
-        "application/vnd.oai.openapi+json;version=3.0",
-    ),
-    Route("/api/collections", "getCollections", "The feature collections", "Data", ("f",)),
-    Route(
-        "/api/collections/{collectionId}",
-        "describeCollection",
-        "One collection: extent, links",
-        "Data",
-        ("collectionId", "f"),
-        errors=(400, 404, 500),
-    ),
-    Route(
-        "/api/collections/{collectionId}/items",
-        "getFeatures",
-        "A page of a collection's features (GeoJSON, CRS84)",
-        "Data",
-        ("collectionId", "bbox", "datetime", "limit", "offset", "f"),
-        "application/geo+json",
-        (400, 404, 500),
-    ),
-    Route(
-        "/api/collections/{collectionId}/items/{featureId}",
-        "getFeature",
-        "One feature (a warning also carries its response plan)",
-        "Data",
-        ("collectionId", "featureId", "f"),
-        "application/geo+json",
-        (400, 404, 500),
-    ),
-    Route("/api/slices/", "getSlices", "The slices and their parameters", "Slices"),
-    Route(
-        "/api/slices/time",
-        "getTimeSlice",
-        "Every station at a time: value, GB 3838 class and warning level for a parameter",
-        "Slices",
-        ("at", "parameter", "max_age_hours"),
-    ),
-    Route(
-        "/api/slices/profile", "getProfile", "Terrain profile along a line, from the DEM", "Slices", ("line", "samples")
-    ),
-    Route(
-        "/api/slices/river",
-        "getRiverProfile",
-        "Longitudinal profile from a point to the outlet: elevation, and a release's concentration at a time",
-        "Slices",
-        (
-            "lon",
-            "lat",
-            "samples",
-            "mass_kg",
-            "release_at",
-            "at_optional",
-            "parameter_optional",
-            "duration_h",
-            "decay_per_hour",
-            "flow_ratio",
-        ),
-    ),
-    Route(
-        "/api/slices/stations/{stationId}",
-        "getStationSeries",
-        "A station's series of a parameter with its GB 3838 class bands and warning periods (those the user "
-        "may see; absent otherwise): at most `limit` readings, the first of the window, and a `next` link "
-        "when there are more",
-        "Slices",
-        ("stationId", "parameter", "start", "end", "series_limit"),
-        errors=(400, 404, 500),
-    ),
-    Route(
-        "/api/slices/downstream",
-        "getDownstreamReport",
-        "Downstream report and plume of a release: who is reached, when, how badly",
-        "Slices",
-        ("lon", "lat", "at", "mass_kg_required", "parameter_optional", "duration_h", "decay_per_hour", "flow_ratio"),
-    ),
-    Route(
-        "/api/slices/upstream",
-        "getUpstreamTrace",
-        "Candidate sources of an anomaly at a station, best first, with the units each release crosses",
-        "Slices",
-        ("station", "parameter", "at", "window_hours", "flow_ratio", "top"),
-    ),
-    Route(
-        "/api/viewer/",
-        "getViewerSetup",
-        "The viewer's set-up: extent, tile layers, levels, the parameters read and the time to open on",
-        "Viewer",
-    ),
-    Route(
-        "/api/viewer/times",
-        "getReadingTimes",
-        "Every time a parameter was read at the stations (the time slider's stops), with its warning periods",
-        "Viewer",
-        ("parameter",),
-    ),
-    Route(
-        "/api/viewer/plume",
-        "getPlumeOverTime",
-        "A release's plume along the river downstream: concentration at sampled points, one row per time",
-        "Viewer",
-        (
-            "lon",
-            "lat",
-            "release_at_required",
-            "mass_kg_required",
-            "parameter_optional",
-            "duration_h",
-            "decay_per_hour",
-            "flow_ratio",
-            "plume_samples",
-            "step_minutes",
-        ),
-    ),
-    Route(
-        "/api/readings",
-        "postReadings",
-        "Post readings (station tokens, own stations only): a JSON batch, a tidy CSV or HJ 212 lines; "
-        "answers the ingest report",
-        "Readings",
-        (),
-        errors=(400, 401, 403, 413, 415, 429, 500),
-        method="post",
-        body=("application/json", "text/csv", "text/plain"),
-    ),
-    Route(
-        "/api/cases/", "getCases", "The cases whose evidence the user may see", "Evidence", (), errors=(401, 403, 500)
-    ),
-    Route(
-        "/api/cases/{caseId}/evidence",
-        "getCaseEvidence",
-        "A case's evidence records (the listing is logged)",
-        "Evidence",
-        ("caseId",),
-        errors=(401, 403, 404, 500),
-    ),
-    Route(
-        "/api/cases/{caseId}/evidence/{sha256}",
-        "getEvidenceFile",
-        "One evidence file, verified (the read is logged)",
-        "Evidence",
-        ("caseId", "sha256"),
-        "application/octet-stream",
-        (401, 403, 404, 409, 500),
-    ),
-    Route("/login", "getLogin", "The login page", "Access", (), "text/html", (500,), public=True),
-    Route(
-        "/login",
-        "postLogin",
-        "Log in (form: username, password, csrf_token); sets the session cookie",
-        "Access",
-        (),
-        "text/html",
-        (400, 401, 429, 500),
-        method="post",
-        body=("application/x-www-form-urlencoded",),
-        public=True,
-    ),
-    Route(
-        "/logout",
-        "postLogout",
-        "Log out (form: csrf_token)",
-        "Access",
-        (),
-        "text/html",
-        (400, 500),
-        method="post",
-        body=("application/x-www-form-urlencoded",),
-        public=True,
-    ),
-    Route(
-        "/hearing/{hearingId}",
-        "getHearing",
-        "The hearing view of a case's bundle (HTML; needs the signed link's exp and sig)",
-        "Hearing",
-        ("hearingId", "exp", "sig"),
-        "text/html",
-        (401, 403, 404, 500),
-        public=True,
-    ),
-    Route(
-        "/hearing/{hearingId}/data.json",
-        "getHearingData",
-        "The hearing's incident, timeline and evidence list",
-        "Hearing",
-        ("hearingId", "exp", "sig"),
-        errors=(401, 403, 404, 500),
-        public=True,
-    ),
-    Route(
-        "/hearing/{hearingId}/overlays/{name}",
-        "getHearingOverlay",
-        "The bundle's map or 3D overlay",
-        "Hearing",
-        ("hearingId", "overlay", "exp", "sig"),
-        "image/png",
-        (401, 403, 404, 500),
-        public=True,
-    ),
-    Route(
-        "/hearing/{hearingId}/files/{sha256}",
-        "getHearingFile",
-        "One evidence file of the hearing's bundle, as stored (the page re-hashes it)",
-        "Hearing",
-        ("hearingId", "sha256", "exp", "sig"),
-        "application/octet-stream",
-        (401, 403, 404, 500),
-        public=True,
-    ),
-    Route("/tiles/", "getTileLayers", "The raster tile layers", "Tiles"),
-    Route(
-        "/tiles/{layer}/tilejson.json",
-        "getTileJSON",
-        "TileJSON 3.0.0 of a layer",
-        "Tiles",
-        ("layer",),
-        errors=(404, 500),
-    ),
-    Route(
-        "/tiles/{layer}/{z}/{x}/{y}.png",
-        "getTile",
-        "A 256 x 256 PNG tile in Web Mercator (XYZ); terrain-rgb is Mapbox terrain-RGB",
-        "Tiles",
-        ("layer", "z", "x", "y"),
-        "image/png",
-        (304, 400, 404, 500),
-    ),
-)
-
-
-def _q(name: str, description: str, schema: dict[str, Any], required: bool = False, **extra: Any) -> dict[str, Any]:
-    return {"name": name, "in": "query", "description": description, "required": required, "schema": schema, **extra}
-
-
-def _path(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
-    return {"name": name, "in": "path", "description": description, "required": True, "schema": schema}
-
-
-def parameters() -> dict[str, dict[str, Any]]:
-    """Every parameter of :data:`ROUTES` by its key."""
-    from twin.ops.parameters import PARAMETERS
-
-    number = {"type": "number"}
-    time = {
-        "type": "string",
-        "format": "date-time",
-        "description": "RFC 3339 with a zone, from 1970-01-01T00:00Z to ten years after now",
-    }
-    param_ids = {"type": "string", "enum": list(PARAMETERS)}
-    return {
-        "f": _q("f", "Output format; only JSON is served", {"type": "string", "enum": ["json", "geojson"]}),
-        "collectionId": _path("collectionId", "A collection", {"type": "string", "enum": list(COLLECTIONS)}),
-        "featureId": _path("featureId", "A feature's id in its collection", {"type": "string"}),
-        "bbox": _q(
-            "bbox",
-            "minlon,minlat,maxlon,maxlat in CRS84 (or 6 numbers with heights)",
-            {"type": "array", "items": number, "minItems": 4, "maxItems": 6},
-            style="form",
-            explode=False,
-        ),
-        "datetime": _q(
-            "datetime",
-            "An instant, a date, or an interval start/end (RFC 3339; '..' for an open end)",
-            {"type": "string"},
-        ),
-        "limit": _q(
-            "limit",
-            f"Features per page; above {MAX_LIMIT} it is clamped to {MAX_LIMIT}",
-            {"type": "integer", "minimum": 1, "default": DEFAULT_LIMIT},
-        ),
-        "offset": _q("offset", "Features to skip", {"type": "integer", "minimum": 0, "default": 0}),
-        "at": _q("at", "A time with its zone", time, True),
-        "at_optional": _q("at", "When to show the release's concentration (with mass_kg)", time),
-        "release_at": _q("release_at", "When the release starts (with mass_kg)", time),
-        "release_at_required": _q("release_at", "When the release starts", time, True),
-        "plume_samples": _q(
-            "samples", "Points along the river", {"type": "integer", "minimum": 2, "maximum": 2000, "default": 200}
-        ),
-        "step_minutes": _q(
-            "step_minutes",
-            "Minutes between the plume's times (default: its passage in about 200 steps)",
-            {"type": "number", "minimum": 1, "maximum": 1440},
-        ),
-        "start": _q("start", "Start of the window", time),
-        "series_limit": _q(
-            "limit",
-            f"Readings per page (the first of the window); at most {MAX_SERIES}. The answer's `next` link pages on",
-            {"type": "integer", "minimum": 1, "maximum": MAX_SERIES, "default": MAX_SERIES},
-        ),
-        "end": _q("end", "End of the window", time),
-        "parameter": _q("parameter", "A water-quality parameter", param_ids, True),
-        "parameter_optional": _q("parameter", "The released substance's parameter (default NH3-N)", param_ids),
-        "max_age_hours": _q(
-            "max_age_hours", "Oldest reading used, hours before at", {"type": "number", "default": 24, "minimum": 0}
-        ),
-        "line": _q(
-            "line",
-            "The line's points lon,lat,lon,lat,... (WGS 84)",
-            {"type": "array", "items": number, "minItems": 4},
-            True,
-            style="form",
-            explode=False,
-        ),
-        "samples": _q("samples", "Samples along the line", {"type": "integer", "minimum": 2, "maximum": 5000}),
-        "lon": _q("lon", "Longitude (WGS 84)", {"type": "number", "minimum": -180, "maximum": 180}, True),
-        "lat": _q("lat", "Latitude (WGS 84)", {"type": "number", "minimum": -90, "maximum": 90}, True),
-        "mass_kg": _q("mass_kg", "Mass released (kg)", {"type": "number", "exclusiveMinimum": True, "minimum": 0}),
-        "mass_kg_required": _q(
-            "mass_kg", "Mass released (kg)", {"type": "number", "exclusiveMinimum": True, "minimum": 0}, True
-        ),
-        "duration_h": _q("duration_h", "Release duration (h)", {"type": "number", "minimum": 0, "default": 0}),
-        "decay_per_hour": _q(
-            "decay_per_hour", "First-order decay rate (1/h)", {"type": "number", "minimum": 0, "default": 0}
-        ),
-        "flow_ratio": _q(
-            "flow_ratio",
-            "Discharge as a multiple of the mean annual discharge",
-            {"type": "number", "exclusiveMinimum": True, "minimum": 0, "default": 1},
-        ),
-        "stationId": _path("stationId", "A station (site id)", {"type": "string"}),
-        "station": _q("station", "The station where the anomaly was measured", {"type": "string"}, True),
-        "window_hours": _q(
-            "window_hours", "Travel-time window upstream (h)", {"type": "number", "minimum": 0, "default": 48}
-        ),
-        "top": _q("top", "Candidates returned", {"type": "integer", "minimum": 1, "maximum": 100, "default": 10}),
-        "layer": _path("layer", "A tile layer", {"type": "string", "enum": list(LAYERS)}),
-        "z": _path("z", "Zoom level", {"type": "integer", "minimum": 0}),
-        "x": _path("x", "Tile column (0 .. 2^z - 1)", {"type": "integer", "minimum": 0}),
-        "y": _path("y", "Tile row (0 .. 2^z - 1, from the north)", {"type": "integer", "minimum": 0}),
-        "caseId": _path("caseId", "A case id", {"type": "string", "maxLength": 64}),
-        "sha256": _path("sha256", "An evidence file's SHA-256", {"type": "string", "pattern": "^[0-9a-f]{64}$"}),
-        "hearingId": _path("hearingId", "A hearing", {"type": "string", "maxLength": 32}),
-        "overlay": _path("name", "An overlay", {"type": "string", "enum": ["map.png", "scene.png"]}),
-        "exp": _q("exp", "The signed link's expiry (seconds since 1970, UTC)", {"type": "string"}),
-        "sig": _q("sig", "The signed link's HMAC-SHA256 (hex)", {"type": "string"}),
-    }
-
+bp = APIBlueprint("openapi", __name__, url_prefix="/api")
 
 ERRORS = {
     304: "Not modified (If-None-Match names the tile's ETag)",
@@ -414,106 +53,188 @@ ERRORS = {
     500: "Server error",
 }
 
-BODY_SCHEMAS: dict[str, dict[str, Any]] = {
-    "application/json": {
-        "schema": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "required": ["station", "time", "parameter", "value", "unit"],
-                "properties": {
-                    "station": {"type": "string"},
-                    "time": {"type": "string", "format": "date-time"},
-                    "parameter": {"type": "string"},
-                    "value": {"type": "number"},
-                    "unit": {"type": "string"},
-                    "flag": {"type": "string"},
-                },
-            },
-        }
-    },
-    "text/csv": {"schema": {"type": "string"}},
-    "text/plain": {"schema": {"type": "string"}},
-    "application/x-www-form-urlencoded": {
-        "schema": {
-            "type": "object",
-            "properties": {
-                "username": {"type": "string"},
-                "password": {"type": "string"},
-                "csrf_token": {"type": "string"},
-            },
-        }
-    },
-}
+#: models of answers and bodies that are not JSON read by the library (GeoJSON pages, posted readings), for the components
+MEDIA_MODELS: tuple[type[BaseModel], ...] = (schemas.FeatureCollection, schemas.Feature, schemas.Reading)
+#: parameters given as comma-separated arrays
+FORM_ARRAYS = ("bbox", "line")
 
 
-def document(server: str = "/") -> dict[str, Any]:
-    """The OpenAPI 3.0.3 document (``server``: the base URL of the service)."""
-    params = parameters()
-    paths: dict[str, Any] = {}
-    for r in ROUTES:
-        if r.media == "image/png":
-            ok: dict[str, Any] = {"image/png": {"schema": {"type": "string", "format": "binary"}}}
-        elif r.media == "text/html":
-            ok = {"text/html": {"schema": {"type": "string"}}}
+def tag(name: str) -> list[Tag]:
+    return [Tag(name=name)]
+
+
+def responds(ok: type[BaseModel] | None = None, *errors: int, media: str = "application/json") -> dict[Any, Any]:
+    """The ``responses`` of a route: its answer (a model, of ``media``) and its error statuses.
+
+    Examples
+    --------
+    >>> sorted(responds(schemas.Slices, 400))
+    [200, 400]
+    """
+    out: dict[Any, Any] = {}
+    if media == "application/json" and ok is not None:
+        out[200] = ok
+    else:
+        if ok is not None:
+            schema: dict[str, Any] = {"$ref": REF + _name(ok)}
+        elif media in ("text/html", "text/plain"):
+            schema = {"type": "string"}
         else:
-            ok = {r.media: {"schema": {"type": "object"}}}
-        responses: dict[str, Any] = {"200": {"description": "OK", "content": ok}}
-        for code in r.errors:
-            if code == 304:
-                responses["304"] = {"description": ERRORS[304]}
-            else:
-                responses[str(code)] = {"$ref": f"#/components/responses/E{code}"}
-        op: dict[str, Any] = {
-            "operationId": r.operation,
-            "summary": r.summary,
-            "tags": [r.tag],
-            "parameters": [{"$ref": f"#/components/parameters/{p}"} for p in r.parameters],
-            "responses": responses,
-        }
-        if r.body:
-            op["requestBody"] = {"required": True, "content": {m: BODY_SCHEMAS[m] for m in r.body}}
-        if r.public:
-            op["security"] = []
-        elif "401" not in responses:
-            responses["401"] = {"$ref": "#/components/responses/E401"}
-            responses["403"] = {"$ref": "#/components/responses/E403"}
-        if r.media == "text/html" and r.method == "post":
-            responses["302"] = {"description": "Done: on to the page asked for"}
-        paths.setdefault(r.path, {})[r.method] = op
-    exception = {
-        "type": "object",
-        "required": ["code"],
-        "properties": {
-            "code": {"type": "string"},
-            "description": {"type": "string"},
-            "status": {"type": "integer"},
-            "parameter": {"type": "string"},
-        },
+            schema = {"type": "string", "format": "binary"}
+        out[200] = {"description": "OK", "content": {media: {"schema": schema}}}
+    for code in errors:
+        out[code] = {"description": ERRORS[code]} if code == 304 else schemas.ErrorBody
+    return out
+
+
+def check_answer(response: Any, responses: dict[Any, Any] | None = None) -> Any:
+    """Validate a JSON answer against its declared model (the app's ``validate_response``, on in tests).
+
+    Only a view's own JSON answer (a dict) is checked against its 200 model: flask-openapi3's
+    check would insist that every declared answer be a model, and read a page's HTML as JSON;
+    the answers declared by media type (pages, PNG, files, GeoJSON text) are not checked.
+    """
+    body = response[0] if isinstance(response, tuple) else response
+    model = (responses or {}).get(200)
+    if isinstance(body, dict) and isinstance(model, type) and issubclass(model, BaseModel):
+        model.model_validate(body)  # the errors (401, 429...) are the error handlers', not the view's
+    return response
+
+
+def public() -> dict[str, Any]:
+    """``openapi_extensions`` of a route that needs no bearer token (its own check, or none)."""
+    return {"security": []}
+
+
+def _name(model: type[BaseModel]) -> str:
+    return str(model.model_json_schema(mode="serialization").get("title") or model.__name__)
+
+
+# -- OpenAPI 3.1 (JSON Schema 2020-12) to 3.0 -----------------------------------------------------
+
+
+def to_oas30(schema: Any, parameter: bool = False) -> Any:
+    """A JSON schema of pydantic's (2020-12) in OpenAPI 3.0's dialect.
+
+    ``parameter``: the schema of a query or path parameter, where absent means null, so a
+    null alternative is dropped rather than made ``nullable``.
+
+    Examples
+    --------
+    >>> to_oas30({"anyOf": [{"type": "number", "exclusiveMinimum": 0}, {"type": "null"}]})
+    {'type': 'number', 'minimum': 0, 'exclusiveMinimum': True, 'nullable': True}
+    """
+    if isinstance(schema, list):
+        return [to_oas30(s) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = dict(schema)
+    nullable = False
+    options = out.get("anyOf")
+    if options is not None and any(s.get("type") == "null" for s in options):
+        rest = [s for s in options if s.get("type") != "null"]
+        del out["anyOf"]
+        if len(rest) == 1:
+            out = {**rest[0], **out}
+        elif rest:
+            out["anyOf"] = rest
+        nullable = True
+    out = {k: to_oas30(v) if k in ("items", "additionalProperties", "not") else v for k, v in out.items()}
+    for key in ("properties", "$defs", "patternProperties"):
+        if key in out:
+            out[key] = {k: to_oas30(v) for k, v in out[key].items()}
+    for key in ("allOf", "oneOf", "anyOf"):
+        if key in out:
+            out[key] = [to_oas30(s) for s in out[key]]
+    if parameter:  # absent is null: no null type, no null default, no title
+        out.pop("title", None)
+        if out.get("default", 0) is None:
+            del out["default"]
+    elif nullable:
+        out["nullable"] = True
+    for bound, side in (("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")):
+        value = out.get(bound)
+        if not isinstance(value, bool) and isinstance(value, int | float):
+            out[side] = value
+            out[bound] = True
+    if "const" in out:
+        out["enum"] = [out.pop("const")]
+    if "$ref" in out and len(out) > 1:  # 3.0 ignores the siblings of a $ref
+        out = {"allOf": [{"$ref": out.pop("$ref")}], **out}
+    if out.get("type") == "null":
+        out = {"nullable": True}
+    return out
+
+
+def _operation(op: dict[str, Any]) -> dict[str, Any]:
+    op = dict(op)
+    if "summary" in op:  # a docstring's first line, without its full stop
+        op["summary"] = op["summary"].rstrip(".")
+    if "description" in op:
+        op["description"] = op["description"].replace("<br/>", "\n").strip() or None
+        if op["description"] is None:
+            del op["description"]
+    params = []
+    for p in op.get("parameters", []):
+        p = {**p, "schema": to_oas30(p["schema"], parameter=True)}
+        p.setdefault("required", p["in"] == "path")
+        if p["name"] in FORM_ARRAYS:
+            p.update(style="form", explode=False)
+        params.append(p)
+    op["parameters"] = params
+    responses: dict[str, Any] = {}
+    for code, resp in op.get("responses", {}).items():
+        if "ValidationErrorModel" in json.dumps(resp):
+            continue  # flask-openapi3's own 400 of a route that declares none
+        ref = resp.get("content", {}).get("application/json", {}).get("schema", {}).get("$ref", "")
+        if int(code) in ERRORS and int(code) != 304 and ref == REF + "exception":
+            responses[code] = {"$ref": f"#/components/responses/E{code}"}
+        else:
+            responses[code] = copy.deepcopy(resp)
+            for media in responses[code].get("content", {}).values():
+                if "schema" in media:
+                    media["schema"] = to_oas30(media["schema"])
+    if op.get("security") != [] and "401" not in responses:
+        responses["401"] = {"$ref": "#/components/responses/E401"}
+        responses["403"] = {"$ref": "#/components/responses/E403"}
+    op["responses"] = responses
+    if "requestBody" in op:
+        op["requestBody"] = copy.deepcopy(op["requestBody"])
+        for media in op["requestBody"].get("content", {}).values():
+            media["schema"] = to_oas30(media["schema"])
+    return op
+
+
+def _convert(spec: dict[str, Any], server: str) -> dict[str, Any]:
+    """flask-openapi3's document in this API's 3.0.3 form (see the module's docstring)."""
+    components = spec.get("components", {})
+    found: dict[str, Any] = {k: v for k, v in components.get("schemas", {}).items() if k != "ValidationErrorModel"}
+    for model in MEDIA_MODELS:
+        js = model.model_json_schema(ref_template=REF + "{model}", mode="serialization")
+        for name, sub in js.pop("$defs", {}).items():
+            found.setdefault(name, sub)
+        found[_name(model)] = js
+    paths = {
+        path: {method: _operation(op) for method, op in item.items()} for path, item in sorted(spec["paths"].items())
     }
+    tags = list(dict.fromkeys(t for item in paths.values() for op in item.values() for t in op.get("tags", [])))
     return {
-        "openapi": "3.0.3",
-        "info": {
-            "title": "basin twin API",
-            "version": "1.0.0",
-            "description": "OGC API - Features (Core) over the twin's reaches, cross-boundary sections, "
-            "jurisdictions, stations, sites, incidents and warnings; slices of the twin; XYZ raster tiles.",
-        },
+        "openapi": OPENAPI_VERSION,
+        "info": spec["info"],
         "servers": [{"url": server.rstrip("/") or "/"}],
-        "tags": [{"name": t} for t in dict.fromkeys(r.tag for r in ROUTES)],
+        "tags": [{"name": t} for t in tags],
         "paths": paths,
         "components": {
-            "parameters": params,
-            "schemas": {"exception": exception},
+            "schemas": {k: to_oas30(v) for k, v in sorted(found.items())},
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer", "description": "An API token (`twin users token`)"}
             },
             "responses": {
                 f"E{code}": {
-                    "description": ERRORS[code],
-                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/exception"}}},
+                    "description": text,
+                    "content": {"application/json": {"schema": {"$ref": REF + "exception"}}},
                 }
-                for code in ERRORS
+                for code, text in ERRORS.items()
                 if code != 304
             },
         },
@@ -521,6 +242,30 @@ def document(server: str = "/") -> dict[str, Any]:
     }
 
 
-@bp.get("/openapi.json", endpoint="document")
+@cache
+def _routes_document() -> dict[str, Any]:
+    from twin_web import api
+
+    return api().api_doc
+
+
+def document(server: str = "/", app: OpenAPI | None = None) -> dict[str, Any]:
+    """The OpenAPI 3.0.3 document of the app's routes (``server``: the base URL of the service).
+
+    Without an app, that of the routes every app of :func:`twin_web.create_app` has (no twin needed).
+    """
+    spec = app.api_doc if app is not None else _routes_document()
+    return _convert(copy.deepcopy(spec), server)
+
+
+@bp.get(
+    "/openapi.json",
+    endpoint="document",
+    operation_id="getOpenAPI",
+    tags=tag("Capabilities"),
+    responses=responds(None, 500)
+    | {200: {"description": "OK", "content": {OPENAPI_TYPE: {"schema": {"type": "object"}}}}},
+)
 def document_route() -> Response:
-    return Response(dumps(document(request.host_url)), mimetype=OPENAPI_TYPE)
+    """This document."""
+    return Response(dumps(document(request.host_url, current_app)), mimetype=OPENAPI_TYPE)  # type: ignore[arg-type]

@@ -1,8 +1,15 @@
-"""Query parameters parsed into small typed values; bad input raises :class:`ParameterError` naming it.
+"""Query and path parameters parsed into small typed values; bad input raises :class:`ParameterError` naming it.
 
-Each parser takes the request's arguments (a mapping of str to str), the name of
-the parameter and what it allows, and returns a plain value or a small frozen
-dataclass. Nothing here touches the twin.
+Two layers. The parsers (:func:`number`, :func:`integer`, :func:`parse_time`,
+:func:`bbox`, :func:`interval`...) take the request's arguments (a mapping of str to
+str), the name of the parameter and what it allows, and return a plain value or a small
+frozen dataclass. The specs (:class:`Number`, :class:`Integer`, :class:`Time`,
+:class:`Parameter`, :class:`Choice`, :class:`Text`, :class:`Custom`) put a parser in a
+route's declaration: a :class:`Query` or :class:`Path` model (pydantic) whose fields are
+``Annotated[type, Spec]``, which flask-openapi3 validates before the view runs and shows
+in the OpenAPI document (:mod:`twin_web.openapi`). The spec reads the raw text, so every
+400 names its parameter with the parser's message; the field's type, default and the
+spec's bounds are what the document says. Nothing here touches the twin.
 
 Every time of every route lies within :data:`EARLIEST` (1970-01-01, where the store's
 clock starts) and now + :data:`AHEAD` (ten years: a query, unlike a reading, may ask about
@@ -14,12 +21,14 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any, ClassVar
 
 import pandas as pd
 import shapely
+from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic.fields import FieldInfo
 
 from twin.ops.parameters import PARAMETERS
 from twin_web.errors import ParameterError
@@ -154,13 +163,6 @@ def parameter(args: Mapping[str, str], name: str = "parameter", default: str | N
     return raw
 
 
-def lon_lat(args: Mapping[str, str], lon: str = "lon", lat: str = "lat") -> tuple[float, float]:
-    x = number(args, lon, required=True, lo=-180, hi=180)
-    y = number(args, lat, required=True, lo=-90, hi=90)
-    assert x is not None and y is not None
-    return x, y
-
-
 # -- OGC API Features ----------------------------------------------------------------------------
 
 
@@ -174,14 +176,6 @@ class Paging:
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 10_000
-
-
-def paging(args: Mapping[str, str]) -> Paging:
-    """``limit`` (1.., default 100; above 10000 it is clamped to 10000, as OGC API Features says) and ``offset``."""
-    limit = integer(args, "limit", DEFAULT_LIMIT, lo=1)
-    offset = integer(args, "offset", 0, lo=0)
-    assert limit is not None and offset is not None
-    return Paging(min(limit, MAX_LIMIT), offset)
 
 
 def bbox(args: Mapping[str, str]) -> shapely.Geometry | None:
@@ -264,3 +258,209 @@ def near(lon: float, lat: float, bounds: Any, margin: float = 0.5) -> None:
             "lon,lat",
             f"({lon}, {lat}) is outside the twin (lon {west:.3f}..{east:.3f}, lat {south:.3f}..{north:.3f})",
         )
+
+
+# -- declared parameters -------------------------------------------------------------------------
+#
+# A route declares its query (and path) parameters once, as a pydantic model whose fields are
+# annotated with one of the specs below. The spec reads the raw text with the parsers above (so
+# every 400 names its parameter, with the same message as ever) and says what the OpenAPI
+# document shows of it; the field's type and default are the rest of the declaration.
+
+MISSING: Any = object()
+"""What a spec reads when the request does not give the parameter: the field's default applies."""
+
+
+class Spec:
+    """How one parameter is read from the request's text and shown in the API description."""
+
+    def __init__(self, description: str, **schema: Any):
+        self.description = description
+        self.schema = schema
+
+    def read(self, args: Mapping[str, str], name: str, required: bool) -> Any:
+        """The parameter's value, or :data:`MISSING`; a :class:`ParameterError` naming it if it is bad."""
+        raw = text(args, name, required=required)
+        return MISSING if raw is None else raw
+
+    def __get_pydantic_json_schema__(self, core_schema: Any, handler: Any) -> dict[str, Any]:
+        out = dict(handler(core_schema))
+        out.pop("title", None)
+        out.update(self.schema, description=self.description)
+        return out
+
+
+class Text(Spec):
+    """Any text (at most ``max_length`` characters in the description)."""
+
+
+class Number(Spec):
+    """A finite number within [lo, hi] (``lo_open``: above lo); ``required_with``: required when one of them is given."""
+
+    def __init__(
+        self,
+        description: str,
+        *,
+        lo: float | None = None,
+        hi: float | None = None,
+        lo_open: bool = False,
+        required_with: tuple[str, ...] = (),
+        why: str = "",
+    ):
+        bounds: dict[str, Any] = {}
+        if lo is not None:
+            bounds["exclusiveMinimum" if lo_open else "minimum"] = lo
+        if hi is not None:
+            bounds["maximum"] = hi
+        super().__init__(description, **bounds)
+        self.lo, self.hi, self.lo_open = lo, hi, lo_open
+        self.required_with, self.why = required_with, why
+
+    def read(self, args: Mapping[str, str], name: str, required: bool) -> Any:
+        if text(args, name) is None:
+            given = [k for k in self.required_with if k in args]
+            if given:
+                raise ParameterError(name, f"is required with {', '.join(given)}{self.why}")
+            if required:
+                raise ParameterError(name, f"is required{self.why}")
+        value = number(args, name, lo=self.lo, hi=self.hi, lo_open=self.lo_open)
+        return MISSING if value is None else value
+
+
+class Integer(Spec):
+    """A whole number within [lo, hi]."""
+
+    def __init__(self, description: str, *, lo: int | None = None, hi: int | None = None, **schema: Any):
+        bounds = {k: v for k, v in (("minimum", lo), ("maximum", hi)) if v is not None}
+        super().__init__(description, **{**schema, **bounds})
+        self.lo, self.hi = lo, hi
+
+    def read(self, args: Mapping[str, str], name: str, required: bool) -> Any:
+        value = integer(args, name, required=required, lo=self.lo, hi=self.hi)
+        return MISSING if value is None else value
+
+
+class Time(Spec):
+    """An RFC 3339 date-time with its zone, within :data:`EARLIEST` .. :func:`latest`; ``required_if``: when given."""
+
+    RANGE = "RFC 3339 with a zone, from 1970-01-01T00:00Z to ten years after now"
+
+    def __init__(self, description: str, *, required_if: str | None = None):
+        super().__init__(description)
+        self.required_if = required_if
+
+    def read(self, args: Mapping[str, str], name: str, required: bool) -> Any:
+        needed = required or (self.required_if is not None and text(args, self.required_if) is not None)
+        value = time(args, name, required=needed)
+        return MISSING if value is None else value
+
+    def __get_pydantic_json_schema__(self, core_schema: Any, handler: Any) -> dict[str, Any]:
+        return {"type": "string", "format": "date-time", "description": f"{self.description} ({self.RANGE})"}
+
+
+class Parameter(Spec):
+    """A water-quality parameter id of :data:`twin.ops.parameters.PARAMETERS`."""
+
+    def __init__(self, description: str):
+        super().__init__(description, type="string", enum=list(PARAMETERS))
+
+    def read(self, args: Mapping[str, str], name: str, required: bool) -> Any:
+        if text(args, name) is None:
+            if required:
+                raise ParameterError(name, "is required")
+            return MISSING
+        return parameter(args, name)
+
+
+class Choice(Spec):
+    """One of a few words; anything else is ``error(value)`` (a :class:`ParameterError`, or a 404 for a path)."""
+
+    def __init__(self, description: str, choices: Iterable[str], error: Callable[[str], Exception]):
+        self.choices = tuple(choices)
+        super().__init__(description, enum=list(self.choices))
+        self.error = error
+
+    def read(self, args: Mapping[str, str], name: str, required: bool) -> Any:
+        raw = args.get(name)
+        if raw is None:
+            if required:
+                raise ParameterError(name, "is required")
+            return MISSING
+        if raw not in self.choices:
+            raise self.error(raw)
+        return raw
+
+
+class Custom(Spec):
+    """A parameter read by its own parser ``parse(args, name)`` (bbox, datetime, line...); ``schema``: what it is."""
+
+    def __init__(self, description: str, parse: Any, **schema: Any):
+        super().__init__(description, **schema)
+        self.parse = parse
+
+    def read(self, args: Mapping[str, str], name: str, required: bool) -> Any:
+        if text(args, name) is None:
+            if required:
+                raise ParameterError(name, "is required")
+            return MISSING
+        return self.parse(args, name)
+
+    def __get_pydantic_json_schema__(self, core_schema: Any, handler: Any) -> dict[str, Any]:
+        return {**self.schema, "description": self.description}
+
+
+def _spec(field: FieldInfo) -> Spec:
+    for m in field.metadata:
+        if isinstance(m, Spec):
+            return m
+    raise TypeError(f"a declared parameter needs a twin_web.params.Spec in its Annotated type, not {field}")
+
+
+class Declared(BaseModel):
+    """Parameters of a route, each field ``Annotated[type, Spec]``: read by their specs in field order.
+
+    The first bad parameter raises its :class:`ParameterError` (or :class:`NotFoundError`)
+    before pydantic sees the values; pydantic then holds them as the fields' types.
+    """
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="ignore", arbitrary_types_allowed=True)
+    #: refuse parameters the route does not define (OGC API Features, /req/core/query-param-unknown)
+    refuse_unknown: ClassVar[bool] = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _read(cls, data: Any) -> Any:
+        # flask-openapi3 hands lists for array-typed parameters (bbox, line): their text is the first
+        raw = {str(k): (v[0] if isinstance(v, list) and v else v) for k, v in dict(data or {}).items()}
+        names = {f.alias or n: f for n, f in cls.model_fields.items()}
+        if cls.refuse_unknown:
+            check_known(raw, names)
+        out: dict[str, Any] = {}
+        for key, field in names.items():
+            value = _spec(field).read(raw, key, field.is_required())
+            if value is not MISSING:
+                out[key] = value
+        return out
+
+
+class Query(Declared):
+    """The query parameters of a route that refuses any other (a 400 naming the first unknown one)."""
+
+    refuse_unknown: ClassVar[bool] = True
+
+
+class LooseQuery(Declared):
+    """The query parameters of a route that ignores any other (pages, hearing links, tiles)."""
+
+
+class Path(Declared):
+    """The path parameters of a route."""
+
+
+# -- the parameters several routes share ---------------------------------------------------------
+
+Lon = Annotated[float, Number("Longitude (WGS 84)", lo=-180, hi=180)]
+Lat = Annotated[float, Number("Latitude (WGS 84)", lo=-90, hi=90)]
+FlowRatio = Annotated[float, Number("Discharge as a multiple of the mean annual discharge", lo=0, lo_open=True, hi=100)]
+DurationH = Annotated[float, Number("Release duration (h)", lo=0, hi=24 * 30)]
+DecayPerHour = Annotated[float, Number("First-order decay rate (1/h)", lo=0, hi=100)]

@@ -23,16 +23,19 @@ import hashlib
 from typing import Any
 
 import pandas as pd
-from flask import Blueprint, current_app, request
+from flask import current_app, request
+from flask_openapi3 import APIBlueprint
 
 from twin.access import ForbiddenError, Resource, can
 from twin.ops.errors import IngestError
-from twin.ops.formats import Format, Source
+from twin.ops.formats import FORMATS, Format, Source
 from twin.ops.readings import Readings, store_rows
+from twin_web import schemas
 from twin_web.auth import TooManyRequestsError, current_user
 from twin_web.errors import ApiError
+from twin_web.openapi import responds, tag
 
-bp = Blueprint("readings_api", __name__, url_prefix="/api")
+bp = APIBlueprint("readings_api", __name__, url_prefix="/api")
 
 MAX_REJECTED_SHOWN = 200
 
@@ -49,8 +52,39 @@ def _format(readings: Readings, source: Source) -> Format:
     return fmt
 
 
-@bp.post("/readings")
+def _body() -> dict[str, Any]:
+    """The request body's description, from the ingest registry: every Content-Type a format reads."""
+    content: dict[str, Any] = {}
+    for fmt in FORMATS.formats:
+        for kind in fmt.MEDIA_TYPES:
+            names = [f.NAME for f in FORMATS.formats if kind in f.MEDIA_TYPES]
+            if kind == "application/json":
+                schema: dict[str, Any] = {"type": "array", "items": {"$ref": "#/components/schemas/Reading"}}
+            elif "netcdf" in kind:
+                schema = {"type": "string", "format": "binary", "description": "a NetCDF-CF timeSeries file"}
+            else:
+                schema = {"type": "string", "description": f"read as {' or '.join(names)} (twin.ops.formats)"}
+            content.setdefault(kind, {"schema": schema})
+    return {"required": True, "content": content}
+
+
+BODY = _body()
+
+
+@bp.post(
+    "/readings",
+    operation_id="postReadings",
+    tags=tag("Readings"),
+    responses=responds(schemas.IngestAnswer, 400, 401, 403, 413, 415, 429, 500),
+    openapi_extensions={"requestBody": BODY},
+)
 def post() -> Any:
+    """Post readings (station tokens, own stations only), in any format of the ingest registry whose
+    Content-Type it names (:mod:`twin.ops.formats`); answers the ingest report.
+
+    The body is parsed as it came (no temporary file) by the format's parser, and every row is
+    checked as for a file; the library only describes it.
+    """
     user = current_user()
     assert user is not None
     wait = current_app.extensions["twin_limits"].take("ingest", f"user:{user.id}")  # shared by every process

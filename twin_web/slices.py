@@ -11,8 +11,13 @@ Routes (blueprint ``slices``, under ``/api/slices``)::
     /api/slices/downstream              downstream report and plume of a release
     /api/slices/upstream                candidate sources of an anomaly at a station
 
+Each route is declared once: its query parameters as a :class:`twin_web.params.Query`
+model, its answer as a model of :mod:`twin_web.schemas`; the OpenAPI document shows both.
+The analyses are :mod:`twin.analysis` functions (slices, crossings, history, profiles,
+impact, tracing); a view parses, calls them and serialises.
+
 Coordinates in and out are WGS 84 longitude/latitude; times ISO 8601 with a
-zone (UTC out), within :data:`web.params.EARLIEST` .. now + :data:`web.params.AHEAD`.
+zone (UTC out), within :data:`twin_web.params.EARLIEST` .. now + :data:`twin_web.params.AHEAD`.
 Every response says its units. A bad or missing parameter is a 400 whose ``parameter``
 names it; an unknown station in the path is a 404.
 
@@ -26,25 +31,29 @@ page. Warning fields (a time slice's ``warning_level`` and ``warning``, a series
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import numpy as np
 import pandas as pd
-from flask import Blueprint, current_app, request, url_for
+from flask import current_app, request, url_for
+from flask_openapi3 import APIBlueprint
+from pydantic import Field, model_validator
 from pyproj import Transformer
 
+from twin.analysis import quality
 from twin.ops.parameters import PARAMETERS
-from twin_web import params
+from twin_web import params, schemas
 from twin_web.auth import scope
-from twin_web.collections import episodes, warning_id
+from twin_web.collections import episodes
 from twin_web.errors import NotFoundError, ParameterError
+from twin_web.openapi import responds, tag
 from twin_web.state import TwinState
 
 if TYPE_CHECKING:
     from twin.basin import BasinTwin
     from twin.model.network import Location
 
-bp = Blueprint("slices", __name__, url_prefix="/api/slices")
+bp = APIBlueprint("slices", __name__, url_prefix="/api/slices")
 
 MAX_SAMPLES = 5000
 MAX_VERTICES = 500
@@ -54,11 +63,6 @@ MAX_SERIES = 10_000
 
 def state() -> TwinState:
     return current_app.extensions["twin"]
-
-
-def _args(allowed: tuple[str, ...]) -> Mapping[str, str]:
-    params.check_known(request.args, allowed)
-    return request.args
 
 
 def _to_wgs84(basin: BasinTwin) -> Transformer:
@@ -90,6 +94,139 @@ def _site(basin: BasinTwin, station: str, name: str = "station", path: bool = Fa
     return sites.loc[station]
 
 
+# -- the parameters ------------------------------------------------------------------------------
+
+
+def _line(args: Mapping[str, str], name: str = "line") -> list[tuple[float, float]]:
+    raw = params.text(args, "line", required=True)
+    assert raw is not None
+    parts = raw.split(",")
+    if len(parts) < 4 or len(parts) % 2:
+        raise ParameterError("line", "give at least two points as lon,lat,lon,lat,...")
+    values = []
+    for v in parts:
+        x = params.number({"line": v.strip()}, "line")
+        assert x is not None
+        values.append(x)
+    pts = list(zip(values[0::2], values[1::2]))
+    if len(pts) > MAX_VERTICES:
+        raise ParameterError("line", f"{len(pts)} points; at most {MAX_VERTICES}")
+    if not all(-180 <= x <= 180 and -90 <= y <= 90 for x, y in pts):
+        raise ParameterError("line", "longitudes must lie in -180..180 and latitudes in -90..90")
+    return pts
+
+
+At = Annotated[pd.Timestamp, params.Time("A time with its zone")]
+Parameter = Annotated[str, params.Parameter("A water-quality parameter")]
+Released = Annotated[str, params.Parameter("The released substance's parameter (default NH3-N)")]
+#: what a release's mass is required with, on the river slice
+RELEASE_PARTS = ("release_at", "at", "parameter", "duration_h", "decay_per_hour")
+KG = " (the mass released, kg)"
+
+
+class NoQuery(params.Query):
+    """No query parameter."""
+
+
+class TimeQuery(params.Query):
+    at: At
+    parameter: Parameter
+    max_age_hours: Annotated[
+        float, params.Number("Oldest reading used, hours before at", lo=0, lo_open=True, hi=24 * 366)
+    ] = 24.0
+
+
+class ProfileQuery(params.Query):
+    line: Annotated[
+        list[tuple[float, float]],
+        params.Custom(
+            "The line's points lon,lat,lon,lat,... (WGS 84)",
+            _line,
+            type="array",
+            items={"type": "number"},
+            minItems=4,
+            maxItems=2 * MAX_VERTICES,
+        ),
+    ]
+    samples: Annotated[int, params.Integer("Samples along the line", lo=2, hi=MAX_SAMPLES)] = 256
+
+
+class RiverQuery(params.Query):
+    """A river's profile; with ``mass_kg``, a release's concentration along it at a time."""
+
+    lon: params.Lon
+    lat: params.Lat
+    samples: Annotated[int, params.Integer("Points along the river", lo=2, hi=MAX_SAMPLES)] = 200
+    mass_kg: Annotated[
+        float | None,
+        params.Number(
+            "Mass released (kg); with it, the concentration at `at`",
+            lo=0,
+            lo_open=True,
+            hi=1e9,
+            required_with=RELEASE_PARTS,
+            why=KG,
+        ),
+    ] = None
+    parameter: Released = "NH3-N"
+    duration_h: params.DurationH = 0.0
+    decay_per_hour: params.DecayPerHour = 0.0
+    flow_ratio: params.FlowRatio = 1.0
+    release_at: Annotated[
+        pd.Timestamp | None, params.Time("When the release starts (with mass_kg)", required_if="mass_kg")
+    ] = None
+    at: Annotated[
+        pd.Timestamp | None,
+        params.Time("When to show the release's concentration (with mass_kg)", required_if="mass_kg"),
+    ] = None
+
+
+class SeriesQuery(params.Query):
+    parameter: Parameter
+    start: Annotated[pd.Timestamp | None, params.Time("Start of the window")] = None
+    end: Annotated[pd.Timestamp | None, params.Time("End of the window")] = None
+    limit: Annotated[
+        int,
+        params.Integer(
+            f"Readings per page (the first of the window); at most {MAX_SERIES}. The answer's `next` link pages on",
+            lo=1,
+            hi=MAX_SERIES,
+        ),
+    ] = MAX_SERIES
+
+    @model_validator(mode="after")
+    def _ordered(self) -> SeriesQuery:
+        if self.start is not None and self.end is not None and self.start > self.end:
+            raise ParameterError("end", f"{self.end.isoformat()} is before start {self.start.isoformat()}")
+        return self
+
+
+class StationPath(params.Path):
+    station_id: Annotated[str, params.Text("A station (site id)")] = Field(alias="stationId")
+
+
+class DownstreamQuery(params.Query):
+    lon: params.Lon
+    lat: params.Lat
+    at: Annotated[pd.Timestamp, params.Time("When the release starts")]
+    mass_kg: Annotated[float, params.Number("Mass released (kg)", lo=0, lo_open=True, hi=1e9, why=KG)]
+    parameter: Released = "NH3-N"
+    duration_h: params.DurationH = 0.0
+    decay_per_hour: params.DecayPerHour = 0.0
+    flow_ratio: params.FlowRatio = 1.0
+
+
+class UpstreamQuery(params.Query):
+    station: Annotated[str, params.Text("The station where the anomaly was measured")]
+    parameter: Parameter
+    at: At
+    window_hours: Annotated[float, params.Number("Travel-time window upstream (h)", lo=0, lo_open=True, hi=24 * 14)] = (
+        48.0
+    )
+    flow_ratio: params.FlowRatio = 1.0
+    top: Annotated[int, params.Integer("Candidates returned", lo=1, hi=100)] = 10
+
+
 # -- index --------------------------------------------------------------------------------------
 
 SLICES = {
@@ -114,9 +251,9 @@ SLICES = {
 }
 
 
-@bp.get("/")
-def index() -> Any:
-    _args(())
+@bp.get("/", operation_id="getSlices", tags=tag("Slices"), responses=responds(schemas.Slices, 400, 500))
+def index(query: NoQuery) -> Any:
+    """The slices and their parameters."""
     root = url_for("slices.index", _external=True)
     return {
         "slices": [
@@ -128,54 +265,36 @@ def index() -> Any:
 # -- the twin at a time -------------------------------------------------------------------------
 
 
-@bp.get("/time")
-def at_time() -> Any:
-    from twin.analysis import alerts, quality
-    from twin.ops.readings import query
+@bp.get("/time", operation_id="getTimeSlice", tags=tag("Slices"), responses=responds(schemas.TimeSlice, 400, 500))
+def at_time(query: TimeQuery) -> Any:
+    """Every station at a time: value, GB 3838 class and warning level for a parameter."""
+    from twin.analysis.slices import state_at
 
-    args = _args(("at", "parameter", "max_age_hours"))
-    at = params.time(args, "at", required=True)
-    assert at is not None
-    p = params.parameter(args)
-    age = params.number(args, "max_age_hours", 24.0, lo=0, lo_open=True, hi=24 * 366)
-    assert age is not None
+    at, p, age = query.at, query.parameter, query.max_age_hours
     st = state()
-    basin = st.basin
-    stations = basin.sites[basin.sites["kind"] == "station"].reset_index(drop=True)
-    rows = query(st.store, stations["id"].tolist(), [p], at - pd.Timedelta(hours=age), at, usable_only=True)
-    last = rows.sort_values("time").groupby("station").last() if len(rows) else rows.set_index("station")
-    values = last["value"].reindex(stations["id"]).to_numpy(dtype=float)
-    times = last["time"].reindex(stations["id"])
-    wb = stations["water_body"].fillna("river").astype(str).to_numpy()
-    klass = quality.classify_values(p, values, wb) if p in quality.parameters() else np.zeros(len(values), "int8")
     rule = scope()
-    ep = rule.warnings(episodes(st)) if rule.may("warnings.read") else pd.DataFrame()  # only those they may see
-    ep = ep[ep["parameter"] == p] if len(ep) else ep
-    levels = alerts.levels_at(ep, at) if len(ep) else pd.DataFrame(columns=["level", "level_name"])
-    lon, lat = _to_wgs84(basin).transform(stations.geometry.x.to_numpy(), stations.geometry.y.to_numpy())
-    out = []
-    for k, s in enumerate(stations.itertuples()):
-        level = int(levels.loc[s.id, "level"]) if s.id in levels.index else 0
-        c = int(klass[k])
-        out.append(
-            rule.slice_row(
-                {
-                    "id": s.id,
-                    "name": s.name,
-                    "lon": round(float(lon[k]), 6),
-                    "lat": round(float(lat[k]), 6),
-                    "water_body": s.water_body,
-                    "target_class": int(s.target_class),
-                    "time": None if pd.isna(times.iloc[k]) else times.iloc[k].isoformat(),
-                    "value": None if not np.isfinite(values[k]) else float(values[k]),
-                    "class": c or None,
-                    "label": str(quality.label(c)),
-                    "exceeds": bool(c > int(s.target_class)),
-                    "warning_level": level,
-                    "warning": alerts.LEVEL_NAMES[level] if level else None,
-                }
-            )
+    seen = rule.warnings(episodes(st)) if rule.may("warnings.read") else pd.DataFrame()  # only those they may see
+    now = state_at(st.basin.sites, st.store, p, at, max_age_hours=age, episodes=seen)
+    out = [
+        rule.slice_row(
+            {
+                "id": s["id"],
+                "name": s["name"],
+                "lon": round(float(s["lon"]), 6),
+                "lat": round(float(s["lat"]), 6),
+                "water_body": s["water_body"],
+                "target_class": int(s["target_class"]),
+                "time": None if pd.isna(s["time"]) else s["time"].isoformat(),
+                "value": None if not np.isfinite(s["value"]) else float(s["value"]),
+                "class": int(s["class"]) or None,
+                "label": s["label"],
+                "exceeds": bool(s["exceeds"]),
+                "warning_level": int(s["warning_level"]),
+                "warning": s["warning"],
+            }
         )
+        for s in now.drop(columns="geometry").to_dict("records")
+    ]
     return {
         "at": at.isoformat(),
         "parameter": p,
@@ -189,31 +308,13 @@ def at_time() -> Any:
 # -- along a line -------------------------------------------------------------------------------
 
 
-def _line(args: Mapping[str, str]) -> list[tuple[float, float]]:
-    raw = params.text(args, "line", required=True)
-    assert raw is not None
-    parts = raw.split(",")
-    if len(parts) < 4 or len(parts) % 2:
-        raise ParameterError("line", "give at least two points as lon,lat,lon,lat,...")
-    values = []
-    for v in parts:
-        x = params.number({"line": v.strip()}, "line")
-        assert x is not None
-        values.append(x)
-    pts = list(zip(values[0::2], values[1::2]))
-    if len(pts) > MAX_VERTICES:
-        raise ParameterError("line", f"{len(pts)} points; at most {MAX_VERTICES}")
-    if not all(-180 <= x <= 180 and -90 <= y <= 90 for x, y in pts):
-        raise ParameterError("line", "longitudes must lie in -180..180 and latitudes in -90..90")
-    return pts
+@bp.get("/profile", operation_id="getProfile", tags=tag("Slices"), responses=responds(schemas.TerrainProfile, 400, 500))
+def profile(query: ProfileQuery) -> Any:
+    """Terrain profile along a line, from the DEM.
 
-
-@bp.get("/profile")
-def profile() -> Any:
-    args = _args(("line", "samples"))
-    pts = _line(args)
-    n = params.integer(args, "samples", 256, lo=2, hi=MAX_SAMPLES)
-    assert n is not None
+    ``line`` is one comma-separated list of numbers (an array in the form style, not exploded).
+    """
+    pts, n = query.line, query.samples
     from twin.analysis.profiles import ProfileError, terrain_profile
 
     try:
@@ -235,38 +336,25 @@ def profile() -> Any:
 # -- along a river ------------------------------------------------------------------------------
 
 
-def _release(args: Mapping[str, str], needs_mass: tuple[str, ...] = ()) -> dict[str, Any] | None:
-    """The release of ``mass_kg``: None without a mass, unless a parameter of ``needs_mass`` is given."""
-    mass = params.number(args, "mass_kg", lo=0, lo_open=True, hi=1e9)
-    if mass is None:
-        extra = [k for k in needs_mass if k in args]
-        if extra:
-            raise ParameterError("mass_kg", f"is required with {', '.join(extra)} (the mass released, kg)")
-        return None
-    return {
-        "mass_kg": mass,
-        "parameter": params.parameter(args, default="NH3-N"),
-        "duration_s": (params.number(args, "duration_h", 0.0, lo=0, hi=24 * 30) or 0.0) * 3600.0,
-        "decay_per_hour": params.number(args, "decay_per_hour", 0.0, lo=0, hi=100) or 0.0,
-        "flow_ratio": params.number(args, "flow_ratio", 1.0, lo=0, lo_open=True, hi=100) or 1.0,
-    }
+@bp.get(
+    "/river", operation_id="getRiverProfile", tags=tag("Slices"), responses=responds(schemas.RiverProfile, 400, 500)
+)
+def river(query: RiverQuery) -> Any:
+    """Longitudinal profile from a point to the outlet: elevation, and a release's concentration at a time."""
+    from twin.analysis import profiles
+    from twin.analysis.slices import river_at
 
-
-@bp.get("/river")
-def river() -> Any:
-    from twin.analysis import plume, profiles
-
-    allowed = ("lon", "lat", "samples", "mass_kg", "release_at", "at", "parameter")
-    args = _args((*allowed, "duration_h", "decay_per_hour", "flow_ratio"))
-    lon0, lat0 = params.lon_lat(args)
-    n = params.integer(args, "samples", 200, lo=2, hi=MAX_SAMPLES)
-    assert n is not None
-    release = _release(args, ("release_at", "at", "parameter", "duration_h", "decay_per_hour"))
-    flow_ratio = params.number(args, "flow_ratio", 1.0, lo=0, lo_open=True, hi=100) or 1.0
-    release_at = at = None
-    if release is not None:
-        release_at = params.time(args, "release_at", required=True)
-        at = params.time(args, "at", required=True)
+    lon0, lat0, n, flow_ratio = query.lon, query.lat, query.samples, query.flow_ratio
+    release_at, at = query.release_at, query.at
+    release: dict[str, Any] | None = None
+    if query.mass_kg is not None:
+        release = {
+            "mass_kg": query.mass_kg,
+            "parameter": query.parameter,
+            "duration_s": query.duration_h * 3600.0,
+            "decay_per_hour": query.decay_per_hour,
+            "flow_ratio": flow_ratio,
+        }
     basin = state().basin
     start = _locate(basin, lon0, lat0)
     path, sections, sites = basin.downstream(lon0, lat0, flow_ratio=flow_ratio)
@@ -317,19 +405,18 @@ def river() -> Any:
     }
     if release is not None:
         assert release_at is not None and at is not None
-        ds = plume.simulate(
+        df = river_at(
+            df,
             basin.network.reaches,
-            start.reach_id,
-            start.measure_m,
+            start,
             release_at,
+            at,
             mass_kg=release["mass_kg"],
-            duration_s=release["duration_s"],
+            parameter=release["parameter"],
+            duration_h=query.duration_h,
             decay_per_hour=release["decay_per_hour"],
-            substance=release["parameter"],
             flow_ratio=flow_ratio,
-            times=pd.DatetimeIndex([at]),
         )
-        df = profiles.assign_concentration(df, basin.network.reaches, ds, at)
         out["release"] = {
             **release,
             "release_at": release_at.isoformat(),
@@ -344,53 +431,25 @@ def river() -> Any:
 # -- a station's series -------------------------------------------------------------------------
 
 
-def class_bands(parameter: str, water_body: str) -> list[dict[str, Any]]:
-    """The GB 3838-2002 class of a value by range (:func:`twin.scene.plots.bands`; empty: not classified).
+@bp.get(
+    "/stations/<stationId>",
+    operation_id="getStationSeries",
+    tags=tag("Slices"),
+    responses=responds(schemas.StationSeries, 400, 404, 500),
+)
+def station_series(path: StationPath, query: SeriesQuery) -> Any:
+    """A station's series of a parameter with its GB 3838 class bands and warning periods.
 
-    Each band: class, label, ``lower`` and ``upper`` (null: unbounded) and which end is
-    inclusive: an upper limit ("max") holds values ``lower < v <= upper``; a lower limit
-    ("min", DO) holds ``lower <= v < upper``; pH's range is one band 6–9 for class I.
+    The warning periods are those the user may see (``warnings`` is absent otherwise); at
+    most ``limit`` readings, the first of the window, and a ``next`` link when there are more.
     """
-    from twin.analysis import quality
-    from twin.scene import plots
-
-    if parameter not in quality.parameters():
-        return []
-    ranges = plots.bands(parameter, "river" if water_body == "river" else "lake")
-    is_range = parameter == "pH"
-    inclusive = "lower" if parameter == "DO" else "upper"
-
-    def bound(v: float) -> float | None:
-        return None if np.isinf(v) else float(v)
-
-    return [
-        {
-            "class": k,
-            "label": quality.LABELS[k],
-            "lower": bound(lo),
-            "upper": bound(hi),
-            "inclusive": ("both" if k == 1 else "neither") if is_range else inclusive,
-        }
-        for k, lo, hi in sorted(ranges, key=lambda r: (r[0], r[1]))
-    ]
-
-
-@bp.get("/stations/<station_id>")
-def station_series(station_id: str) -> Any:
-    from twin.analysis import quality
-    from twin.ops.readings import query
+    from twin.ops import readings
 
     st = state()
+    station_id = path.station_id
     site = _site(st.basin, station_id, "station", path=True)
-    args = _args(("parameter", "start", "end", "limit"))
-    p = params.parameter(args)
-    start = params.time(args, "start")
-    end = params.time(args, "end")
-    limit = params.integer(args, "limit", MAX_SERIES, lo=1, hi=MAX_SERIES)
-    assert limit is not None
-    if start is not None and end is not None and start > end:
-        raise ParameterError("end", f"{end.isoformat()} is before start {start.isoformat()}")
-    rows = query(st.store, [station_id], [p], start, end, usable_only=True, limit=limit + 1)
+    p, start, end, limit = query.parameter, query.start, query.end, query.limit
+    rows = readings.query(st.store, [station_id], [p], start, end, usable_only=True, limit=limit + 1)
     more = len(rows) > limit
     rows = rows.iloc[:limit]
     wb = str(site.get("water_body") or "river")
@@ -411,14 +470,14 @@ def station_series(station_id: str) -> Any:
         "value": _round(values, 6),
         "flag": rows["flag"].astype(str).tolist(),
         "class": [int(c) or None for c in klass],
-        "class_bands": class_bands(p, wb),
+        "class_bands": quality.class_bands(p, "river" if wb == "river" else "lake"),
         "class_source": quality.SOURCE,
         "limit": limit,
     }
     if more:  # the next page starts one second after this one's last reading (times are whole seconds)
         following = (rows["time"].iloc[-1] + pd.Timedelta(seconds=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
-        query_args = {k: v for k, v in args.items() if k != "start"} | {"start": following}
-        out["next"] = url_for("slices.station_series", station_id=station_id, _external=True, **query_args)
+        query_args = {k: v for k, v in request.args.items() if k != "start"} | {"start": following}
+        out["next"] = url_for("slices.station_series", stationId=station_id, _external=True, **query_args)
     if scope().sees_warnings_at(station_id):  # absent, not empty, when the user may not see them
         out["warnings"] = _periods(st, station_id, p, start, end)
     return out
@@ -426,30 +485,22 @@ def station_series(station_id: str) -> Any:
 
 def _periods(st: TwinState, station_id: str, p: str, start: Any, end: Any) -> list[dict[str, Any]]:
     """The warning periods of a station and parameter that overlap [start, end]."""
-    ep = episodes(st)
-    periods: list[dict[str, Any]] = []
-    if not len(ep):
-        return periods
-    mine = ep[(ep["station"] == station_id) & (ep["parameter"] == p)]
-    for e in mine.to_dict("records"):
-        e_start, e_end = pd.Timestamp(e["start"]), e["end"]
-        ended = not pd.isna(e_end)
-        if (end is not None and e_start > end) or (start is not None and ended and pd.Timestamp(e_end) < start):
-            continue
-        periods.append(
-            {
-                "id": warning_id(str(e["station"]), str(e["parameter"]), e_start),
-                "level": int(e["level"]),
-                "level_name": e["level_name"],
-                "start": e_start.isoformat(),
-                "end": pd.Timestamp(e_end).isoformat() if ended else None,
-                "end_reason": e["end_reason"],
-                "peak_value": float(e["peak_value"]),
-                "rule": e["rule"],
-                "changes": [[pd.Timestamp(t).isoformat(), int(lv), r] for t, lv, r in e["changes"]],
-            }
-        )
-    return periods
+    from twin.analysis.history import periods
+
+    return [
+        {
+            "id": e["id"],
+            "level": int(e["level"]),
+            "level_name": e["level_name"],
+            "start": pd.Timestamp(e["start"]).isoformat(),
+            "end": None if pd.isna(e["end"]) else pd.Timestamp(e["end"]).isoformat(),
+            "end_reason": e["end_reason"],
+            "peak_value": float(e["peak_value"]),
+            "rule": e["rule"],
+            "changes": [[pd.Timestamp(t).isoformat(), int(lv), r] for t, lv, r in e["changes"]],
+        }
+        for e in periods(episodes(st), station=station_id, parameter=p, start=start, end=end).to_dict("records")
+    ]
 
 
 # -- downstream and upstream --------------------------------------------------------------------
@@ -463,16 +514,24 @@ def _features(gdf: Any) -> list[dict[str, Any]]:
     return json.loads(gdf.to_crs("EPSG:4326").to_json(na="null", drop_id=True))["features"]
 
 
-@bp.get("/downstream")
-def downstream() -> Any:
+@bp.get(
+    "/downstream",
+    operation_id="getDownstreamReport",
+    tags=tag("Slices"),
+    responses=responds(schemas.DownstreamReport, 400, 500),
+)
+def downstream(query: DownstreamQuery) -> Any:
+    """Downstream report and plume of a release: who is reached, when, how badly."""
     from twin.analysis.impact import downstream_report
 
-    args = _args(("lon", "lat", "at", "mass_kg", "parameter", "duration_h", "decay_per_hour", "flow_ratio"))
-    lon, lat = params.lon_lat(args)
-    at = params.time(args, "at", required=True)
-    release = _release(args)
-    if release is None:
-        raise ParameterError("mass_kg", "is required (the mass released, kg)")
+    lon, lat, at = query.lon, query.lat, query.at
+    release: dict[str, Any] = {
+        "mass_kg": query.mass_kg,
+        "parameter": query.parameter,
+        "duration_s": query.duration_h * 3600.0,
+        "decay_per_hour": query.decay_per_hour,
+        "flow_ratio": query.flow_ratio,
+    }
     basin = state().basin
     _locate(basin, lon, lat)
     report = downstream_report(
@@ -521,70 +580,34 @@ def downstream() -> Any:
     }
 
 
-def _route(basin: BasinTwin, reach_id: int, measure_m: float, x: float, y: float, station: pd.Series) -> list[str]:
-    """Names of the top-level units a release at a point of a reach crosses on its way to a station, in order."""
-    top = basin.jurisdictions.levels[0] if basin.jurisdictions.levels else None
-    if top is None:
-        return []
-    here = basin.jurisdictions.at(x, y).get(top)
-    names = [str(here["name"])] if here else []
-    path = basin.network.downstream_ids(reach_id)
-    end = int(station["reach_id"])
-    if end not in path:  # the station is not downstream of the candidate
-        return names
-    path = path[: path.index(end) + 1]
-    order = {r: k for k, r in enumerate(path)}
-    sec = basin.jurisdictions.sections
-    sec = sec[(sec["level"] == top) & sec["reach_id"].isin(path)]
-    on_first = sec["reach_id"].to_numpy() == reach_id
-    on_last = sec["reach_id"].to_numpy() == end
-    keep = (~on_first | (sec["measure_m"].to_numpy() >= measure_m)) & (
-        ~on_last | (sec["measure_m"].to_numpy() <= float(station["measure_m"]))
-    )
-    sec = sec[keep]
-    sec = sec.assign(_k=sec["reach_id"].map(order)).sort_values(["_k", "measure_m"])
-    for name in sec["to_name"]:
-        if name is not None and (not names or names[-1] != name):
-            names.append(str(name))
-    return names
-
-
-@bp.get("/upstream")
-def upstream() -> Any:
+@bp.get(
+    "/upstream",
+    operation_id="getUpstreamTrace",
+    tags=tag("Slices"),
+    responses=responds(schemas.UpstreamTrace, 400, 500),
+)
+def upstream(query: UpstreamQuery) -> Any:
+    """Candidate sources of an anomaly at a station, best first, with the units each release crosses."""
+    from twin.analysis.crossings import place_candidates
     from twin.analysis.tracing import trace_upstream
 
-    args = _args(("station", "parameter", "at", "window_hours", "flow_ratio", "top"))
-    station_id = params.text(args, "station", required=True)
-    assert station_id is not None
+    station_id, p, at = query.station, query.parameter, query.at
+    window, flow_ratio, top = query.window_hours, query.flow_ratio, query.top
     st = state()
     basin = st.basin
     site = _site(basin, station_id)
-    p = params.parameter(args)
-    at = params.time(args, "at", required=True)
-    assert at is not None
-    window = params.number(args, "window_hours", 48.0, lo=0, lo_open=True, hi=24 * 14)
-    flow_ratio = params.number(args, "flow_ratio", 1.0, lo=0, lo_open=True, hi=100)
-    top = params.integer(args, "top", 10, lo=1, hi=100)
-    assert window is not None and flow_ratio is not None and top is not None
     ranked = trace_upstream(basin.model, basin.store, station_id, p, at, window_hours=window, flow_ratio=flow_ratio, top=top)
-    reaches = basin.network.reaches
+    placed = place_candidates(ranked, basin.network, basin.jurisdictions, site, basin.crs)
+    candidates = [
+        c
+        | {
+            "lon": round(float(c["lon"]), 6),
+            "lat": round(float(c["lat"]), 6),
+            "release_time": pd.Timestamp(c["release_time"]).isoformat(),
+        }
+        for c in placed.to_dict("records")
+    ]
     to_wgs = _to_wgs84(basin)
-    levels = basin.jurisdictions.levels
-    candidates = []
-    for c in ranked.to_dict("records"):
-        geom = reaches.at[int(c["reach_id"]), "geometry"]
-        pt = geom.interpolate(min(float(c["measure_m"]), geom.length))
-        lon, lat = to_wgs.transform(pt.x, pt.y)
-        units = basin.jurisdictions.at(pt.x, pt.y)
-        row = dict(c)  # every column the tracer gives, plus where the candidate is and what it crosses
-        row.update(
-            lon=round(float(lon), 6),
-            lat=round(float(lat), 6),
-            release_time=pd.Timestamp(c["release_time"]).isoformat(),
-            jurisdictions={lv: units.get(lv) for lv in levels},
-            route=_route(basin, int(c["reach_id"]), float(c["measure_m"]), pt.x, pt.y, site),
-        )
-        candidates.append(row)
     sx, sy = site.geometry.x, site.geometry.y
     slon, slat = to_wgs.transform(sx, sy)
     return {

@@ -31,18 +31,19 @@ import math
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 import rasterio
-from flask import Blueprint, Response, current_app, request, url_for
+from flask import Response, current_app, request, url_for
+from flask_openapi3 import APIBlueprint
 from rio_tiler.constants import WGS84_CRS
 from rio_tiler.io import Reader
 
-from twin_web import render
+from twin_web import params, render, schemas
 from twin_web.cache import TileCache
 from twin_web.errors import NotFoundError, ParameterError
-from twin_web.params import integer
+from twin_web.openapi import responds, tag
 from twin_web.state import TwinState
 
 #: zoom levels served past the raster's native zoom (the client could over-zoom itself)
@@ -195,18 +196,31 @@ class TileService:
 
 # -- the blueprint ------------------------------------------------------------------------------
 
-bp = Blueprint("tiles", __name__, url_prefix="/tiles")
+bp = APIBlueprint("tiles", __name__, url_prefix="/tiles")
 
 
 def service() -> TileService:
     return current_app.extensions["twin_tiles"]
 
 
-def _layer(name: str) -> Layer:
-    layer = LAYERS.get(name)
-    if layer is None:
-        raise NotFoundError(f"unknown layer {name[:60]!r}; layers: {', '.join(LAYERS)}", parameter="layer")
-    return layer
+def _no_layer(name: str) -> NotFoundError:
+    return NotFoundError(f"unknown layer {name[:60]!r}; layers: {', '.join(LAYERS)}", parameter="layer")
+
+
+LayerName = Annotated[str, params.Choice("A tile layer", LAYERS, _no_layer)]
+
+
+class LayerPath(params.Path):
+    layer: LayerName
+
+
+class TilePath(params.Path):
+    """A tile: its layer, then z, x and y, whole numbers (the view checks the zooms served and the tile matrix)."""
+
+    layer: LayerName
+    z: Annotated[int, params.Integer("Zoom level", minimum=0)]
+    x: Annotated[int, params.Integer("Tile column (0 .. 2^z - 1)", minimum=0)]
+    y: Annotated[int, params.Integer("Tile row (0 .. 2^z - 1, from the north)", minimum=0)]
 
 
 def tilejson(layer: Layer) -> dict[str, Any]:
@@ -234,8 +248,9 @@ def tilejson(layer: Layer) -> dict[str, Any]:
     return out
 
 
-@bp.get("/")
+@bp.get("/", operation_id="getTileLayers", tags=tag("Tiles"), responses=responds(schemas.TileLayers, 500))
 def index() -> Any:
+    """The raster tile layers."""
     return {
         "layers": [
             {
@@ -249,19 +264,30 @@ def index() -> Any:
     }
 
 
-@bp.get("/<layer>/tilejson.json")
-def layer_tilejson(layer: str) -> Any:
-    return tilejson(_layer(layer))
+@bp.get(
+    "/<layer>/tilejson.json",
+    operation_id="getTileJSON",
+    tags=tag("Tiles"),
+    responses=responds(schemas.TileJSON, 404, 500),
+)
+def layer_tilejson(path: LayerPath) -> Any:
+    """TileJSON 3.0.0 of a layer."""
+    return tilejson(LAYERS[path.layer])
 
 
-@bp.get("/<layer>/<z>/<x>/<y>.png")
-def tile(layer: str, z: str, x: str, y: str) -> Response:
-    lay = _layer(layer)
-    path = {"z": z, "x": x, "y": y}
-    zi = integer(path, "z", required=True)
-    xi = integer(path, "x", required=True)
-    yi = integer(path, "y", required=True)
-    assert zi is not None and xi is not None and yi is not None
+@bp.get(
+    "/<layer>/<z>/<x>/<y>.png",
+    operation_id="getTile",
+    tags=tag("Tiles"),
+    responses=responds(None, 304, 400, 404, 500, media="image/png"),
+)
+def tile(path: TilePath) -> Response:
+    """A 256 x 256 PNG tile in Web Mercator (XYZ); terrain-rgb is Mapbox terrain-RGB.
+
+    The answer is ``image/png`` (or 304 when If-None-Match names its ETag), not JSON.
+    """
+    lay = LAYERS[path.layer]
+    zi, xi, yi = path.z, path.x, path.y
     svc = service()
     _, native, _ = svc.zooms(lay)
     if not 0 <= zi <= native + OVERZOOM:

@@ -16,13 +16,17 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from flask import Blueprint, Flask, current_app, render_template, request
+from flask import Flask, current_app, render_template
+from flask_openapi3 import APIBlueprint
+
+from twin_web import params
+from twin_web.openapi import responds, tag
 
 log = logging.getLogger(__name__)
 
-bp = Blueprint("viewer", __name__)
+bp = APIBlueprint("viewer", __name__)
 
 #: the vendored library, relative to the app's static folder
 MAPLIBRE = ("vendor/maplibre-gl/maplibre-gl.js", "vendor/maplibre-gl/maplibre-gl.css")
@@ -48,12 +52,17 @@ def check_vendor(app: Flask) -> None:
         )
 
 
-@bp.get("/")
-def page() -> Any:
+class PageQuery(params.LooseQuery):
+    lang: Annotated[str | None, params.Text("The page's language: zh (the default) or en")] = None
+
+
+@bp.get("/", operation_id="getViewer", tags=tag("Viewer"), responses=responds(None, 500, media="text/html"))
+def page(query: PageQuery) -> Any:
+    """The map viewer (an HTML page; Chinese by default, ?lang=en)."""
     missing = vendor_missing(current_app)
     if missing:
         check_vendor(current_app)
-    lang = request.args.get("lang")
+    lang = query.lang
     m = current_app.extensions["twin"].manifest
     return render_template(
         "viewer.html",

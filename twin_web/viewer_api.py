@@ -13,35 +13,37 @@ Routes (blueprint ``viewer_api``, under ``/api/viewer``)::
                            points sampled along the path downstream, one row per time
 
 Times in and out are ISO 8601 (UTC out); coordinates WGS 84. A bad or missing
-parameter is a 400 naming it (:mod:`web.params`), as in :mod:`web.slices`.
+parameter is a 400 naming it (:mod:`twin_web.params`), as in :mod:`twin_web.slices`.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import numpy as np
 import pandas as pd
-from flask import Blueprint, current_app, request, url_for
+from flask import current_app, url_for
+from flask_openapi3 import APIBlueprint
 
 from twin.ops.parameters import PARAMETERS
-from twin_web import params
+from twin_web import params, schemas
 from twin_web.auth import scope
-from twin_web.collections import episodes, warning_id
+from twin_web.collections import episodes
 from twin_web.errors import ParameterError
+from twin_web.openapi import responds, tag
+from twin_web.slices import NoQuery, Parameter
 from twin_web.state import TwinState
 from twin_web.tiles import LAYERS
 
 if TYPE_CHECKING:
     from twin.basin import BasinTwin
 
-bp = Blueprint("viewer_api", __name__, url_prefix="/api/viewer")
+bp = APIBlueprint("viewer_api", __name__, url_prefix="/api/viewer")
 
 #: points sampled along the river for a plume (default, most)
 PLUME_SAMPLES, MAX_PLUME_SAMPLES = 200, 2000
-#: time steps of a plume: the default step spreads the plume's passage over about this many
+#: time steps of a plume: the default step spreads the plume's passage over about this many; the most
 PLUME_STEPS, MAX_PLUME_STEPS = 200, 2000
 #: concentrations below this (mg/L) are sent as 0: a plume's far tails, which no one can measure
 PLUME_FLOOR_MG_L = 1e-6
@@ -51,9 +53,26 @@ def state() -> TwinState:
     return current_app.extensions["twin"]
 
 
-def _args(allowed: tuple[str, ...]) -> Mapping[str, str]:
-    params.check_known(request.args, allowed)
-    return request.args
+class TimesQuery(params.Query):
+    parameter: Parameter
+
+
+class PlumeQuery(params.Query):
+    lon: params.Lon
+    lat: params.Lat
+    release_at: Annotated[pd.Timestamp, params.Time("When the release starts")]
+    mass_kg: Annotated[float, params.Number("Mass released (kg)", lo=0, lo_open=True, hi=1e9)]
+    parameter: Annotated[str, params.Parameter("The released substance's parameter (default NH3-N)")] = "NH3-N"
+    duration_h: params.DurationH = 0.0
+    decay_per_hour: params.DecayPerHour = 0.0
+    flow_ratio: params.FlowRatio = 1.0
+    samples: Annotated[int, params.Integer("Points along the river", lo=2, hi=MAX_PLUME_SAMPLES)] = PLUME_SAMPLES
+    step_minutes: Annotated[
+        float | None,
+        params.Number(
+            f"Minutes between the plume's times (default: its passage in about {PLUME_STEPS} steps)", lo=1, hi=24 * 60
+        ),
+    ] = None
 
 
 def _station_ids(basin: BasinTwin) -> list[str]:
@@ -61,75 +80,27 @@ def _station_ids(basin: BasinTwin) -> list[str]:
 
 
 def reading_summary(st: TwinState) -> pd.DataFrame:
-    """Per parameter read at the twin's stations: ``count``, ``first``, ``last`` (UTC) and ``simulated`` (any).
+    """:func:`twin.analysis.slices.reading_summary` of the twin's stations, cached per state of the store."""
+    from twin.analysis.slices import reading_summary as summary
 
-    Current versions only; cached per state of the store.
-    """
-
-    def compute() -> pd.DataFrame:
-        import sqlalchemy as sa
-
-        from twin.analysis.simulate import SIMULATED_FLAG
-        from twin.ops.store import datastreams, readings
-
-        ids = _station_ids(st.basin)
-        query = (
-            sa.select(
-                datastreams.c.parameter,
-                sa.func.count(),
-                sa.func.min(readings.c.time),
-                sa.func.max(readings.c.time),
-                sa.func.max(sa.case((readings.c.flag == SIMULATED_FLAG, 1), else_=0)),
-            )
-            .join(datastreams, datastreams.c.id == readings.c.datastream_id)
-            .where(readings.c.current == 1, datastreams.c.station_id.in_(ids))
-            .group_by(datastreams.c.parameter)
-        )
-        with st.store.connect() as conn:
-            rows = conn.execute(query).all() if ids else []
-        out = pd.DataFrame(rows, columns=["parameter", "count", "first", "last", "simulated"])
-        out["first"] = pd.to_datetime(out["first"].astype("int64"), unit="s", utc=True)
-        out["last"] = pd.to_datetime(out["last"].astype("int64"), unit="s", utc=True)
-        out["simulated"] = out["simulated"].astype(bool)
-        order = {p: k for k, p in enumerate(PARAMETERS)}
-        out = out[out["parameter"].isin(order)]
-        return out.sort_values("parameter", key=lambda s: s.map(order)).reset_index(drop=True)
-
-    return st.memo("viewer:readings", (st.manifest_hash, st.fingerprint()), compute)
+    key = (st.manifest_hash, st.fingerprint())
+    return st.memo("viewer:readings", key, lambda: summary(st.store, _station_ids(st.basin)))
 
 
-def _default_parameter(st: TwinState, summary: pd.DataFrame) -> str | None:
-    """The parameter to open on: that of the latest, highest warning the user may see; else the first classified one read."""
+@bp.get("/", operation_id="getViewerSetup", tags=tag("Viewer"), responses=responds(schemas.ViewerConfig, 400, 500))
+def config(query: NoQuery) -> Any:
+    """The viewer's set-up: extent, tile layers, levels, the parameters read and the time to open on."""
     from twin.analysis import quality
+    from twin.analysis.history import parameter_to_show
 
-    read = summary["parameter"].tolist()
-    if not read:
-        return None
-    rule = scope()
-    ep = rule.warnings(episodes(st)) if rule.may("warnings.read") else pd.DataFrame()
-    if len(ep):
-        ep = ep[ep["parameter"].isin(read)]
-    if len(ep):
-        order = {p: k for k, p in enumerate(PARAMETERS)}
-        ranked = ep.assign(_o=ep["parameter"].map(order)).sort_values(
-            ["start", "level", "_o"], ascending=[False, False, True]
-        )
-        return str(ranked["parameter"].iloc[0])
-    classified = [p for p in read if p in quality.parameters()]
-    return classified[0] if classified else read[0]
-
-
-@bp.get("/")
-def config() -> Any:
-    from twin.analysis import quality
-
-    _args(())
     st = state()
     m = st.manifest
     summary = m.get("summary", {})
     west, south, east, north = summary.get("bounds_wgs84") or [-180.0, -85.0, 180.0, 85.0]
     readings = reading_summary(st)
-    default = _default_parameter(st, readings)
+    rule = scope()
+    seen = rule.warnings(episodes(st)) if rule.may("warnings.read") else pd.DataFrame()  # only those they may see
+    default = parameter_to_show(readings["parameter"].tolist(), seen, quality.parameters())
     rows = readings.to_dict("records")
     last = next((pd.Timestamp(r["last"]).isoformat() for r in rows if r["parameter"] == default), None)
     return {
@@ -164,48 +135,33 @@ def config() -> Any:
     }
 
 
-@bp.get("/times")
-def times() -> Any:
-    import sqlalchemy as sa
+@bp.get("/times", operation_id="getReadingTimes", tags=tag("Viewer"), responses=responds(schemas.ViewerTimes, 400, 500))
+def times(query: TimesQuery) -> Any:
+    """Every time a parameter was read at the stations (the time slider's stops), with its warning periods."""
+    from twin.analysis.history import periods
+    from twin.analysis.slices import reading_times
 
-    from twin.ops.store import datastreams, readings
-
-    args = _args(("parameter",))
-    p = params.parameter(args)
+    p = query.parameter
     st = state()
 
     def compute() -> list[str]:
-        ids = _station_ids(st.basin)
-        if not ids:
-            return []
-        query = (
-            sa.select(readings.c.time)
-            .distinct()
-            .join(datastreams, datastreams.c.id == readings.c.datastream_id)
-            .where(readings.c.current == 1, datastreams.c.parameter == p, datastreams.c.station_id.in_(ids))
-            .order_by(readings.c.time)
-        )
-        with st.store.connect() as conn:
-            epochs = [int(t) for t in conn.execute(query).scalars()]
-        return [t.isoformat() for t in pd.to_datetime(epochs, unit="s", utc=True)]
+        return [t.isoformat() for t in reading_times(st.store, _station_ids(st.basin), p)]
 
     stops = st.memo(f"viewer:times:{p}", (st.manifest_hash, st.fingerprint()), compute)
     out: dict[str, Any] = {"parameter": p, "units": {"time": "UTC"}, "time": stops}
     rule = scope()
     if not rule.may("warnings.read"):
         return out
-    ep = rule.warnings(episodes(st))
-    ep = ep[ep["parameter"] == p] if len(ep) else ep
     out["warnings"] = [
         {
-            "id": warning_id(str(e["station"]), p, pd.Timestamp(e["start"])),
+            "id": e["id"],
             "station": e["station"],
             "level": int(e["level"]),
             "level_name": e["level_name"],
             "start": pd.Timestamp(e["start"]).isoformat(),
             "end": None if pd.isna(e["end"]) else pd.Timestamp(e["end"]).isoformat(),
         }
-        for e in ep.sort_values("start").to_dict("records")
+        for e in periods(rule.warnings(episodes(st)), parameter=p).to_dict("records")
     ]
     return out
 
@@ -247,71 +203,42 @@ def _rounded(values: np.ndarray) -> list[float | None]:
     return out
 
 
-@bp.get("/plume")
-def plume_over_time() -> Any:
-    from twin.analysis import plume, quality
-    from twin_web.slices import class_bands
+@bp.get(
+    "/plume",
+    endpoint="plume_over_time",
+    operation_id="getPlumeOverTime",
+    tags=tag("Viewer"),
+    responses=responds(schemas.PlumeOverTime, 400, 500),
+)
+def plume(query: PlumeQuery) -> Any:
+    """A release's plume along the river downstream: concentration at sampled points, one row per time."""
+    from twin.analysis import quality
+    from twin.analysis.slices import SliceError, plume_over_time
 
-    args = _args(
-        (
-            "lon",
-            "lat",
-            "release_at",
-            "mass_kg",
-            "parameter",
-            "duration_h",
-            "decay_per_hour",
-            "flow_ratio",
-            "samples",
-            "step_minutes",
-        )
-    )
-    lon, lat = params.lon_lat(args)
-    release_at = params.time(args, "release_at", required=True)
-    mass = params.number(args, "mass_kg", required=True, lo=0, lo_open=True, hi=1e9)
-    p = params.parameter(args, default="NH3-N")
-    duration_h = params.number(args, "duration_h", 0.0, lo=0, hi=24 * 30)
-    decay = params.number(args, "decay_per_hour", 0.0, lo=0, hi=100)
-    flow_ratio = params.number(args, "flow_ratio", 1.0, lo=0, lo_open=True, hi=100)
-    n = params.integer(args, "samples", PLUME_SAMPLES, lo=2, hi=MAX_PLUME_SAMPLES)
-    step = params.number(args, "step_minutes", None, lo=1, hi=24 * 60)
-    assert release_at is not None and mass is not None and n is not None
-    assert duration_h is not None and decay is not None and flow_ratio is not None
+    lon, lat, release_at, mass, p = query.lon, query.lat, query.release_at, query.mass_kg, query.parameter
+    duration_h, decay, flow_ratio = query.duration_h, query.decay_per_hour, query.flow_ratio
+    n, step = query.samples, query.step_minutes
     basin = state().basin
     start, points = _samples(basin, lon, lat, n, flow_ratio)
-    arrivals = plume.travel_times(
-        basin.network.reaches, start.reach_id, start.measure_m, flow_ratio=flow_ratio, sites=points
-    )
-    passage_h = float(arrivals["trailing_hours"].max()) + duration_h
-    if step is None:  # whole minutes, at least 5
-        step = float(max(5, math.ceil(passage_h * 60.0 / PLUME_STEPS)))
-    count = int(math.floor(passage_h * 60.0 / step)) + 2
-    if count > MAX_PLUME_STEPS:
-        raise ParameterError(
-            "step_minutes",
-            f"{step:g} min gives {count} steps over the plume's {passage_h:.1f} h; "
-            f"at most {MAX_PLUME_STEPS} (use at least {math.ceil(passage_h * 60.0 / (MAX_PLUME_STEPS - 2))})",
+    try:
+        ds = plume_over_time(
+            basin.network.reaches,
+            start,
+            points,
+            release_at,
+            mass_kg=mass,
+            parameter=p,
+            duration_h=duration_h,
+            decay_per_hour=decay,
+            flow_ratio=flow_ratio,
+            step_minutes=step,
+            steps=PLUME_STEPS,
+            max_steps=MAX_PLUME_STEPS,
         )
-    stamps = pd.DatetimeIndex([release_at + pd.Timedelta(minutes=step * i) for i in range(count)])
-    ds = plume.simulate(
-        basin.network.reaches,
-        start.reach_id,
-        start.measure_m,
-        release_at,
-        mass_kg=mass,
-        duration_s=duration_h * 3600.0,
-        decay_per_hour=decay,
-        substance=p,
-        flow_ratio=flow_ratio,
-        times=stamps,
-        sites=points[["id", "reach_id", "measure_m"]],
-    )
-    row = {str(s): k for k, s in enumerate(ds["site"].to_numpy())}
-    picked = np.array([row.get(i, -1) for i in points["id"]])
-    conc = np.full((count, n), np.nan)
-    on = picked >= 0
-    conc[:, on] = ds["site_concentration"].to_numpy()[picked[on]].T
-    peak = np.nanmax(np.where(np.isnan(conc), -np.inf, conc), axis=0)
+    except SliceError as err:
+        raise ParameterError("step_minutes", str(err)) from None
+    conc = ds["concentration_mg_l"].to_numpy()
+    stamps = pd.DatetimeIndex(ds["time"].to_numpy()).tz_localize("UTC")
     return {
         "start": {
             "lon": lon,
@@ -334,14 +261,14 @@ def plume_over_time() -> Any:
             "step_minutes": "min",
         },
         "model": {k: ds.attrs[k] for k in ("velocity", "dispersion")},
-        "step_minutes": step,
+        "step_minutes": ds.attrs["step_minutes"],
         "time": [t.isoformat() for t in stamps],
         "lon": [round(float(v), 6) for v in points["lon"]],
         "lat": [round(float(v), 6) for v in points["lat"]],
         "distance_km": [round(float(v), 4) for v in points["distance_km"]],
         "reach_id": [int(r) for r in points["reach_id"]],
-        "concentration_mg_l": [_rounded(conc[i]) for i in range(count)],
-        "peak_mg_l": _rounded(np.where(np.isfinite(peak), peak, np.nan)),
+        "concentration_mg_l": [_rounded(row) for row in conc],
+        "peak_mg_l": _rounded(ds["peak_mg_l"].to_numpy()),
         "classified": p in quality.parameters(),
-        "class_bands": class_bands(p, "river"),
+        "class_bands": quality.class_bands(p, "river"),
     }

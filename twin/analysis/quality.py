@@ -517,3 +517,113 @@ def classify_samples(
         if not np.isfinite(rule.lower).any():
             out[f"{p}_multiple"] = _multiple(rule, values[j], classes[j], kinds, target)
     return pd.DataFrame(out, index=df.index)
+
+
+# ---------------------------------------------------------------------------
+# classes as value ranges
+# ---------------------------------------------------------------------------
+def class_ranges(parameter: str, water_body: str = "river") -> list[tuple[int, float, float]]:
+    """The classes of a parameter as value ranges: ``(class, lower, upper)``, ``-inf``/``inf`` where unbounded.
+
+    An upper limit ("≤", most parameters) holds ``lower < v <= upper``; DO's lower
+    limit holds ``lower <= v < upper``; pH is class I in 6-9 and 劣V on either side.
+    Classes that share a limit share a range, named by the best of them (As: ≤ 0.05
+    is class I, as :func:`classify_values` says). Sorted by class, then lower bound.
+
+    Parameters
+    ----------
+    parameter:
+        A parameter of :func:`parameters`.
+    water_body:
+        ``"river"``, ``"lake"`` or ``"reservoir"``.
+
+    Raises
+    ------
+    QualityError
+        An unknown parameter or water body, or a parameter without limits for that
+        water body (TN in a river).
+
+    Examples
+    --------
+    >>> class_ranges("As")
+    [(1, -inf, 0.05), (4, 0.05, 0.1), (6, 0.1, inf)]
+    >>> class_ranges("pH")
+    [(1, 6.0, 9.0), (6, -inf, 6.0), (6, 9.0, inf)]
+    """
+    rule = _rule(parameter)
+    k = _kind(water_body)
+    if not rule.applies[k]:
+        raise QualityError(
+            f"{parameter!r} has no GB 3838-2002 limits for a {water_body}; classified: {', '.join(parameters())}"
+        )
+    lower, upper = rule.lower[k], rule.upper[k]
+    inf = float("inf")
+    out: list[tuple[int, float, float]] = []
+    if np.isfinite(lower).any() and np.isfinite(upper).any():  # a range (pH)
+        lo, hi = float(lower[0]), float(upper[0])
+        out = [(1, lo, hi), (WORSE_THAN_V, -inf, lo), (WORSE_THAN_V, hi, inf)]
+    elif np.isfinite(upper).any():
+        edge = -inf
+        for klass, lim in enumerate(upper.tolist(), start=1):
+            if lim > edge:
+                out.append((klass, edge, float(lim)))
+                edge = lim
+        out.append((WORSE_THAN_V, edge, inf))
+    else:
+        edge = inf
+        for klass, lim in enumerate(lower.tolist(), start=1):
+            if lim < edge:
+                out.append((klass, float(lim), edge))
+                edge = lim
+        out.append((WORSE_THAN_V, -inf, edge))
+    return sorted(out, key=lambda r: (r[0], r[1]))
+
+
+def class_bands(parameter: str, water_body: str = "river") -> list[dict[str, object]]:
+    """The class of a value by range, ready for a chart or a JSON answer; empty for an unclassified parameter.
+
+    Each band: ``class``, ``label``, ``lower`` and ``upper`` (None: unbounded) and
+    ``inclusive``, the end that belongs to the band: ``"upper"`` for an upper limit
+    (``lower < v <= upper``), ``"lower"`` for DO's lower limit (``lower <= v < upper``);
+    pH's class I holds both ends of 6–9 (``"both"``) and its 劣V bands neither.
+
+    Parameters
+    ----------
+    parameter:
+        A parameter id of :mod:`twin.ops.parameters`; one GB 3838-2002 does not
+        classify (water temperature) gives ``[]``.
+    water_body:
+        ``"river"``, ``"lake"`` or ``"reservoir"``.
+
+    Raises
+    ------
+    QualityError
+        As :func:`class_ranges`, for a classified parameter.
+
+    Examples
+    --------
+    >>> [(b["class"], b["lower"], b["upper"], b["inclusive"]) for b in class_bands("As")]
+    [(1, None, 0.05, 'upper'), (4, 0.05, 0.1, 'upper'), (6, 0.1, None, 'upper')]
+    >>> class_bands("water_temperature")
+    []
+    """
+    rule = _rules().get(parameter)
+    if rule is None:
+        return []
+    has_lower, has_upper = bool(np.isfinite(rule.lower).any()), bool(np.isfinite(rule.upper).any())
+    is_range = has_lower and has_upper
+    inclusive = "upper" if has_upper else "lower"
+
+    def bound(v: float) -> float | None:
+        return None if np.isinf(v) else float(v)
+
+    return [
+        {
+            "class": klass,
+            "label": LABELS[klass],
+            "lower": bound(lo),
+            "upper": bound(hi),
+            "inclusive": ("both" if klass == 1 else "neither") if is_range else inclusive,
+        }
+        for klass, lo, hi in class_ranges(parameter, water_body)
+    ]

@@ -23,6 +23,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from twin.analysis import alerts
+from twin.analysis.history import stations_table
 from twin.analysis.source import readings_frame
 from twin.errors import SnapError
 
@@ -170,7 +171,7 @@ def warnings(
     if at is not None:
         end = at
     readings = readings_frame(readings, start=start, end=end)
-    stations = _stations(model)
+    stations = stations_table(model.sites)
     readings = readings[readings["station"].isin(set(stations["id"]))]
     episodes = alerts.evaluate(readings, stations, policy, escalation_table(model), until=end)
     if at is not None and len(episodes):
@@ -187,19 +188,14 @@ def warnings(
 def watch(model: Model, store: sa.Engine, policy: alerts.Policy | None = None) -> StoreWatch:
     """The warning episodes of :func:`warnings` (``plans=False``, the whole store), kept up to date.
 
-    Each call of the result's ``episodes()`` reads only the readings stored since the
-    last and evaluates again only what they change (:mod:`twin.analysis.watch`), for a server
-    that shows warnings while stations post readings.
+    :func:`twin.analysis.history.watch` with the model's sites and escalation table: each call
+    of the result's ``episodes()`` reads only the readings stored since the last and evaluates
+    again only what they change (:mod:`twin.analysis.watch`), for a server that shows warnings
+    while stations post readings.
     """
-    from twin.analysis.watch import StoreWatch
+    from twin.analysis import history
 
-    return StoreWatch(store, _stations(model), policy or alerts.load_policy(), escalation_table(model))
-
-
-def _stations(model: Model) -> pd.DataFrame:
-    """What warnings need of every site: id, water body, target class."""
-    sites = model.sites
-    return pd.DataFrame({"id": sites["id"], "water_body": sites["water_body"], "target_class": sites["target_class"]})
+    return history.watch(store, model.sites, escalation_table(model), policy)
 
 
 def _epoch(t: Any) -> int | None:
