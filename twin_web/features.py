@@ -108,8 +108,6 @@ class ItemsQuery(params.Query):
     ] = params.DEFAULT_LIMIT
     offset: Annotated[int, params.Integer("Features to skip", lo=0)] = 0
 
-    model_config = {"arbitrary_types_allowed": True}
-
 
 class CollectionPath(params.Path):
     collection_id: Annotated[str, params.Choice("A collection", COLLECTIONS, _no_collection)] = Field(
