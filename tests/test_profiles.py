@@ -213,7 +213,7 @@ def test_grids_are_one_dataset_on_the_twin_grid_with_its_crs(valley):
     [
         ("As", "river", [(1, -np.inf, 0.05), (4, 0.05, 0.1), (6, 0.1, np.inf)]),
         ("DO", "river", [(1, 7.5, np.inf), (2, 6, 7.5), (3, 5, 6), (4, 3, 5), (5, 2, 3), (6, -np.inf, 2)]),
-        ("pH", "lake", [(6, -np.inf, 6), (1, 6, 9), (6, 9, np.inf)]),
+        ("pH", "lake", [(1, 6, 9), (6, -np.inf, 6), (6, 9, np.inf)]),  # by class, then lower bound
         ("COD", "river", [(1, -np.inf, 15), (3, 15, 20), (4, 20, 30), (5, 30, 40), (6, 40, np.inf)]),
         (
             "TP",

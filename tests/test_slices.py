@@ -304,11 +304,11 @@ def test_the_history_of_warnings_follows_the_store(make_saved_valley, tmp_path):
     from twin.analysis.response import escalation_table, warnings
 
     basin = make_saved_valley({"UP": (10, "station"), "LOW": (35, "intake")})
-    live = history.watch(basin.store, basin.sites, escalation_table(basin))
+    live = history.watch(basin.store, basin.sites, escalation_table(basin.model))
     assert live.episodes().empty
     values = [0.3, 0.4, 1.8, 1.8, 0.4, 0.3, 0.3, 0.3]
     rows = [f"UP,2026-08-01T{2 * k:02d}:00:00Z,NH3-N,{v},mg/L,N" for k, v in enumerate(values)]
     (tmp_path / "r.csv").write_text(HEADER + "\n".join(rows) + "\n")
     basin.readings.ingest(tmp_path / "r.csv")
-    pd.testing.assert_frame_equal(live.episodes(), warnings(basin, plans=False))
+    pd.testing.assert_frame_equal(live.episodes(), warnings(basin.model, basin.store, plans=False))
     assert live.episodes()["level_name"].tolist() == ["red"]  # orange near an intake, escalated

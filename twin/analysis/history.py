@@ -19,7 +19,7 @@ Examples
 --------
 >>> from twin.analysis import history                                          # doctest: +SKIP
 >>> from twin.analysis.response import escalation_table                        # doctest: +SKIP
->>> live = history.watch(basin.store, basin.sites, escalation_table(basin))     # doctest: +SKIP
+>>> live = history.watch(basin.store, basin.sites, escalation_table(basin.model))  # doctest: +SKIP
 >>> history.periods(live.episodes(), station="GM-MIALET", parameter="As")       # doctest: +SKIP
 """
 

@@ -51,53 +51,12 @@ def subplots(*args: Any, **kwargs: Any) -> Any:
 
 
 def bands(parameter: str, water_body: str = "river") -> list[tuple[int, float, float]]:
-    """The GB 3838-2002 classes of a parameter as value ranges, from the limits table.
+    """The GB 3838-2002 classes of a parameter as value ranges: :func:`twin.analysis.quality.class_ranges`.
 
-    Returns ``(class, lower, upper)`` for each range a class holds, ``-inf``/``inf``
-    where unbounded: an upper limit ("≤", most parameters) holds ``lower < v <= upper``;
-    DO's lower limit holds ``lower <= v < upper``; pH is class I in 6-9 and worse than V
-    on either side. Classes that share a limit share a range, named by the best of them
-    (As: ≤ 0.05 is class I, as the classification says).
-
-    Raises
-    ------
-    twin.analysis.quality.QualityError
-        A parameter without limits for that water body, or an unknown water body.
-
-    Examples
-    --------
     >>> bands("As")
     [(1, -inf, 0.05), (4, 0.05, 0.1), (6, 0.1, inf)]
     """
-    if water_body not in quality.WATER_BODIES:
-        raise quality.QualityError(f"unknown water body {water_body!r}; allowed: {', '.join(quality.WATER_BODIES)}")
-    t = quality.table()
-    kind = "river" if water_body == "river" else "lake"
-    rows = t[(t["parameter"] == parameter) & t["water_body"].isin(["all", kind])]
-    if rows.empty:
-        raise quality.QualityError(
-            f"{parameter!r} has no GB 3838-2002 limits for a {water_body}; classified: {', '.join(quality.parameters())}"
-        )
-    cols = ["I", "II", "III", "IV", "V"]
-    upper, lower = rows[rows["bound"] == "max"], rows[rows["bound"] == "min"]
-    inf = float("inf")
-    if len(upper) and len(lower):  # a range (pH)
-        lo, hi = float(lower.iloc[0]["I"]), float(upper.iloc[0]["I"])
-        return [(6, -inf, lo), (1, lo, hi), (6, hi, inf)]
-    out: list[tuple[int, float, float]] = []
-    if len(upper):
-        edge = -inf
-        for k, lim in enumerate((float(upper.iloc[0][c]) for c in cols), start=1):
-            if lim > edge:
-                out.append((k, edge, lim))
-                edge = lim
-        return out + [(6, edge, inf)]
-    edge = inf
-    for k, lim in enumerate((float(lower.iloc[0][c]) for c in cols), start=1):
-        if lim < edge:
-            out.append((k, lim, edge))
-            edge = lim
-    return out + [(6, -inf, edge)]
+    return quality.class_ranges(parameter, water_body)
 
 
 def class_bands(ax: Axes, parameter: str, water_body: str = "river", alpha: float = 0.22) -> list[Rectangle]:
