@@ -116,6 +116,8 @@ def test_tile_size_below_the_minimum_is_refused_with_the_minimum_named():
         fill_tiled(west_slope(), MIN_TILE_SIZE - 1)
     assert isinstance(info.value, TwinError) and isinstance(info.value, ValueError)
     assert "\n" not in str(info.value)
+    with pytest.raises(TileError, match="not an integer"):
+        fill_tiled(west_slope(), 16.5)  # type: ignore[arg-type]
     with pytest.raises(TileError, match="2-D"):
         fill_tiled(np.zeros((2, 20, 20), dtype=np.float32), 16)
 

@@ -384,8 +384,9 @@ def fill_tiled(dem: np.ndarray, tile_size: int) -> np.ndarray:
     Raises
     ------
     TileError
-        If ``dem`` is not 2-D or ``tile_size`` is below :data:`MIN_TILE_SIZE`: smaller
-        tiles make most cells edge cells, so the global graph would no longer be small.
+        If ``dem`` is not 2-D, or ``tile_size`` is not an integer or is below
+        :data:`MIN_TILE_SIZE`: smaller tiles make most cells edge cells (a 16-cell tile
+        has 60 of 256), so the global graph would no longer be small beside the grid.
 
     Examples
     --------
@@ -397,7 +398,9 @@ def fill_tiled(dem: np.ndarray, tile_size: int) -> np.ndarray:
     dem = np.asarray(dem)
     if dem.ndim != 2:
         raise TileError(f"the DEM has {dem.ndim} dimensions; the tiled fill takes a 2-D grid")
-    if isinstance(tile_size, bool) or int(tile_size) != tile_size or tile_size < MIN_TILE_SIZE:
+    if isinstance(tile_size, bool) or not isinstance(tile_size, int | np.integer):
+        raise TileError(f"tile_size {tile_size!r} is not an integer; give a number of cells, at least {MIN_TILE_SIZE}")
+    if tile_size < MIN_TILE_SIZE:
         raise TileError(
             f"tile_size {tile_size!r} is below the minimum of {MIN_TILE_SIZE}: smaller tiles make most cells "
             f"edge cells and the global graph as large as the grid"
