@@ -191,3 +191,25 @@ def test_tiled_fill_is_the_in_memory_fill(dem, tile_size):
 def test_tiles_of_a_few_cells_still_give_the_in_memory_fill(dem, tile_size):
     # below the minimum the graph is large but the answer must not change: every cell is then an edge cell
     assert same(tiled._fill(dem, tile_size), flood(dem))
+
+
+def test_benchmark_runs_and_checks_the_tiled_fill_against_the_flood(capsys, monkeypatch):
+    import importlib.util
+    import json
+    import sys
+    from pathlib import Path
+
+    monkeypatch.setattr(sys, "path", list(sys.path))  # the script puts benchmarks/ on the path for terrain.py
+    had_terrain = "terrain" in sys.modules
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "tiled_fill.py"
+    spec = importlib.util.spec_from_file_location("tiled_fill_benchmark", path)
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    assert bench.main(["--size", "80", "--tiles", "16,33,200"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [line["measure"] for line in lines] == ["flood"] + ["tiled_fill"] * 3
+    assert [line["tiles"] for line in lines[1:]] == [25, 9, 1]
+    assert all(line["same_as_flood"] and line["cells"] == 6400 for line in lines[1:])
+    if not had_terrain:
+        sys.modules.pop("terrain", None)
