@@ -53,14 +53,14 @@ demo: setup
 	$(BIN)/twin serve $(TWIN_DIR) --port $(PORT)
 
 test: setup
-	$(BIN)/ruff check twin twin_web tests benchmarks
+	$(BIN)/ruff check twin twin_web tests benchmarks notebooks
 	$(BIN)/mypy
 	$(BIN)/lint-imports  # the layers of DESIGN.md §2 and no import circles (pyproject.toml [tool.importlinter])
 	@echo "-- tests: PostgreSQL in a throwaway cluster the run starts and removes; a skipped test is a failure unless marked expected_skip(reason=...)"
 	$(BIN)/python -m pytest -q
 
 lint: setup
-	$(BIN)/ruff check twin twin_web tests benchmarks
+	$(BIN)/ruff check twin twin_web tests benchmarks notebooks
 	$(BIN)/ruff format --check twin twin_web tests benchmarks
 
 bench: setup
