@@ -47,16 +47,20 @@ def test_a_model_is_frozen_and_its_grids_are_read_only(model):
 
 
 def test_building_the_network_leaves_the_drainage_as_it_was(catalog):
-    """The reach table reads the drainage's own derived arrays; nothing writes into the frozen Drainage."""
+    """The reach table reads the drainage's own derived arrays (computed once, read-only); it writes nothing."""
+    from twin.model.network import build_reaches
+
     model = build_model(catalog)
-    fields = {f.name: getattr(model.drainage, f.name) for f in dataclasses.fields(model.drainage)}
-    model.network.reaches  # noqa: B018 - the table is there already; derive the chains again below
-    cells, ids, starts = model.drainage.reach_cells
-    assert cells is model.drainage.reach_cells[0]  # computed once
-    assert not cells.flags.writeable
-    for name, value in fields.items():
-        assert getattr(model.drainage, name) is value, name
-    assert "_memo" not in {f.name for f in dataclasses.fields(model.drainage)}
+    d = model.drainage
+    before = {f.name: np.copy(getattr(d, f.name)) for f in dataclasses.fields(d)}
+    params = model.catalog.parameters
+    again = build_reaches(model.terrain, d, runoff_mm_per_year=params.runoff_mm_per_year, min_slope=params.min_slope)
+    assert len(again) == len(model.network.reaches)
+    for name, value in before.items():
+        assert np.array_equal(getattr(d, name), value), name
+    cells = d.reach_cells[0]
+    assert d.reach_cells[0] is cells and not cells.flags.writeable  # computed once, and nobody may write it
+    assert "_memo" not in {f.name for f in dataclasses.fields(d)}
 
 
 def test_reading_the_elevation_copies_nothing(model):

@@ -39,7 +39,6 @@ from twin.model import kernels
 from twin.model.catalog import Catalog
 from twin.model.drainage import Drainage
 from twin.model.loaders import Grid, load_vectors
-from twin.model.network import reach_chains
 
 UNIT_COLUMNS = ["code", "name", "level", "parent_code", "geometry"]
 
@@ -160,7 +159,7 @@ def analyse(
     """
     grid = drainage.grid
     ncol = grid.shape[1]
-    chain, ids, measure, starts = reach_chains(drainage)
+    chain, ids, measure, starts = drainage.reach_chains
     xs, ys = grid.xy(chain // ncol, chain % ncol)
     river_rows, river_cols = np.nonzero(drainage.reach > 0)
     sub = drainage.subbasin.ravel()

@@ -29,16 +29,6 @@ from twin.model.terrain import Terrain
 from twin.model.transport import LEADING_EDGE_FRACTION, max_probable_velocity, peak_velocity
 
 
-def reach_cells(drainage: Drainage) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """River cells grouped by reach (:attr:`Drainage.reach_cells`)."""
-    return drainage.reach_cells
-
-
-def reach_chains(drainage: Drainage) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Each reach's cells followed by its connector (:attr:`Drainage.reach_chains`)."""
-    return drainage.reach_chains
-
-
 def build_reaches(
     terrain: Terrain, drainage: Drainage, *, runoff_mm_per_year: float, min_slope: float
 ) -> gpd.GeoDataFrame:
@@ -50,7 +40,7 @@ def build_reaches(
     """
     grid = drainage.grid
     ncol = grid.shape[1]
-    cells, ids, starts = reach_cells(drainage)
+    cells, ids, starts = drainage.reach_cells
     n = len(starts) - 1
     last = cells[starts[1:] - 1]
     connector = drainage.down_of(last)
@@ -58,7 +48,7 @@ def build_reaches(
     reach = drainage.reach.ravel()
     next_down = np.where(has_conn, reach[np.maximum(connector, 0)], 0)
 
-    chain, chain_ids, measure, chain_starts = reach_chains(drainage)
+    chain, chain_ids, measure, chain_starts = drainage.reach_chains
     x, y = grid.xy(chain // ncol, chain % ncol)
     length = measure[chain_starts[1:] - 1] if n else np.zeros(0)
     # A one-cell reach at an outlet (a confluence right at the grid's edge) has a one-point
