@@ -9,18 +9,20 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from twin.model import kernels
+from twin.model import blocks, kernels
 
 from . import synthetic
 
 
 def route(dem: np.ndarray):
+    """Fill, D8 and downstream-first order as the build makes them (terrain.condition)."""
     dem = np.ascontiguousarray(dem, dtype=np.float32)
     filled = np.empty_like(dem)
     d8 = np.empty(dem.shape, dtype=np.uint8)
     order = np.empty(dem.size, dtype=np.int32)
-    n = kernels.flood(dem, filled, d8, order)
-    return filled, d8, order[:n]
+    kernels.flood(dem, filled, d8, order)
+    d8 = blocks.route_filled(filled, dem)
+    return filled, d8, kernels.topological_order(d8.ravel(), dem.shape[1])
 
 
 def follow_to_outlet(d8: np.ndarray, start: int) -> list[int]:

@@ -83,6 +83,7 @@ class Drainage:
         acc = kernels.accumulate(flat, order, ncol)
         threshold = max(2, int(np.ceil(threshold_km2 * 1e6 / grid.cell_area)))
         strahler, reach = kernels.streams(flat, order, acc, threshold, ncol)
+        reach = kernels.canonical_reach_ids(reach, acc)[reach]
         sub = kernels.label_subbasins(flat, order, reach, ncol)
         shape = grid.shape
         return cls(

@@ -352,6 +352,35 @@ def streams(d8: np.ndarray, order: np.ndarray, acc: np.ndarray, threshold: int, 
     return strahler, reach
 
 
+def canonical_reach_ids(reach: np.ndarray, acc: np.ndarray) -> np.ndarray:
+    """New id of every reach id: reaches numbered by (upstream cells, flat index) of their first cell.
+
+    Upstream cells grow strictly downstream, so the numbering stays upstream-first; and it
+    depends on the rivers alone, not on the order a build visited the cells in, so a tiled
+    build numbers the reaches the same (:mod:`twin.model.tiled`).
+
+    Parameters
+    ----------
+    reach, acc:
+        Flat reach ids (0 off the rivers) and upstream cells.
+
+    Returns
+    -------
+    numpy.ndarray
+        int32 lookup: ``lut[old_id]`` is the new id (``lut[0] == 0``).
+    """
+    cells = np.flatnonzero(reach)
+    ids = reach[cells]
+    up = acc[cells]
+    n = int(ids.max()) if ids.size else 0
+    o = np.lexsort((cells, up, ids))
+    head = o[np.r_[True, ids[o][1:] != ids[o][:-1]]] if o.size else o
+    rank = np.lexsort((cells[head], up[head]))
+    lut = np.zeros(n + 1, dtype=np.int32)
+    lut[ids[head][rank]] = np.arange(1, rank.size + 1, dtype=np.int32)
+    return lut
+
+
 @nb.njit(cache=True)
 def label_subbasins(d8: np.ndarray, order: np.ndarray, reach: np.ndarray, ncol: int) -> np.ndarray:
     """Each cell's sub-basin: the reach it first drains into (0 where it reaches no river)."""

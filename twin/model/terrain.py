@@ -14,7 +14,7 @@ import numpy as np
 import rioxarray  # noqa: F401  (registers the .rio accessor)
 import xarray as xr
 
-from twin.model import kernels
+from twin.model import blocks, kernels
 from twin.model.loaders import Elevation, Grid
 
 
@@ -124,5 +124,7 @@ def condition(elevation: Elevation) -> tuple[Terrain, np.ndarray, np.ndarray]:
     filled = np.empty_like(dem)
     d8 = np.empty(dem.shape, dtype=np.uint8)
     order = np.empty(int(np.count_nonzero(~np.isnan(dem))), dtype=np.int32)
-    n = kernels.flood(dem, filled, d8, order)
-    return Terrain(elevation.grid, dem, filled), d8, order[:n]
+    kernels.flood(dem, filled, d8, order)  # the filled DEM; D8 and the order follow from it alone
+    d8 = blocks.route_filled(filled, dem)
+    order = kernels.topological_order(d8.ravel(), dem.shape[1])
+    return Terrain(elevation.grid, dem, filled), d8, order
