@@ -11,6 +11,8 @@ from twin.errors import TwinError
 from twin.model import kernels, tiled
 from twin.model.tiled import MIN_TILE_SIZE, TileError, fill_tiled
 
+from .synthetic import dems
+
 TILE_SIZES = (16, 17, 23, 64)
 
 
@@ -143,41 +145,6 @@ def test_each_tile_is_worked_on_alone_from_its_block_and_small_arrays():
 
 
 # --- properties ----------------------------------------------------------------------------------------------
-
-
-@st.composite
-def dems(draw, max_side: int = 120) -> np.ndarray:
-    """Random DEMs with large depressions, flats, walls and nodata that cross tile edges."""
-    nrow = draw(st.integers(1, max_side))
-    ncol = draw(st.integers(1, max_side))
-    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
-    base = draw(st.sampled_from(["rough", "steps", "flat", "noise"]))
-    if base == "rough":  # integrated noise: many depressions of every size
-        z = rng.normal(0, 1, (nrow, ncol)).cumsum(axis=0).cumsum(axis=1) / 5
-    elif base == "steps":  # a few integer levels: flats and ties everywhere
-        z = rng.integers(-2, 3, (nrow, ncol)).astype(np.float64)
-    elif base == "flat":
-        z = np.zeros((nrow, ncol))
-    else:
-        z = rng.normal(0, 1, (nrow, ncol))
-    for _ in range(draw(st.integers(0, 5))):
-        r0 = draw(st.integers(0, nrow - 1))
-        c0 = draw(st.integers(0, ncol - 1))
-        r1 = draw(st.integers(r0 + 1, min(nrow, r0 + 80)))
-        c1 = draw(st.integers(c0 + 1, min(ncol, c0 + 80)))
-        kind = draw(st.sampled_from(["bowl", "flat", "wall", "nodata"]))
-        if kind == "bowl":
-            z[r0:r1, c0:c1] -= rng.uniform(1, 20) + rng.uniform(0, 1, (r1 - r0, c1 - c0))
-        elif kind == "flat":
-            z[r0:r1, c0:c1] = rng.integers(-5, 5)
-        elif kind == "wall":  # the rim of a rectangle raised, so what is inside is closed
-            z[r0:r1, c0:c1][[0, -1], :] += 30
-            z[r0:r1, c0:c1][:, [0, -1]] += 30
-        else:
-            z[r0:r1, c0:c1] = np.nan
-    scatter = draw(st.sampled_from([0.0, 0.0, 0.02, 0.2]))
-    z[rng.random((nrow, ncol)) < scatter] = np.nan
-    return z.astype(np.float32)
 
 
 @settings(max_examples=300, deadline=None)

@@ -42,7 +42,7 @@ def _step_cost(filled: float, dem: float, k: int) -> np.int64:
     """Integer cost of stepping into a cell of the flat (its conditioned and measured elevation) in direction k."""
     depth = np.float64(filled) - np.float64(dem)
     if depth < 0.0:
-        depth = 0.0
+        depth = np.float64(0.0)
     w = FLAT_SCALE * DIST[k] / ((depth + FLAT_DEPTH_M) * (depth + FLAT_DEPTH_M))
     c = np.int64(w + 0.5)
     return c if c > 1 else np.int64(1)
@@ -462,8 +462,8 @@ def river_pieces(d8: np.ndarray, acc: np.ndarray, order: np.ndarray, threshold: 
                 if 1 <= br <= h and 1 <= bc <= w:
                     donor_inside[rr - 1, cc - 1] = 1
     piece_of = np.full((h, w), -1, dtype=np.int32)
-    firsts = []
-    nins = []
+    firsts: list[int] = []
+    nins: list[int] = []
     for t in range(order.shape[0]):
         i = order[t]
         r = i // w
