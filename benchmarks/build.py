@@ -20,7 +20,8 @@ area and rivers on the same seeded terrain (see ``terrain.py``):
     Python bindings), ``FillDepressions(epsilon=True)`` and
     ``FlowAccumulation(method="D8")``. richdem has no wheel for Python 3.11;
     ``--python richdem=/path/to/python`` runs it with another interpreter,
-    which needs richdem, numpy and rasterio.
+    which needs richdem, numpy and rasterio. ``sh benchmarks/richdem-env.sh``
+    builds one from richdem's sdist and prints its path.
 
 How
 ---
@@ -384,7 +385,9 @@ def bench_richdem(main: Inputs, warm: Inputs, out_dir: Path) -> list[dict]:
         import rasterio
         import richdem as rd
     except Exception as exc:  # no wheel for recent Pythons
-        return [_skipped("richdem", exc)]
+        record = _skipped("richdem", exc)
+        record["skipped"] += "; to run it: sh benchmarks/richdem-env.sh, then --python richdem=<the path it prints>"
+        return [record]
     import_s = round(time.perf_counter() - start, 3)
     chatter = out_dir.parent / "richdem.log"
     chatter.unlink(missing_ok=True)
