@@ -160,19 +160,52 @@ def flat_distance(filled: np.ndarray, dem: np.ndarray, halo: np.ndarray) -> np.n
     w = filled.shape[1] - 2
     kind = _kind(filled)
     dist = np.full((h, w), UNREACHED, dtype=np.int64)
+    for r in range(h):
+        for c in range(w):
+            if kind[r, c] == 1 or kind[r, c] == 2:
+                dist[r, c] = 0
     keys = np.empty(64, dtype=np.int64)
     vals = np.empty(64, dtype=np.int64)
     size = 0
+    # drains bordering a flat are seeds
     for r in range(h):
         for c in range(w):
-            kd = kind[r, c]
-            if kd == 1 or kd == 2:
-                dist[r, c] = 0
-                continue
-            if kd != 3:
+            if dist[r, c] != 0:
                 continue
             z = filled[r + 1, c + 1]
-            best = UNREACHED
+            for k in range(8):
+                rr = r + DROW[k]
+                cc = c + DCOL[k]
+                if 0 <= rr < h and 0 <= cc < w and kind[rr, cc] == 3 and filled[rr + 1, cc + 1] == z:
+                    keys, vals, size = _heap_push(keys, vals, size, np.int64(0), r * w + c)
+                    break
+    return _settle(filled, dem, halo, kind, dist, keys, vals, size)
+
+
+@nb.njit(cache=True)
+def update_flat_distance(filled: np.ndarray, dem: np.ndarray, halo: np.ndarray, dist: np.ndarray) -> np.ndarray:
+    """:func:`flat_distance` again after the frame's distances fell: only what they improve is redone.
+
+    ``dist`` is the tile's previous result (changed in place and returned).
+    """
+    kind = _kind(filled)
+    keys = np.empty(64, dtype=np.int64)
+    vals = np.empty(64, dtype=np.int64)
+    return _settle(filled, dem, halo, kind, dist, keys, vals, 0)
+
+
+@nb.njit(cache=True)
+def _settle(filled, dem, halo, kind, dist, keys, vals, size):
+    """Dijkstra over the flats from the seeds in the heap and from the frame's distances."""
+    h = filled.shape[0] - 2
+    w = filled.shape[1] - 2
+    # flat cells of the tile's edge improved by the frame
+    for r in range(h):
+        for c in range(w):
+            if (0 < r < h - 1 and 0 < c < w - 1) or kind[r, c] != 3:
+                continue
+            z = filled[r + 1, c + 1]
+            best = dist[r, c]
             for k in range(8):
                 rr = r + DROW[k]
                 cc = c + DCOL[k]
@@ -186,21 +219,9 @@ def flat_distance(filled: np.ndarray, dem: np.ndarray, halo: np.ndarray) -> np.n
                 cand = d + _step_cost(filled[rr + 1, cc + 1], dem[rr + 1, cc + 1], k)
                 if cand < best:
                     best = cand
-            if best < UNREACHED:
+            if best < dist[r, c]:
                 dist[r, c] = best
                 keys, vals, size = _heap_push(keys, vals, size, best, r * w + c)
-    # drains bordering a flat are the other seeds
-    for r in range(h):
-        for c in range(w):
-            if dist[r, c] != 0 or kind[r, c] == 0:
-                continue
-            z = filled[r + 1, c + 1]
-            for k in range(8):
-                rr = r + DROW[k]
-                cc = c + DCOL[k]
-                if 0 <= rr < h and 0 <= cc < w and kind[rr, cc] == 3 and filled[rr + 1, cc + 1] == z:
-                    keys, vals, size = _heap_push(keys, vals, size, np.int64(0), r * w + c)
-                    break
     while size > 0:
         d, i, size = _heap_pop(keys, vals, size)
         r = i // w

@@ -93,17 +93,13 @@ def build_model(catalog: Catalog | str | Path, progress: Progress | None = None)
     step("condition and route")
     terrain, d8, order = condition(elev)
     del elev
-    log.info(
-        "conditioning raised %(cells_raised)d cells, at most %(max_raise_m).1f m", terrain.conditioning_summary()
-    )
+    log.info("conditioning raised %(cells_raised)d cells, at most %(max_raise_m).1f m", terrain.conditioning_summary())
 
     step("derive rivers")
     drainage = Drainage.route(terrain.grid, d8, order, params.stream_threshold_km2)
 
     step("reach table")
-    reaches = build_reaches(
-        terrain, drainage, runoff_mm_per_year=params.runoff_mm_per_year, min_slope=params.min_slope
-    )
+    reaches = build_reaches(terrain, drainage, runoff_mm_per_year=params.runoff_mm_per_year, min_slope=params.min_slope)
 
     step("jurisdictions")
     units = load_units(cat, terrain.grid)

@@ -133,7 +133,6 @@ class Drainage:
         starts = np.searchsorted(ids, np.arange(1, n + 2))
         return read_only_tuple(cells, ids, starts)
 
-
     @cached_property
     def reach_chains(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Each reach's cells followed by its connector (the first cell of the reach below).

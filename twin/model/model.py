@@ -257,6 +257,5 @@ class Model:
         }
 
 
-
 def _label(code: Any, name: Any) -> str:
     return "outside the mapped units" if code is None or pd.isna(code) else f"{code} {name}"

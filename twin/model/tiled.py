@@ -248,9 +248,19 @@ def read_block(dem: np.ndarray, window: tuple[slice, slice]) -> np.ndarray:
     return block
 
 
+def flood_tile(block: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """The tile's own Priority-Flood (with its halo): provisional levels, labels and the number of labels."""
+    level, label, nlabels = _flood_tile(block)
+    return level, label, int(nlabels)
+
+
 def summarise_tile(block: np.ndarray) -> TileSummary:
     """First pass over one tile (with its halo, :func:`read_block`): its edge cells and the spills between its labels."""
-    level, label, nlabels = _flood_tile(block)
+    return summarise_flood(*flood_tile(block))
+
+
+def summarise_flood(level: np.ndarray, label: np.ndarray, nlabels: int) -> TileSummary:
+    """:func:`summarise_tile` of a tile already flooded (:func:`flood_tile`)."""
     return TileSummary(
         nlabels=int(nlabels),
         top=(level[0].copy(), label[0].copy()),
@@ -361,6 +371,11 @@ def _joined(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.
 def fill_tile(block: np.ndarray, water: np.ndarray) -> np.ndarray:
     """Second pass over one tile (with its halo): its filled elevation, given its labels' water levels."""
     level, label, _ = _flood_tile(block)
+    return _raise(level, label, water)
+
+
+def raise_flood(level: np.ndarray, label: np.ndarray, water: np.ndarray) -> np.ndarray:
+    """:func:`fill_tile` from the tile's first flood (:func:`flood_tile`) kept from the first pass."""
     return _raise(level, label, water)
 
 

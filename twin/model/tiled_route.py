@@ -36,7 +36,15 @@ import numpy as np
 
 from twin.model import blocks
 from twin.model.kernels import D8_NODATA
-from twin.model.tiled import MIN_TILE_SIZE, TileError, TileSummary, fill_tile, solve_levels, summarise_tile
+from twin.model.tiled import (
+    MIN_TILE_SIZE,
+    TileError,
+    TileSummary,
+    flood_tile,
+    raise_flood,
+    solve_levels,
+    summarise_flood,
+)
 from twin.model.tilestore import TileStore, Tiling
 
 log = logging.getLogger(__name__)
@@ -81,34 +89,44 @@ class _InProcess:
 # ---------------------------------------------------------------------------
 # Tasks: one tile each, module-level so that they can be sent to workers
 # ---------------------------------------------------------------------------
-def _fill_summary(t: int, *, tiling: Tiling, source: BlockSource) -> TileSummary:
-    return summarise_tile(source.read_block(tiling.window(t)))
-
-
-def _fill_write(item: tuple[int, np.ndarray], *, tiling: Tiling, source: BlockSource, store: TileStore) -> None:
-    t, water = item
+def _fill_summary(t: int, *, tiling: Tiling, source: BlockSource, store: TileStore) -> TileSummary:
     block = source.read_block(tiling.window(t))
     store.write("dem", t, block[1:-1, 1:-1])
-    store.write("filled", t, fill_tile(block, water))
+    level, label, nlabels = flood_tile(block)
+    store.write("level", t, level)  # kept for the second pass, which then need not flood again
+    store.write("label", t, label)
+    return summarise_flood(level, label, nlabels)
+
+
+def _fill_write(item: tuple[int, np.ndarray], *, store: TileStore) -> None:
+    t, water = item
+    store.write("filled", t, raise_flood(store.read("level", t), store.read("label", t), water))
 
 
 def _edges(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     return values[0].copy(), values[-1].copy(), values[:, 0].copy(), values[:, -1].copy()
 
 
-def _flat_edges(item: tuple[int, np.ndarray], *, store: TileStore) -> tuple[np.ndarray, ...]:
+def _flat_first(item: tuple[int, np.ndarray], *, store: TileStore) -> tuple[np.ndarray, ...]:
     t, frame = item
-    filled = store.block("filled", t, np.nan)
-    dem = store.block("dem", t, np.nan)
-    return _edges(blocks.flat_distance(filled, dem, frame))
+    dist = blocks.flat_distance(store.block("filled", t, np.nan), store.block("dem", t, np.nan), frame)
+    store.write("flat_distance", t, dist)
+    return _edges(dist)
+
+
+def _flat_update(item: tuple[int, np.ndarray], *, store: TileStore) -> tuple[np.ndarray, ...]:
+    t, frame = item
+    dist = np.array(store.read("flat_distance", t))
+    dist = blocks.update_flat_distance(store.block("filled", t, np.nan), store.block("dem", t, np.nan), frame, dist)
+    store.write("flat_distance", t, dist)
+    return _edges(dist)
 
 
 def _d8_write(item: tuple[int, np.ndarray], *, store: TileStore) -> None:
     t, frame = item
     filled = store.block("filled", t, np.nan)
     dem = store.block("dem", t, np.nan)
-    dist = blocks.flat_distance(filled, dem, frame)
-    store.write("d8", t, blocks.d8_block(filled, dem, dist, frame))
+    store.write("d8", t, blocks.d8_block(filled, dem, np.asarray(store.read("flat_distance", t)), frame))
 
 
 @dataclass(frozen=True)
@@ -384,14 +402,15 @@ def route_tiled(
     tiles = list(range(len(tiling)))
 
     # 1. fill
-    summaries = run.map(_fill_summary, tiles, what="fill, first pass", tiling=tiling, source=src)
+    summaries = run.map(_fill_summary, tiles, what="fill, first pass", tiling=tiling, source=src, store=store)
     water = solve_levels(summaries, tiling.cols)
     del summaries
-    run.map(_fill_write, list(zip(tiles, water)), what="fill, second pass", tiling=tiling, source=src, store=store)
+    run.map(_fill_write, list(zip(tiles, water)), what="fill, second pass", store=store)
+    store.drop("level", "label")  # here, not in the tasks: a task run twice must find its inputs
 
     # 2. flats, then D8
     frames = _frames(tiling, [_inf_edges(tiling, t) for t in tiles])
-    edges = run.map(_flat_edges, list(zip(tiles, frames)), what="flats, round 1", store=store)
+    edges = run.map(_flat_first, list(zip(tiles, frames)), what="flats, round 1", store=store)
     rounds = 1
     while True:
         new = _frames(tiling, edges)
@@ -401,10 +420,12 @@ def route_tiled(
             break
         rounds += 1
         for t, e in zip(
-            changed, run.map(_flat_edges, [(t, frames[t]) for t in changed], what=f"flats, round {rounds}", store=store)
+            changed,
+            run.map(_flat_update, [(t, frames[t]) for t in changed], what=f"flats, round {rounds}", store=store),
         ):
             edges[t] = e
     run.map(_d8_write, list(zip(tiles, frames)), what="D8", store=store)
+    store.drop("flat_distance")
     log.info("tiled routing: %d tiles of %d cells, flats settled in %d rounds", len(tiling), tile_size, rounds)
 
     # 3. upstream cells

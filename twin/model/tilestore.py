@@ -12,6 +12,7 @@ Zarr would do the same with a chunk per tile; plain files cost no compression an
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,6 +93,11 @@ class TileStore:
         with open(tmp, "wb") as f:
             np.save(f, np.ascontiguousarray(values))
         os.replace(tmp, path)
+
+    def drop(self, *grids: str) -> None:
+        """Delete every tile of these grids (intermediates no later pass reads)."""
+        for grid in grids:
+            shutil.rmtree(Path(self.root) / grid, ignore_errors=True)
 
     def read(self, grid: str, t: int) -> np.ndarray:
         """Tile ``t`` of ``grid`` (memory-mapped, read-only)."""
