@@ -136,3 +136,17 @@ def test_the_demo_basin_routes_the_same_in_tiles(demo, tmp_path):
     assert np.array_equal(route.grid("filled"), model.terrain.conditioned, equal_nan=True)
     for name in GRIDS[1:]:
         assert np.array_equal(route.grid(name), getattr(model.drainage, name)), name
+
+
+def test_stitched_terrain_and_drainage_are_those_of_the_in_memory_build(tmp_path):
+    dem = np.random.default_rng(3).normal(0, 1, (90, 70)).cumsum(axis=0).cumsum(axis=1).astype(np.float32) / 5
+    grid = Grid(dem.shape, Affine(30, 0, 500000, 0, -30, 4900000), GRID_CRS)
+    terrain, d8, order = condition(Elevation(dem, grid))
+    drainage = Drainage.route(grid, d8, order, 0.05)
+    tiled_terrain, tiled_drainage = route_tiled(dem, 32, drainage.threshold_cells, workdir=tmp_path).stitch(grid)
+    assert isinstance(tiled_drainage.d8, np.memmap)  # paged in from the store's files, not held in memory
+    assert np.array_equal(tiled_terrain.dem, terrain.dem, equal_nan=True)
+    assert np.array_equal(tiled_terrain.conditioned, terrain.conditioned, equal_nan=True)
+    assert np.array_equal(tiled_drainage.order, drainage.order)
+    for a, b in zip(tiled_drainage.reach_cells, drainage.reach_cells):
+        assert np.array_equal(a, b)

@@ -27,6 +27,11 @@ def read_only_tuple(*arrays: np.ndarray) -> tuple:
     return arrays
 
 
+def threshold_cells(grid: Grid, threshold_km2: float) -> int:
+    """Upstream cells from which a cell is a river cell (at least 2)."""
+    return max(2, int(np.ceil(threshold_km2 * 1e6 / grid.cell_area)))
+
+
 @dataclass(frozen=True)
 class Snap:
     """Where a point was snapped: the river cell, its centre and how far it is."""
@@ -81,7 +86,7 @@ class Drainage:
         ncol = grid.shape[1]
         flat = d8.ravel()
         acc = kernels.accumulate(flat, order, ncol)
-        threshold = max(2, int(np.ceil(threshold_km2 * 1e6 / grid.cell_area)))
+        threshold = threshold_cells(grid, threshold_km2)
         strahler, reach = kernels.streams(flat, order, acc, threshold, ncol)
         reach = kernels.canonical_reach_ids(reach, acc)[reach]
         sub = kernels.label_subbasins(flat, order, reach, ncol)

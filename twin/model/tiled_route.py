@@ -34,8 +34,11 @@ from typing import Any, Protocol
 import numba as nb
 import numpy as np
 
-from twin.model import blocks
+from twin.model import blocks, kernels
+from twin.model.drainage import Drainage
 from twin.model.kernels import D8_NODATA
+from twin.model.loaders import Grid
+from twin.model.terrain import Terrain
 from twin.model.tiled import (
     MIN_TILE_SIZE,
     TileError,
@@ -353,6 +356,36 @@ class TiledRoute:
     store: TileStore
     threshold_cells: int
     flat_rounds: int
+
+    def stitch(self, grid: Grid) -> tuple[Terrain, Drainage]:
+        """The terrain and drainage of the twin, their grids memory-mapped from files in the store's folder.
+
+        Each grid is written whole once (``<store>/grids/<name>.npy``) and mapped read-only, so a
+        later step pages in only what it reads; only the cell order (4 bytes a cell) is in memory.
+        """
+        folder = Path(self.store.root) / "grids"
+        folder.mkdir(parents=True, exist_ok=True)
+        arrays = {}
+        for name in ("dem", *GRIDS):
+            path = folder / f"{name}.npy"
+            out = np.lib.format.open_memmap(path, mode="w+", dtype=self.store.read(name, 0).dtype, shape=grid.shape)
+            self.store.assemble(name, out)
+            out.flush()
+            del out
+            arrays[name] = np.load(path, mmap_mode="r")
+        terrain = Terrain(grid, arrays["dem"], arrays["filled"])
+        order = kernels.topological_order(np.asarray(arrays["d8"]).ravel(), grid.shape[1])
+        drainage = Drainage(
+            grid,
+            arrays["d8"],
+            order,
+            arrays["upstream_cells"],
+            arrays["strahler"],
+            arrays["reach"],
+            arrays["subbasin"],
+            self.threshold_cells,
+        )
+        return terrain, drainage
 
     def grid(self, name: str, out: np.ndarray | None = None) -> np.ndarray:
         """One grid stitched whole, into ``out`` if given (e.g. a memory map)."""
