@@ -144,6 +144,7 @@ class _FlowSummary:
 def _flow_summary(t: int, *, tiling: Tiling, store: TileStore) -> _FlowSummary:
     d8 = store.block("d8", t, D8_NODATA)
     order = blocks.local_order(d8)
+    store.write("order", t, order.astype(np.int32))  # kept for the later passes over this tile
     h, w = d8.shape[0] - 2, d8.shape[1] - 2
     acc = blocks.accumulate_block(d8, order, np.zeros((h, w), dtype=np.int64))
     exit_of, leaving, tr, tc = blocks.exits_block(d8, order)
@@ -165,7 +166,7 @@ def _acc_write(item: tuple[int, np.ndarray, np.ndarray], *, tiling: Tiling, stor
     h, w = d8.shape[0] - 2, d8.shape[1] - 2
     inflow = np.zeros(h * w, dtype=np.int64)
     np.add.at(inflow, tiling.local(t, cells), values)
-    acc = blocks.accumulate_block(d8, blocks.local_order(d8), inflow.reshape(h, w))
+    acc = blocks.accumulate_block(d8, _order(store, t), inflow.reshape(h, w))
     if acc.size and acc.max() > np.iinfo(np.int32).max:
         raise TileError(f"tile {t}: more than 2**31 upstream cells; the twin stores upstream cells as int32")
     store.write("upstream_cells", t, acc.astype(np.int32))
@@ -184,17 +185,19 @@ class _RiverSummary:
     entry_exit: np.ndarray  # else the exit it leaves by (flat cell), or -1: an outlet
 
 
-def _river_blocks(t: int, store: TileStore, threshold: int):
-    d8 = store.block("d8", t, D8_NODATA)
-    acc = store.block("upstream_cells", t, 0).astype(np.int64)
-    order = blocks.local_order(d8)
-    pieces = blocks.river_pieces(d8, acc, order, threshold)
-    return d8, acc, order, pieces
+def _order(store: TileStore, t: int) -> np.ndarray:
+    return np.asarray(store.read("order", t), dtype=np.int64)
 
 
 def _river_summary(t: int, *, tiling: Tiling, store: TileStore, threshold: int) -> _RiverSummary:
-    d8, acc, order, (piece_of, first, n_in, down_r, down_c, _) = _river_blocks(t, store, threshold)
-    meets = blocks.first_river(d8, order, piece_of).ravel()
+    d8 = store.block("d8", t, D8_NODATA)
+    acc = store.block("upstream_cells", t, 0).astype(np.int64)
+    order = _order(store, t)
+    piece_of, first, n_in, down_r, down_c, _ = blocks.river_pieces(d8, acc, order, threshold)
+    meets = blocks.first_river(d8, order, piece_of)
+    store.write("piece", t, piece_of)  # for the second pass
+    store.write("meets", t, meets)
+    meets = meets.ravel()
     _, leaving, tr, tc = blocks.exits_block(d8, order)
     cells = np.unique(blocks.entries_block(d8)[0])
     code = meets[cells]
@@ -217,11 +220,10 @@ def _paint(
     *,
     tiling: Tiling,
     store: TileStore,
-    threshold: int,
 ) -> None:
     t, piece_reach, piece_strahler, exit_cells, exit_sub = item
-    d8, _, order, (piece_of, *_) = _river_blocks(t, store, threshold)
-    meets = blocks.first_river(d8, order, piece_of)
+    piece_of = np.asarray(store.read("piece", t))
+    meets = np.asarray(store.read("meets", t))
     on = piece_of >= 0
     reach = np.zeros(piece_of.shape, dtype=np.int32)
     strahler = np.zeros(piece_of.shape, dtype=np.uint8)
@@ -537,8 +539,8 @@ def route_tiled(
         what="rivers, second pass",
         tiling=tiling,
         store=store,
-        threshold=threshold_cells,
     )
+    store.drop("order", "piece", "meets")
     return TiledRoute(store, int(threshold_cells), rounds)
 
 
