@@ -454,20 +454,22 @@ def fill_slivers(units: np.ndarray, rows: np.ndarray, cols: np.ndarray, radius: 
             units[r, c] = best
 
 
-@nb.njit(cache=True)
 def topological_order(d8: np.ndarray, ncol: int) -> np.ndarray:
     """Valid cells ordered downstream-first (outlets, then what drains to them...).
 
-    Used when a twin is reopened: the order is rebuilt from the D8 raster
-    rather than stored, by a breadth-first walk up from the outlets.
+    Used when a twin is reopened and after a tiled build: the order is rebuilt from the D8
+    raster rather than stored, by a breadth-first walk up from the outlets. The indices are
+    int32, or int64 on a grid of more than 2**31 - 1 cells.
     """
+    nvalid = int(np.count_nonzero(d8 != D8_NODATA))
+    out = np.empty(nvalid, dtype=np.int32 if d8.size < 2**31 else np.int64)
+    return out[: _topological_order(d8, ncol, out)]
+
+
+@nb.njit(cache=True)
+def _topological_order(d8: np.ndarray, ncol: int, order: np.ndarray) -> int:
     n = d8.size
     nrow = n // ncol
-    nvalid = 0
-    for i in range(n):
-        if d8[i] != D8_NODATA:
-            nvalid += 1
-    order = np.empty(nvalid, dtype=np.int32)
     tail = 0
     for i in range(n):
         if d8[i] == D8_OUTLET:
@@ -475,7 +477,7 @@ def topological_order(d8: np.ndarray, ncol: int) -> np.ndarray:
             tail += 1
     head = 0
     while head < tail:
-        i = order[head]
+        i = np.int64(order[head])
         head += 1
         r = i // ncol
         c = i - r * ncol
@@ -488,7 +490,7 @@ def topological_order(d8: np.ndarray, ncol: int) -> np.ndarray:
             if d8[j] == CODES[(k + 4) % 8]:
                 order[tail] = j
                 tail += 1
-    return order[:tail]
+    return tail
 
 
 @nb.njit(cache=True)
