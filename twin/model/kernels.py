@@ -477,7 +477,7 @@ def _topological_order(d8: np.ndarray, ncol: int, order: np.ndarray) -> int:
             tail += 1
     head = 0
     while head < tail:
-        i = np.int64(order[head])
+        i = int(order[head])
         head += 1
         r = i // ncol
         c = i - r * ncol
