@@ -135,6 +135,65 @@ def _metric_resolution(src: rasterio.io.DatasetReader, crs: CRS) -> float:
     return abs(src.transform.a)
 
 
+def working_crs(bounds: tuple[float, float, float, float], crs: CRS, target_crs: str | None) -> CRS:
+    """The metric working CRS: the catalog's, or the UTM zone of the centre of ``bounds`` (in ``crs``)."""
+    if target_crs:
+        target = parse_crs(target_crs, "catalog 'crs'")
+    else:
+        left, bottom, right, top = bounds
+        to_ll = Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
+        lon, lat = to_ll.transform((left + right) / 2, (bottom + top) / 2)
+        target = utm_crs_for(lon, lat)
+    if not target.is_projected or target.axis_info[0].unit_name not in ("metre", "meter"):
+        raise CRSError(
+            f"working CRS {target.to_string()} is not a projected CRS in metres; set the catalog's crs to one (e.g. a UTM zone)"
+        )
+    return target
+
+
+def check_north_up(transform: Affine, what: str) -> None:
+    """:class:`SourceError` unless ``transform`` is a north-up grid (no rotation, rows going south)."""
+    if transform.b != 0 or transform.d != 0 or transform.e >= 0:
+        raise SourceError(f"{what} is rotated or not north-up; warp it to a north-up grid first (gdalwarp)")
+
+
+def check_square(transform: Affine, what: str) -> None:
+    """:class:`SourceError` unless the cells of ``transform`` are square."""
+    if abs(abs(transform.a) - abs(transform.e)) > 1e-6 * abs(transform.a):
+        raise SourceError(
+            f"{what} has non-square cells ({transform.a} x {-transform.e}); set parameters.resolution_m to resample"
+        )
+
+
+def warp_grid(src: rasterio.io.DatasetReader, crs: CRS, target: CRS, res: float) -> tuple[Affine, int, int]:
+    """Transform, width and height of ``src`` reprojected to ``target`` at ``res`` metres (GDAL's default extent)."""
+    dst_t, w, h = calculate_default_transform(crs, target, src.width, src.height, *src.bounds, resolution=res)
+    return dst_t, int(w), int(h)
+
+
+def warped(
+    src: rasterio.io.DatasetReader,
+    crs: CRS,
+    target: CRS,
+    nodata: float | None,
+    grid: tuple[Affine, int, int],
+) -> WarpedVRT:
+    """``src`` reprojected (bilinear, float32, NaN beyond it and on ``nodata``) onto ``grid``, read lazily."""
+    transform, width, height = grid
+    return WarpedVRT(
+        src,
+        src_crs=crs,
+        crs=target,
+        resampling=Resampling.bilinear,
+        src_nodata=nodata,
+        nodata=np.nan,
+        dtype="float32",
+        transform=transform,
+        width=width,
+        height=height,
+    )
+
+
 def load_dem(
     paths: list[Path],
     *,
@@ -177,17 +236,7 @@ def load_dem(
                 raise SourceError(f"{what} '{p}' has no bands; give a single-band elevation raster")
         crss = [_resolve_crs(s.crs if s.crs else None, declared_crs, f"{what} '{p}'") for s, p in zip(sources, paths)]
         first, crs0 = sources[0], crss[0]
-        if target_crs:
-            target = parse_crs(target_crs, "catalog 'crs'")
-        else:
-            b = first.bounds
-            to_ll = Transformer.from_crs(crs0, "EPSG:4326", always_xy=True)
-            lon, lat = to_ll.transform((b.left + b.right) / 2, (b.bottom + b.top) / 2)
-            target = utm_crs_for(lon, lat)
-        if not target.is_projected or target.axis_info[0].unit_name not in ("metre", "meter"):
-            raise CRSError(
-                f"working CRS {target.to_string()} is not a projected CRS in metres; set the catalog's crs to one (e.g. a UTM zone)"
-            )
+        target = working_crs(first.bounds, crs0, target_crs)
 
         same = all(c.equals(target, ignore_axis_order=True) for c in crss)
         nd = [s.nodata if s.nodata is not None else nodata for s in sources]
@@ -203,21 +252,7 @@ def load_dem(
                 if c.equals(target, ignore_axis_order=True) and resolution in (None, abs(s.transform.a)):
                     readers.append(s)
                     continue
-                dst_t, w, h = calculate_default_transform(c, target, s.width, s.height, *s.bounds, resolution=res)
-                readers.append(
-                    WarpedVRT(
-                        s,
-                        src_crs=c,
-                        crs=target,
-                        resampling=Resampling.bilinear,
-                        src_nodata=n,
-                        nodata=np.nan,
-                        dtype="float32",
-                        transform=dst_t,
-                        width=w,
-                        height=h,
-                    )
-                )
+                readers.append(warped(s, c, target, n, warp_grid(s, c, target, res)))
             arr, transform = rasterio.merge.merge(
                 readers, res=res, nodata=np.nan, dtype="float32", resampling=Resampling.bilinear
             )
@@ -225,14 +260,8 @@ def load_dem(
             for n, r in zip(nd, readers):
                 if n is not None and not isinstance(r, WarpedVRT):
                     values[values == n] = np.nan
-        if transform.b != 0 or transform.d != 0 or transform.e >= 0:
-            raise SourceError(
-                f"{what} '{paths[0]}' is rotated or not north-up; warp it to a north-up grid first (gdalwarp)"
-            )
-        if abs(abs(transform.a) - abs(transform.e)) > 1e-6 * abs(transform.a):
-            raise SourceError(
-                f"{what} '{paths[0]}' has non-square cells ({transform.a} x {-transform.e}); set parameters.resolution_m to resample"
-            )
+        check_north_up(transform, f"{what} '{paths[0]}'")
+        check_square(transform, f"{what} '{paths[0]}'")
     except RasterioError as err:
         raise SourceError(
             f"{what} '{paths[0]}' could not be read ({str(err).splitlines()[0]}); check the file"
