@@ -208,7 +208,11 @@ def load_dem(
     Parameters
     ----------
     paths:
-        One or more raster files; several are mosaicked (first file wins where tiles overlap).
+        One or more raster files, a .vrt or a folder of tiles; several are mosaicked (first file
+        wins where tiles overlap) and the mosaic is warped once, as a whole. The DEM is read
+        through :func:`twin.model.mosaic.open_dem`, the tiled build's reader, in one window, so
+        both builds see the same values cell for cell (GDAL warps block by block whatever
+        the window).
     declared_crs:
         CRS to assume for files that carry none.
     nodata:
@@ -227,55 +231,22 @@ def load_dem(
     """
     if not paths:
         raise SourceError(f"{what}: no files given")
-    sources = []
-    try:
-        for p in paths:
-            src = _open_raster(Path(p), what)
-            sources.append(src)
-            if src.count < 1:
-                raise SourceError(f"{what} '{p}' has no bands; give a single-band elevation raster")
-        crss = [_resolve_crs(s.crs if s.crs else None, declared_crs, f"{what} '{p}'") for s, p in zip(sources, paths)]
-        first, crs0 = sources[0], crss[0]
-        target = working_crs(first.bounds, crs0, target_crs)
+    from twin.model.mosaic import open_dem  # the same reader as the tiled build's, whole
 
-        same = all(c.equals(target, ignore_axis_order=True) for c in crss)
-        nd = [s.nodata if s.nodata is not None else nodata for s in sources]
-        if same and len(sources) == 1 and resolution in (None, abs(first.transform.a)):
-            values = first.read(1, out_dtype="float32", masked=False)
-            transform = first.transform
-            if nd[0] is not None:
-                values[values == nd[0]] = np.nan
-        else:
-            res = resolution or _metric_resolution(first, crss[0])
-            readers = []
-            for s, c, n in zip(sources, crss, nd):
-                if c.equals(target, ignore_axis_order=True) and resolution in (None, abs(s.transform.a)):
-                    readers.append(s)
-                    continue
-                readers.append(warped(s, c, target, n, warp_grid(s, c, target, res)))
-            arr, transform = rasterio.merge.merge(
-                readers, res=res, nodata=np.nan, dtype="float32", resampling=Resampling.bilinear
-            )
-            values = arr[0].astype("float32", copy=False)
-            for n, r in zip(nd, readers):
-                if n is not None and not isinstance(r, WarpedVRT):
-                    values[values == n] = np.nan
-        check_north_up(transform, f"{what} '{paths[0]}'")
-        check_square(transform, f"{what} '{paths[0]}'")
-    except RasterioError as err:
-        raise SourceError(
-            f"{what} '{paths[0]}' could not be read ({str(err).splitlines()[0]}); check the file"
-        ) from None
+    source = open_dem(
+        paths, declared_crs=declared_crs, nodata=nodata, target_crs=target_crs, resolution=resolution, what=what
+    )
+    try:
+        values = source.read((slice(0, source.grid.shape[0]), slice(0, source.grid.shape[1])))
     finally:
-        for s in sources:
-            s.close()
+        source.close()
     values[~np.isfinite(values)] = np.nan
-    log.info("%s: %d x %d cells in %s", what, values.shape[0], values.shape[1], target.to_string())
+    log.info("%s: %d x %d cells in %s", what, values.shape[0], values.shape[1], source.grid.crs.to_string())
     if values.size == 0 or np.isnan(values).all():
         raise SourceError(
             f"{what} '{paths[0]}' holds no valid elevation (every cell is nodata); check the nodata value or the file"
         )
-    return Elevation(values=values, grid=Grid(values.shape, transform, CRS.from_user_input(target)))
+    return Elevation(values=values, grid=source.grid)
 
 
 # ---------------------------------------------------------------------------
