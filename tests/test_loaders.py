@@ -21,7 +21,8 @@ from pyproj import Geod, Transformer
 
 import twin
 from twin.errors import CatalogError, CRSError, SourceError
-from twin.model.loaders import load_dem, load_sites, load_vectors
+from twin.model.loaders import load_sites, load_vectors
+from twin.model.mosaic import load_dem
 
 from . import synthetic
 from .synthetic import cell_lonlat, cell_xy

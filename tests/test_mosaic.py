@@ -28,8 +28,7 @@ from hypothesis import strategies as st
 from pyproj import Transformer
 
 from twin.errors import CRSError, SourceError
-from twin.model.loaders import load_dem
-from twin.model.mosaic import BLOCKWISE_WARP, DemSource, WindowError, open_dem
+from twin.model.mosaic import BLOCKWISE_WARP, DemSource, WindowError, load_dem, open_dem
 from twin.model.tiled import read_block, tile_windows
 
 from . import synthetic

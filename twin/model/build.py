@@ -22,8 +22,9 @@ from twin.errors import OutsideBasinError
 from twin.model.catalog import Catalog, Outlet, Parameters, load_catalog, sha256_file
 from twin.model.drainage import Drainage
 from twin.model.jurisdictions import Jurisdictions, analyse, load_units
-from twin.model.loaders import Elevation, load_dem, load_sites, load_vectors
+from twin.model.loaders import Elevation, load_sites, load_vectors
 from twin.model.model import Model
+from twin.model.mosaic import load_dem
 from twin.model.network import Network, build_reaches
 from twin.model.sites import place_sites
 from twin.model.terrain import condition

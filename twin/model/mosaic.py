@@ -75,6 +75,7 @@ from rasterio.windows import Window
 
 from twin.errors import CRSError, SourceError, TwinError
 from twin.model.loaders import (
+    Elevation,
     Grid,
     _metric_resolution,
     _open_raster,
@@ -571,3 +572,56 @@ def _report_holes(
         f"{what}: the mosaic has {where}; add the missing tile(s), or pass allow_gaps=True to read the hole as nodata "
         "(e.g. sea, for which SRTM ships no tile)"
     )
+
+
+def load_dem(
+    paths: list[Path],
+    *,
+    declared_crs: str | None = None,
+    nodata: float | None = None,
+    target_crs: str | None = None,
+    resolution: float | None = None,
+    what: str = "DEM",
+) -> Elevation:
+    """Read a DEM (one file or a mosaic of tiles) into the metric working CRS.
+
+    Parameters
+    ----------
+    paths:
+        One or more raster files, a .vrt or a folder of tiles; several are mosaicked (first file
+        wins where tiles overlap) and the mosaic is warped once, as a whole. The DEM is read
+        through :func:`open_dem`, the tiled build's reader, in one window, so
+        both builds see the same values cell for cell (GDAL warps block by block whatever
+        the window).
+    declared_crs:
+        CRS to assume for files that carry none.
+    nodata:
+        Nodata value to assume for files that declare none.
+    target_crs:
+        Working CRS; must be projected (metres). ``None``: UTM zone of the DEM centre.
+    resolution:
+        Cell size in metres after reprojection; ``None`` keeps the source's.
+
+    Raises
+    ------
+    SourceError
+        A file is missing, empty, corrupt, or holds no valid elevation.
+    CRSError
+        A file has no CRS and none is declared, or the working CRS is not metric.
+    """
+    if not paths:
+        raise SourceError(f"{what}: no files given")
+    source = open_dem(
+        paths, declared_crs=declared_crs, nodata=nodata, target_crs=target_crs, resolution=resolution, what=what
+    )
+    try:
+        values = source.read((slice(0, source.grid.shape[0]), slice(0, source.grid.shape[1])))
+    finally:
+        source.close()
+    values[~np.isfinite(values)] = np.nan
+    log.info("%s: %d x %d cells in %s", what, values.shape[0], values.shape[1], source.grid.crs.to_string())
+    if values.size == 0 or np.isnan(values).all():
+        raise SourceError(
+            f"{what} '{paths[0]}' holds no valid elevation (every cell is nodata); check the nodata value or the file"
+        )
+    return Elevation(values=values, grid=source.grid)
