@@ -3,21 +3,25 @@ for any tile size; the flat rule's known answers; the tile store's frames."""
 
 from __future__ import annotations
 
+import geopandas as gpd
 import numpy as np
 import pytest
+import shapely
 from affine import Affine
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pyproj import CRS
 
-from twin.model import blocks, kernels
+from twin.model import blocks, build, kernels, tiled_build
 from twin.model.drainage import Drainage
 from twin.model.loaders import Elevation, Grid
+from twin.model.mosaic import load_dem, open_dem
 from twin.model.terrain import condition
 from twin.model.tiled import MIN_TILE_SIZE, TileError, read_block
 from twin.model.tiled_route import GRIDS, route_tiled
 from twin.model.tilestore import TileStore, Tiling
 
+from . import synthetic
 from .synthetic import dems
 
 GRID_CRS = CRS.from_epsg(32631)
@@ -150,3 +154,24 @@ def test_stitched_terrain_and_drainage_are_those_of_the_in_memory_build(tmp_path
     assert np.array_equal(tiled_drainage.order, drainage.order)
     for a, b in zip(tiled_drainage.reach_cells, drainage.reach_cells):
         assert np.array_equal(a, b)
+
+
+def test_the_boundary_clip_streamed_by_windows_is_the_in_memory_clip(tmp_path, monkeypatch):
+    path = synthetic.write_dem(tmp_path / "dem.tif", synthetic.random_terrain(150, 130, seed=5))
+    elev = load_dem([path])
+    x0, y0 = synthetic.cell_xy(20.3, 15.7)
+    x1, y1 = synthetic.cell_xy(120.2, 111.4)
+    boundary = shapely.Polygon([(x0, y0), (x1, y0 + 300), (x1 - 200, y1), (x0 + 500, y1 - 100)])
+    expected = build._clip_to_boundary(elev, gpd.GeoDataFrame(geometry=[boundary], crs=elev.grid.crs))
+    monkeypatch.setattr(tiled_build, "CLIP_WINDOW", 32)  # many windows, the polygon's edge across them
+    source, grid = tiled_build.clip_to_boundary(open_dem([path]), boundary, tmp_path / "clipped.npy")
+    assert grid == expected.grid
+    got = np.load(source.path)
+    assert np.array_equal(got, expected.values, equal_nan=True)
+    terrain, drainage = tiled_build.tiled_terrain_and_drainage(
+        open_dem([path]), boundary, 0.05, tile_size=40, workdir=tmp_path / "work"
+    )
+    assert np.array_equal(terrain.dem, expected.values, equal_nan=True)
+    _, d8, order = condition(expected)
+    reference = Drainage.route(expected.grid, d8, order, 0.05)
+    assert np.array_equal(drainage.reach, reference.reach) and np.array_equal(drainage.d8, reference.d8)
