@@ -36,6 +36,7 @@ from twin.model.network import Network
 from twin.model.terrain import Terrain
 
 if TYPE_CHECKING:
+    from twin.model.cluster import TileRunner
     from twin.ops.incidents import Incidents
     from twin.ops.readings import Readings
     from twin.scene import Scene
@@ -80,9 +81,37 @@ class BasinTwin:
 
     # -- construction ---------------------------------------------------------
     @classmethod
-    def build(cls, catalog: Catalog | str | Path, progress: Progress | None = None) -> BasinTwin:
-        """Build the model from a catalog (:func:`twin.model.build.build_model`); no folder, no store yet."""
-        return cls(build_model(catalog, progress))
+    def build(
+        cls,
+        catalog: Catalog | str | Path,
+        progress: Progress | None = None,
+        *,
+        tile_size: int | None = None,
+        runner: TileRunner | None = None,
+    ) -> BasinTwin:
+        """Build the model from a catalog (:func:`twin.model.build.build_model`); no folder, no store yet.
+
+        Parameters
+        ----------
+        catalog:
+            The catalog, or the path of its ``basin.yml``.
+        progress:
+            Called with the name of each build step as it starts.
+        tile_size:
+            Build tile by tile, in tiles of this many rows and columns (at least
+            :data:`twin.model.tiled.MIN_TILE_SIZE`); None builds in memory.
+        runner:
+            Where the tiles are worked on: a runner from :func:`twin.model.cluster.open_runner`
+            (a local dask cluster, an existing scheduler, or this process); None is this process.
+
+        On a local cluster of two worker processes::
+
+            from twin.model.cluster import open_runner
+
+            with open_runner(workers=2) as runner:
+                basin = BasinTwin.build("basin.yml", tile_size=4096, runner=runner)
+        """
+        return cls(build_model(catalog, progress, tile_size=tile_size, runner=runner))
 
     @classmethod
     def open(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import click
 
@@ -19,7 +20,37 @@ import click
 )
 @click.option("--overwrite", is_flag=True, help="Replace an existing twin folder (only once the new one is complete).")
 @click.option("--quiet", is_flag=True, help="No progress bar (there is none either when stderr is not a terminal).")
-def build(catalog: str, output: str, overwrite: bool, quiet: bool) -> None:
+@click.option(
+    "--tile-size",
+    type=int,
+    default=None,
+    metavar="N",
+    help="Build tile by tile, in tiles of N x N cells (bounds each worker's memory); default: in memory.",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=0),
+    default=None,
+    metavar="N",
+    help="Worker processes of the local dask cluster that builds the tiles (default: one per core; "
+    "0: no cluster, in this process).",
+)
+@click.option(
+    "--scheduler",
+    default=None,
+    metavar="tcp://HOST:PORT",
+    help="Build the tiles on an existing dask cluster; the sources and the output folder must be on a path "
+    "every worker sees (local disk, NFS).",
+)
+def build(
+    catalog: str,
+    output: str,
+    overwrite: bool,
+    quiet: bool,
+    tile_size: int | None,
+    workers: int | None,
+    scheduler: str | None,
+) -> None:
     """Build a twin from a basin catalog (basin.yml) into a twin folder."""
     from pathlib import Path
 
@@ -27,6 +58,7 @@ def build(catalog: str, output: str, overwrite: bool, quiet: bool) -> None:
 
     from twin.basin import BUILD_STEPS, BasinTwin
     from twin.errors import OutputExistsError
+    from twin.model.cluster import open_runner
 
     out = Path(output)
     if out.exists() and not overwrite:  # fail before minutes of work, not after
@@ -41,8 +73,20 @@ def build(catalog: str, output: str, overwrite: bool, quiet: bool) -> None:
             started.append(step)
             bar.set_description(step)
 
-        basin = BasinTwin.build(catalog, progress=progress)
-        basin.save(out, overwrite=overwrite, progress=progress)
+        def tile_progress(message: str) -> None:
+            # tiles done and the dashboard's address: beside the step on the bar, or one line each
+            # (at most one a second) when there is no bar
+            if bar.disable:
+                click.echo(f"twin: {message}", err=True)
+            elif message.startswith("dask dashboard"):
+                bar.write(message, file=sys.stderr)
+            else:
+                bar.set_postfix_str(message)
+
+        # a scheduler is reached now, before any work; a local cluster starts only if the build tiles
+        with open_runner(scheduler=scheduler, workers=workers, progress=None if quiet else tile_progress) as runner:
+            basin = BasinTwin.build(catalog, progress=progress, tile_size=tile_size, runner=runner)
+            basin.save(out, overwrite=overwrite, progress=progress)
         bar.update(bar.total - bar.n)
     info = basin.info()
     click.echo(

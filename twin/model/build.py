@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import geopandas as gpd
 import numpy as np
@@ -28,6 +29,10 @@ from twin.model.mosaic import load_dem
 from twin.model.network import Network, build_reaches
 from twin.model.sites import place_sites
 from twin.model.terrain import condition
+from twin.model.tiled import MIN_TILE_SIZE, TileError
+
+if TYPE_CHECKING:
+    from twin.model.cluster import TileRunner
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +40,13 @@ Progress = Callable[[str], None]
 BUILD_STEPS = ("load terrain", "condition and route", "derive rivers", "reach table", "jurisdictions", "sites")
 
 
-def build_model(catalog: Catalog | str | Path, progress: Progress | None = None) -> Model:
+def build_model(
+    catalog: Catalog | str | Path,
+    progress: Progress | None = None,
+    *,
+    tile_size: int | None = None,
+    runner: TileRunner | None = None,
+) -> Model:
     """Build the model from a catalog (a :class:`Catalog` or the path of a ``basin.yml``).
 
     Parameters
@@ -44,12 +55,22 @@ def build_model(catalog: Catalog | str | Path, progress: Progress | None = None)
         The catalog, or the path of its YAML file.
     progress:
         Called with the name of each step as it starts (see ``BUILD_STEPS``).
+    tile_size:
+        Rows and columns of a tile of the tiled build (at least
+        :data:`twin.model.tiled.MIN_TILE_SIZE`); None builds in memory.
+    runner:
+        Where the tiled build runs its per-tile work (:func:`twin.model.cluster.open_runner`);
+        None runs it in this process.
 
     Raises
     ------
     TwinError
         A subclass naming the source or value at fault.
+    TileError
+        ``tile_size`` is not an integer or is below the minimum (checked before any work).
     """
+    if tile_size is not None:
+        _check_tile_size(tile_size)
     cat = catalog if isinstance(catalog, Catalog) else load_catalog(catalog)
 
     def step(name: str) -> None:
@@ -72,6 +93,8 @@ def build_model(catalog: Catalog | str | Path, progress: Progress | None = None)
         for n, ps in files.items()
     ]
 
+    # tiled path: lead (when tile_size is given, or the grid is too large for one process, the
+    # tiled build takes over from here with `runner`; until then every build is in memory)
     step("load terrain")
     dem_name, dem_src = cat.dem_source()
     elev = load_dem(
@@ -135,6 +158,15 @@ def build_model(catalog: Catalog | str | Path, progress: Progress | None = None)
     del rasters
 
     return Model(cat.name, cat, terrain, drainage, network, juris, sites, tuple(sources))
+
+
+def _check_tile_size(tile_size: int) -> None:
+    if isinstance(tile_size, bool) or not isinstance(tile_size, int | np.integer):
+        raise TileError(f"tile size {tile_size!r} is not an integer; give a number of cells, at least {MIN_TILE_SIZE}")
+    if tile_size < MIN_TILE_SIZE:
+        raise TileError(
+            f"tile size {tile_size} is below the minimum of {MIN_TILE_SIZE} cells; give at least {MIN_TILE_SIZE}"
+        )
 
 
 def _clip_to_boundary(elev: Elevation, boundary: gpd.GeoDataFrame) -> Elevation:
