@@ -88,6 +88,7 @@ class BasinTwin:
         *,
         tile_size: int | None = None,
         runner: TileRunner | None = None,
+        workdir: str | Path | None = None,
     ) -> BasinTwin:
         """Build the model from a catalog (:func:`twin.model.build.build_model`); no folder, no store yet.
 
@@ -99,10 +100,14 @@ class BasinTwin:
             Called with the name of each build step as it starts.
         tile_size:
             Build tile by tile, in tiles of this many rows and columns (at least
-            :data:`twin.model.tiled.MIN_TILE_SIZE`); None builds in memory.
+            :data:`twin.model.tiled.MIN_TILE_SIZE`); None chooses by the DEM's size (in memory
+            up to :data:`twin.model.build.IN_MEMORY_MAX_CELLS` cells). Both give the same twin.
         runner:
             Where the tiles are worked on: a runner from :func:`twin.model.cluster.open_runner`
             (a local dask cluster, an existing scheduler, or this process); None is this process.
+        workdir:
+            Folder of the tiled build's tiles and grids, on a path every worker sees; it must
+            last until the twin is saved. None: a temporary folder removed at exit.
 
         On a local cluster of two worker processes::
 
@@ -111,7 +116,7 @@ class BasinTwin:
             with open_runner(workers=2) as runner:
                 basin = BasinTwin.build("basin.yml", tile_size=4096, runner=runner)
         """
-        return cls(build_model(catalog, progress, tile_size=tile_size, runner=runner))
+        return cls(build_model(catalog, progress, tile_size=tile_size, runner=runner, workdir=workdir))
 
     @classmethod
     def open(

@@ -58,7 +58,9 @@ def readings_frame(
     df = readings
     times = pd.to_datetime(df["time"])
     if times.dt.tz is None:
-        raise ReadingsTableError("the readings' times have no zone; give them in UTC (e.g. pd.to_datetime(..., utc=True))")
+        raise ReadingsTableError(
+            "the readings' times have no zone; give them in UTC (e.g. pd.to_datetime(..., utc=True))"
+        )
     keep = pd.Series(True, index=df.index)
     if parameters is not None:
         keep &= df["parameter"].isin(list(parameters))

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import shutil
 import sys
+import uuid
 
 import click
 
@@ -25,7 +27,8 @@ import click
     type=int,
     default=None,
     metavar="N",
-    help="Build tile by tile, in tiles of N x N cells (bounds each worker's memory); default: in memory.",
+    help="Build tile by tile, in tiles of N x N cells (bounds each worker's memory); default: in memory up to "
+    "50 million DEM cells, in tiles of 2048 above.",
 )
 @click.option(
     "--workers",
@@ -84,9 +87,15 @@ def build(
                 bar.set_postfix_str(message)
 
         # a scheduler is reached now, before any work; a local cluster starts only if the build tiles
-        with open_runner(scheduler=scheduler, workers=workers, progress=None if quiet else tile_progress) as runner:
-            basin = BasinTwin.build(catalog, progress=progress, tile_size=tile_size, runner=runner)
-            basin.save(out, overwrite=overwrite, progress=progress)
+        # the tiles go beside the output folder, on the same file system (which the workers must see)
+        out = out.absolute()
+        workdir = out.parent / f".{out.name}.tiles-{uuid.uuid4().hex[:8]}"
+        try:
+            with open_runner(scheduler=scheduler, workers=workers, progress=None if quiet else tile_progress) as runner:
+                basin = BasinTwin.build(catalog, progress=progress, tile_size=tile_size, runner=runner, workdir=workdir)
+                basin.save(out, overwrite=overwrite, progress=progress)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
         bar.update(bar.total - bar.n)
     info = basin.info()
     click.echo(

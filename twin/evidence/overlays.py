@@ -171,7 +171,15 @@ def render(
     from twin.scene import build_scene
 
     with build_scene(
-        model, store=store, at=at, incident=incident, plume=plume, view="overview", size=size, max_triangles=max_triangles, lang=lang
+        model,
+        store=store,
+        at=at,
+        incident=incident,
+        plume=plume,
+        view="overview",
+        size=size,
+        max_triangles=max_triangles,
+        lang=lang,
     ) as scene:
         pts = _scene_points(model, scene, markers)
         drawn = _add_markers(scene, pts, markers, _scale(scene))

@@ -1,14 +1,18 @@
-"""Building a :class:`~twin.model.model.Model` from a catalog, in memory.
+"""Building a :class:`~twin.model.model.Model` from a catalog, in memory or tile by tile.
 
 The steps, in order (``BUILD_STEPS``): load the DEM (reprojected to the twin's CRS, clipped to
 the boundary or to the outlet's catchment), condition it and route D8, derive rivers, make the
-reach table, analyse jurisdictions, place the sites. No file is written here: the twin folder
-is :mod:`twin.model.folder`'s job.
+reach table, analyse jurisdictions, place the sites. The first three run in memory for a small
+DEM and tile by tile for a large one (:mod:`twin.model.tiled_build`), with the same result. No
+file of the twin is written here: the twin folder is :mod:`twin.model.folder`'s job.
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
+import shutil
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,17 +23,18 @@ import pandas as pd
 import shapely
 from pyproj import Transformer
 
-from twin.errors import OutsideBasinError
+from twin.errors import OutsideBasinError, SourceError
 from twin.model.catalog import Catalog, Outlet, Parameters, load_catalog, sha256_file
 from twin.model.drainage import Drainage
 from twin.model.jurisdictions import Jurisdictions, analyse, load_units
 from twin.model.loaders import Elevation, load_sites, load_vectors
 from twin.model.model import Model
-from twin.model.mosaic import load_dem
+from twin.model.mosaic import DemSource, open_dem
 from twin.model.network import Network, build_reaches
 from twin.model.sites import place_sites
 from twin.model.terrain import condition
 from twin.model.tiled import MIN_TILE_SIZE, TileError
+from twin.model.tiled_build import tiled_terrain_and_drainage
 
 if TYPE_CHECKING:
     from twin.model.cluster import TileRunner
@@ -46,6 +51,7 @@ def build_model(
     *,
     tile_size: int | None = None,
     runner: TileRunner | None = None,
+    workdir: str | Path | None = None,
 ) -> Model:
     """Build the model from a catalog (a :class:`Catalog` or the path of a ``basin.yml``).
 
@@ -57,10 +63,16 @@ def build_model(
         Called with the name of each step as it starts (see ``BUILD_STEPS``).
     tile_size:
         Rows and columns of a tile of the tiled build (at least
-        :data:`twin.model.tiled.MIN_TILE_SIZE`); None builds in memory.
+        :data:`twin.model.tiled.MIN_TILE_SIZE`). None chooses by size: in memory up to
+        :data:`IN_MEMORY_MAX_CELLS` cells of DEM (before any clip), in tiles of
+        :data:`DEFAULT_TILE_SIZE` above (the log says which and why). Both give the same model.
     runner:
         Where the tiled build runs its per-tile work (:func:`twin.model.cluster.open_runner`);
         None runs it in this process.
+    workdir:
+        Folder for the tiled build's tiles and grids (every worker must see it; it must last
+        as long as the model, whose grids are memory maps of files in it). None: a temporary
+        folder, removed when the process ends.
 
     Raises
     ------
@@ -93,34 +105,45 @@ def build_model(
         for n, ps in files.items()
     ]
 
-    # tiled path: lead (when tile_size is given, or the grid is too large for one process, the
-    # tiled build takes over from here with `runner`; until then every build is in memory)
     step("load terrain")
     dem_name, dem_src = cat.dem_source()
-    elev = load_dem(
-        files[dem_name],
+    dem_files = files[dem_name]
+    dem_what = f"DEM '{dem_name}'"
+    source = open_dem(
+        dem_files,
         declared_crs=dem_src.crs,
         nodata=dem_src.nodata,
         target_crs=cat.crs,
         resolution=params.resolution_m,
-        what=f"DEM '{dem_name}'",
+        what=dem_what,
     )
+    tile_size = _choose_tiling(tile_size, source.grid.shape, cat.outlet is not None and cat.boundary_source() is None)
     bsrc = cat.boundary_source()
-    if bsrc is not None:
-        boundary = load_vectors(
-            [cat.resolve(f) for f in bsrc.files], declared_crs=bsrc.crs, layer=bsrc.layer, what="boundary"
+    boundary = (
+        load_vectors([cat.resolve(f) for f in bsrc.files], declared_crs=bsrc.crs, layer=bsrc.layer, what="boundary")
+        if bsrc is not None
+        else None
+    )
+    if tile_size is not None:
+        step("condition and route")
+        shape = None if boundary is None else shapely.union_all(boundary.to_crs(source.grid.crs).geometry.values)
+        folder = Path(workdir) if workdir is not None else _temporary_workdir()
+        terrain, drainage = tiled_terrain_and_drainage(
+            source, shape, params.stream_threshold_km2, tile_size=tile_size, workdir=folder, runner=runner
         )
-        elev = _clip_to_boundary(elev, boundary)
-    elif cat.outlet is not None:
-        elev = _clip_to_outlet(elev, cat.outlet, params)
-
-    step("condition and route")
-    terrain, d8, order = condition(elev)
-    del elev
+        step("derive rivers")  # derived tile by tile with the routing
+    else:
+        elev = _read_whole(source)
+        if boundary is not None:
+            elev = _clip_to_boundary(elev, boundary)
+        elif cat.outlet is not None:
+            elev = _clip_to_outlet(elev, cat.outlet, params)
+        step("condition and route")
+        terrain, d8, order = condition(elev)
+        del elev
+        step("derive rivers")
+        drainage = Drainage.route(terrain.grid, d8, order, params.stream_threshold_km2)
     log.info("conditioning raised %(cells_raised)d cells, at most %(max_raise_m).1f m", terrain.conditioning_summary())
-
-    step("derive rivers")
-    drainage = Drainage.route(terrain.grid, d8, order, params.stream_threshold_km2)
 
     step("reach table")
     reaches = build_reaches(terrain, drainage, runoff_mm_per_year=params.runoff_mm_per_year, min_slope=params.min_slope)
@@ -167,6 +190,56 @@ def _check_tile_size(tile_size: int) -> None:
         raise TileError(
             f"tile size {tile_size} is below the minimum of {MIN_TILE_SIZE} cells; give at least {MIN_TILE_SIZE}"
         )
+
+
+#: Above this many DEM cells a build with no tile size given is tiled: an in-memory build takes
+#: about 50 bytes a cell in one process (2.5 GB here), and the tiled build is as fast from there
+#: on (benchmarks/README.md); the in-memory flood's cell index also stops at 2**31.
+IN_MEMORY_MAX_CELLS = 50_000_000
+DEFAULT_TILE_SIZE = 2048
+
+
+def _choose_tiling(tile_size: int | None, shape: tuple[int, int], outlet_only: bool) -> int | None:
+    """The tile size to build with, or None to build in memory (logged with the reason)."""
+    cells = shape[0] * shape[1]
+    if tile_size is not None:
+        if outlet_only:
+            raise TileError(
+                "the tiled build clips to a boundary polygon, not to an outlet's catchment; give the catalog a "
+                "boundary source instead of an outlet, or build in memory (no --tile-size)"
+            )
+        log.info("tiled build in tiles of %d cells, as asked (%d cells)", tile_size, cells)
+        return tile_size
+    if cells <= IN_MEMORY_MAX_CELLS:
+        log.info("in-memory build: %d cells, at most %d", cells, IN_MEMORY_MAX_CELLS)
+        return None
+    if outlet_only:
+        log.warning("in-memory build of %d cells: the tiled build cannot clip to an outlet's catchment", cells)
+        return None
+    log.info(
+        "tiled build in tiles of %d cells: %d cells, above %d in memory", DEFAULT_TILE_SIZE, cells, IN_MEMORY_MAX_CELLS
+    )
+    return DEFAULT_TILE_SIZE
+
+
+def _temporary_workdir() -> Path:
+    folder = Path(tempfile.mkdtemp(prefix="twin-build-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
+
+
+def _read_whole(source: DemSource) -> Elevation:
+    """The whole DEM in memory, as :func:`twin.model.mosaic.load_dem` reads it."""
+    try:
+        values = source.read((slice(0, source.grid.shape[0]), slice(0, source.grid.shape[1])))
+    finally:
+        source.close()
+    values[~np.isfinite(values)] = np.nan
+    if values.size == 0 or np.isnan(values).all():
+        raise SourceError(
+            f"{source.what} '{source.files[0]}' holds no valid elevation (every cell is nodata); check the nodata value or the file"
+        )
+    return Elevation(values, source.grid)
 
 
 def _clip_to_boundary(elev: Elevation, boundary: gpd.GeoDataFrame) -> Elevation:

@@ -25,12 +25,13 @@ import shapely
 from affine import Affine
 
 from twin.errors import OutsideBasinError
+from twin.model.cluster import TileRunner
 from twin.model.drainage import Drainage, threshold_cells
 from twin.model.loaders import Grid
 from twin.model.mosaic import DemSource
 from twin.model.terrain import Terrain
 from twin.model.tiled import read_block
-from twin.model.tiled_route import Runner, route_tiled
+from twin.model.tiled_route import route_tiled
 from twin.model.tilestore import Tiling
 
 log = logging.getLogger(__name__)
@@ -101,7 +102,7 @@ def tiled_terrain_and_drainage(
     *,
     tile_size: int,
     workdir: Path,
-    runner: Runner | None = None,
+    runner: TileRunner | None = None,
 ) -> tuple[Terrain, Drainage]:
     """Clip (if a boundary is given), fill, route and derive the rivers of a DEM, tile by tile.
 

@@ -26,15 +26,15 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 import numba as nb
 import numpy as np
 
 from twin.model import blocks, kernels
+from twin.model.cluster import SerialRunner, TileRunner
 from twin.model.drainage import Drainage
 from twin.model.kernels import D8_NODATA
 from twin.model.loaders import Grid
@@ -78,15 +78,6 @@ class ArraySource:
         from twin.model.tiled import read_block
 
         return read_block(self.values, window)
-
-
-class Runner(Protocol):
-    def map(self, fn: Callable[..., Any], items: Sequence[Any], *, what: str, **common: Any) -> list[Any]: ...
-
-
-class _InProcess:
-    def map(self, fn: Callable[..., Any], items: Sequence[Any], *, what: str, **common: Any) -> list[Any]:
-        return [fn(item, **common) for item in items]
 
 
 # ---------------------------------------------------------------------------
@@ -403,7 +394,7 @@ def route_tiled(
     threshold_cells: int,
     *,
     workdir: str | Path | None = None,
-    runner: Runner | None = None,
+    runner: TileRunner | None = None,
 ) -> TiledRoute:
     """Fill, route and derive rivers tile by tile; see the module's docstring.
 
@@ -433,7 +424,7 @@ def route_tiled(
     tiling = Tiling(tuple(src.shape), int(tile_size))  # type: ignore[arg-type]
     folder = Path(workdir) if workdir is not None else Path(tempfile.mkdtemp(prefix="twin-tiles-"))
     store = TileStore(str(folder), tiling)
-    run = runner or _InProcess()
+    run = runner or SerialRunner()
     tiles = list(range(len(tiling)))
 
     # 1. fill

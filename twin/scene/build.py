@@ -177,7 +177,11 @@ def build_scene(
     if plume is not None and when is not None:
         plume_layer, plume_info = draw.plume(pv, model, surface, plume, when, scale, river_style)
         layer_list += [plume_layer] if plume_layer is not None else []
-    keys = draw.station_levels(model, store, when, max_age_hours, policy) if when is not None and store is not None else None
+    keys = (
+        draw.station_levels(model, store, when, max_age_hours, policy)
+        if when is not None and store is not None
+        else None
+    )
     site_layers, label_list, stations = draw.sites(pv, model, surface, scale, keys, lang)
     shown = _incidents(model, store, when, focus)
     incident_layers, incident_labels = draw.incidents(pv, surface, scale, shown, lang)

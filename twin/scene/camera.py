@@ -145,9 +145,7 @@ def along_river(
     return fit_camera(path[len(path) // 2], tilted(-flow, 35.0), path, aspect)
 
 
-def at_incident(
-    model: Model, surface: Surface, zrange: tuple[float, float], aspect: float, incident: dict
-) -> Camera:
+def at_incident(model: Model, surface: Surface, zrange: tuple[float, float], aspect: float, incident: dict) -> Camera:
     """Over the incident, 55° up, from upstream: its surroundings and the river below it in view."""
     geom = shapely.from_wkt(incident["geometry"])
     p = geom if geom.geom_type == "Point" else geom.representative_point()

@@ -206,9 +206,7 @@ def rivers(pv: Any, model: Model, surface: Surface, scale: float, step: float, h
     return layers
 
 
-def boundaries(
-    pv: Any, model: Model, surface: Surface, levels: list[str], scale: float, step: float
-) -> list[Layer]:
+def boundaries(pv: Any, model: Model, surface: Surface, levels: list[str], scale: float, step: float) -> list[Layer]:
     """Unit boundaries of each level, clipped to the grid and draped; the coarsest level last, on top."""
     units = model.jurisdictions.units
     x0, y0, x1, y1 = model.terrain.grid.bounds

@@ -1,0 +1,87 @@
+"""The tiled build end to end: the demo twin built in tiles of 256, 1024 and 4096 cells is the in-memory twin,
+and a build through a real dask scheduler and two workers is the in-memory build of the same catalog."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import rasterio
+from click.testing import CliRunner
+
+import twin
+from twin.model.build import BUILD_STEPS
+from twin.model.cluster import SerialRunner
+
+from . import dask_cluster, synthetic  # noqa: F401  (dask_cluster: the fixture of a real cluster)
+from .conftest import DEMO_CATALOG
+from .dask_cluster import dask_cluster as cluster  # noqa: F401
+
+GRIDS = ("d8", "order", "upstream_cells", "strahler", "reach", "subbasin")
+
+
+def assert_same_model(got, want) -> None:
+    assert np.array_equal(got.terrain.conditioned, want.terrain.conditioned, equal_nan=True)
+    assert np.array_equal(got.terrain.dem, want.terrain.dem, equal_nan=True)
+    for name in GRIDS:
+        assert np.array_equal(getattr(got.drainage, name), getattr(want.drainage, name)), name
+    pd.testing.assert_frame_equal(got.network.reaches, want.network.reaches)
+    pd.testing.assert_frame_equal(got.jurisdictions.sections, want.jurisdictions.sections)
+    pd.testing.assert_frame_equal(got.jurisdictions.reach_units, want.jurisdictions.reach_units)
+    pd.testing.assert_frame_equal(got.jurisdictions.shares, want.jurisdictions.shares)
+    pd.testing.assert_frame_equal(got.sites, want.sites)
+
+
+@pytest.fixture(scope="module")
+def demo_in_memory():
+    return twin.BasinTwin.build(DEMO_CATALOG, tile_size=None)
+
+
+@pytest.mark.parametrize("tile_size", [256, 1024, 4096])
+def test_the_demo_built_in_tiles_is_the_demo_built_in_memory(demo_in_memory, tile_size, tmp_path):
+    steps: list[str] = []
+    tiled = twin.BasinTwin.build(
+        DEMO_CATALOG, steps.append, tile_size=tile_size, runner=SerialRunner(), workdir=tmp_path / "work"
+    )
+    assert steps == list(BUILD_STEPS)
+    assert isinstance(tiled.model.drainage.d8, np.memmap)  # the grids are paged in from the tiles' folder
+    assert not isinstance(demo_in_memory.model.drainage.d8, np.memmap)
+    assert_same_model(tiled.model, demo_in_memory.model)
+
+
+def _rasters(folder: Path) -> dict[str, np.ndarray]:
+    out = {}
+    for path in sorted(folder.rglob("*.tif")):
+        with rasterio.open(path) as src:
+            out[str(path.relative_to(folder))] = src.read(1)
+    return out
+
+
+def test_a_build_through_a_dask_scheduler_and_two_workers_is_the_in_memory_build(cluster, make_catalog, tmp_path):  # noqa: F811
+    from twin.cli import cli
+
+    dem = synthetic.random_terrain(180, 150, seed=11)
+    dem[60:90, 40:100] = np.float32(150.0)  # a level patch across tiles: flats settle over tile edges
+    catalog = make_catalog(dem)
+    whole, tiled = tmp_path / "whole", tmp_path / "tiled"
+    first = CliRunner().invoke(cli, ["build", str(catalog), "-o", str(whole), "--quiet"], prog_name="twin")
+    assert first.exit_code == 0, first.output
+    result = CliRunner().invoke(
+        cli,
+        ["build", str(catalog), "-o", str(tiled), "--tile-size", "48", "--scheduler", cluster.address],
+        prog_name="twin",
+    )
+    assert result.exit_code == 0, result.output + cluster.logs()
+    assert json.loads(result.stdout) == {**json.loads(first.stdout), "twin": str(tiled)}
+    assert "dask dashboard" in result.stderr and "of 16 tiles done" in result.stderr  # 180 x 150 in tiles of 48
+    a, b = _rasters(whole), _rasters(tiled)
+    assert a.keys() == b.keys() and len(a) >= 8
+    for name in a:
+        assert np.array_equal(a[name], b[name], equal_nan=True), name
+    built = twin.BasinTwin.open(tiled, store=False)
+    reference = twin.BasinTwin.open(whole, store=False)
+    pd.testing.assert_frame_equal(built.model.network.reaches, reference.model.network.reaches)
+    assert not list(tmp_path.glob(".tiled.tiles-*"))  # the tiles' folder is gone with the build
