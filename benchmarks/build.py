@@ -86,12 +86,14 @@ import terrain
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
-TOOLS = ("twin", "pyflwdir", "pysheds", "richdem")
+TOOLS = ("twin", "twin-tiled", "pyflwdir", "pysheds", "richdem")
 STREAM_THRESHOLD_KM2 = 2.0  # as in the benchmark catalog
 WARMUP_SIZE = 64
 WARMUP_THRESHOLD_KM2 = 0.2  # the 64 × 64 grid covers only 3.7 km²
 GOAL_BYTES_PER_CELL = 60.0
 GOAL_SPEEDUP_VS_PYFLWDIR = 2.0
+GOAL_TILED_SPEEDUP_VS_PYFLWDIR = 3.0  # issue 13: the tiled build on this machine's cores
+GOAL_TILED_TIME_VS_RICHDEM = 0.6
 
 log = logging.getLogger("benchmarks.build")
 T = TypeVar("T")
@@ -292,6 +294,67 @@ def bench_twin(main: Inputs, warm: Inputs, out_dir: Path) -> list[dict]:
     return records + [save]
 
 
+def _worker_peak_kb() -> int | None:
+    return _status_kb("VmHWM")
+
+
+def bench_twin_tiled(main: Inputs, warm: Inputs, out_dir: Path, tile_size: int = 2048, workers: int = 2) -> list[dict]:
+    """The tiled build on a local dask cluster: BasinTwin.build(basin.yml, tile_size, runner).
+
+    The cluster is started and warmed up (numba's caches loaded in every worker) on the small
+    catalog first; then each worker's peak-RSS mark is reset and the main build timed. Besides
+    this process's figures the line has each worker's peak RSS during the build
+    (``worker_peak_mem_mb``): what bounds the memory a worker needs.
+    """
+    start = time.perf_counter()
+    try:
+        if str(REPO_ROOT) not in sys.path:
+            sys.path.insert(0, str(REPO_ROOT))
+        import twin
+        from twin.model.cluster import open_runner
+    except Exception as exc:
+        return [_skipped("twin-tiled", exc)]
+    import_s = round(time.perf_counter() - start, 3)
+    work = out_dir.parent / f"tiles-n{main.size}"
+    shutil.rmtree(work, ignore_errors=True)
+    stages: dict[str, float] = {}
+    marks: list[tuple[str, float]] = []
+    record: dict[str, Any] = {
+        "tool": "twin-tiled",
+        "version": getattr(twin, "__version__", None),
+        "step": f"BasinTwin.build(basin.yml, tile_size={tile_size}) on a LocalCluster of {workers} workers",
+        "cells": main.cells,
+        "tile_size": tile_size,
+        "workers": workers,
+        "import_s": import_s,
+    }
+    with open_runner(workers=workers) as runner:
+        compile_s, _ = _timed_call(
+            lambda: twin.BasinTwin.build(warm.catalog, tile_size=32, runner=runner, workdir=work / "warm")
+        )
+        record["compile_s"] = compile_s
+        client = runner.client  # type: ignore[attr-defined]
+        client.run(_reset_peak_rss)
+        with measured(record):
+            built = twin.BasinTwin.build(
+                main.catalog,
+                lambda step: marks.append((step, time.perf_counter())),
+                tile_size=tile_size,
+                runner=runner,
+                workdir=work / "main",
+            )
+        end = time.perf_counter()
+        for (name, t0), (_, t1) in zip(marks, marks[1:] + [("end", end)]):
+            stages[name] = round(t1 - t0, 3)
+        peaks = client.run(_worker_peak_kb)
+    record["stages"] = stages
+    record["worker_peak_mem_mb"] = sorted(round(kb / 1024, 1) for kb in peaks.values() if kb)
+    record["reaches"] = len(built.model.network.reaches)
+    del built
+    shutil.rmtree(work, ignore_errors=True)
+    return [record]
+
+
 def bench_pyflwdir(main: Inputs, warm: Inputs, out_dir: Path) -> list[dict]:
     """pyflwdir's from_dem, upstream_area and streams, from the GeoTIFF."""
     start = time.perf_counter()
@@ -418,7 +481,13 @@ def bench_richdem(main: Inputs, warm: Inputs, out_dir: Path) -> list[dict]:
     return [record]
 
 
-BENCHES = {"twin": bench_twin, "pyflwdir": bench_pyflwdir, "pysheds": bench_pysheds, "richdem": bench_richdem}
+BENCHES = {
+    "twin": bench_twin,
+    "twin-tiled": bench_twin_tiled,
+    "pyflwdir": bench_pyflwdir,
+    "pysheds": bench_pysheds,
+    "richdem": bench_richdem,
+}
 
 
 def child_main(args: argparse.Namespace) -> int:
@@ -435,7 +504,10 @@ def child_main(args: argparse.Namespace) -> int:
     warm = Inputs(Path(args.warm_dem), Path(args.warm_catalog), WARMUP_SIZE)
     tool = args.child
     try:
-        records = BENCHES[tool](main, warm, Path(args.out))
+        if tool == "twin-tiled":
+            records = bench_twin_tiled(main, warm, Path(args.out), int(args.tile_size), int(args.workers))
+        else:
+            records = BENCHES[tool](main, warm, Path(args.out))
     except Exception as exc:
         traceback.print_exc()
         records = [{"tool": tool, "error": f"{type(exc).__name__}: {exc}"}]
@@ -448,7 +520,15 @@ def child_main(args: argparse.Namespace) -> int:
 # -- the parent: inputs, one child per tool, summary ---------------------------
 
 
-def run_tool(tool: str, main: Inputs, warm: Inputs, workdir: Path, python: str = sys.executable) -> list[dict]:
+def run_tool(
+    tool: str,
+    main: Inputs,
+    warm: Inputs,
+    workdir: Path,
+    python: str = sys.executable,
+    tile_size: int = 2048,
+    workers: int = 2,
+) -> list[dict]:
     """Run one tool's benchmark in a fresh Python process and collect its lines."""
     out_dir = workdir / f"twin-n{main.size}"
     command = [
@@ -461,6 +541,8 @@ def run_tool(tool: str, main: Inputs, warm: Inputs, workdir: Path, python: str =
         "--warm-dem", str(warm.dem),
         "--warm-catalog", str(warm.catalog),
         "--out", str(out_dir),
+        "--tile-size", str(tile_size),
+        "--workers", str(workers),
     ]  # fmt: skip
     log.info("running %s with %s", tool, python)
     proc = subprocess.run(command, stdout=subprocess.PIPE, text=True)
@@ -494,6 +576,20 @@ def summarize(records: list[dict], size: int) -> dict:
             max(r["bytes_per_cell"] for r in twin_lines) < GOAL_BYTES_PER_CELL if twin_lines else None
         ),
     }
+    tiled = timed.get("twin-tiled")
+
+    def tiled_ratio(peer: str) -> float | None:
+        if tiled is None or peer not in timed:
+            return None
+        return round(timed[peer]["wall_s"] / tiled["wall_s"], 2)
+
+    tiled_vs_pyflwdir, tiled_vs_richdem = tiled_ratio("pyflwdir"), tiled_ratio("richdem")
+    goals["tiled_3x_faster_than_pyflwdir"] = (
+        None if tiled_vs_pyflwdir is None else tiled_vs_pyflwdir >= GOAL_TILED_SPEEDUP_VS_PYFLWDIR
+    )
+    goals["tiled_le_0.6_of_richdem_time"] = (
+        None if tiled_vs_richdem is None else 1.0 / tiled_vs_richdem <= GOAL_TILED_TIME_VS_RICHDEM
+    )
     checked = [v for v in goals.values() if v is not None]
     return {
         "summary": True,
@@ -504,6 +600,9 @@ def summarize(records: list[dict], size: int) -> dict:
         "twin_speedup_vs_pyflwdir": vs_pyflwdir,
         "twin_speedup_vs_richdem": vs_richdem,
         "twin_speedup_vs_pysheds": speedup("pysheds"),
+        "tiled_speedup_vs_pyflwdir": tiled_vs_pyflwdir,
+        "tiled_speedup_vs_richdem": tiled_vs_richdem,
+        "tiled_worker_peak_mem_mb": tiled["worker_peak_mem_mb"] if tiled else None,
         "goals": goals,
         "all_checked_goals_met": all(checked) if checked else None,
         "goals_unchecked": [k for k, v in goals.items() if v is None],
@@ -525,6 +624,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--tools", default=",".join(TOOLS), help=f"comma-separated subset of {','.join(TOOLS)}")
     parser.add_argument("--regenerate", action="store_true", help="write the DEM and catalog again even if present")
+    parser.add_argument("--tile-size", type=int, default=2048, help="tile size of twin-tiled (default 2048)")
+    parser.add_argument(
+        "--workers", type=int, default=os.cpu_count() or 1, help="local dask workers of twin-tiled (default: cores)"
+    )
     parser.add_argument(
         "--python",
         action="append",
@@ -568,7 +671,8 @@ def main(argv: list[str] | None = None) -> int:
     main_inputs = prepare_inputs(workdir, args.size, args.seed, STREAM_THRESHOLD_KM2, args.regenerate)
     records: list[dict] = []
     for tool in args.tools:
-        for record in run_tool(tool, main_inputs, warm, workdir, args.python.get(tool, sys.executable)):
+        python = args.python.get(tool, sys.executable)
+        for record in run_tool(tool, main_inputs, warm, workdir, python, args.tile_size, args.workers):
             print(json.dumps(record), flush=True)
             records.append(record)
     print(json.dumps(summarize(records, args.size)), flush=True)

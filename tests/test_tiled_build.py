@@ -85,3 +85,12 @@ def test_a_build_through_a_dask_scheduler_and_two_workers_is_the_in_memory_build
     reference = twin.BasinTwin.open(whole, store=False)
     pd.testing.assert_frame_equal(built.model.network.reaches, reference.model.network.reaches)
     assert not list(tmp_path.glob(".tiled.tiles-*"))  # the tiles' folder is gone with the build
+
+
+def test_a_threshold_above_the_basin_gives_no_river_and_says_so(make_catalog):
+    from twin.errors import CatalogError
+
+    catalog = make_catalog(synthetic.v_valley(41, 31), parameters={"stream_threshold_km2": 50.0})
+    for tile_size in (None, 16):
+        with pytest.raises(CatalogError, match=r"no river: .* 50 km² .*largest upstream area is 1\.14 km²"):
+            twin.BasinTwin.build(catalog, tile_size=tile_size)

@@ -23,7 +23,7 @@ import pandas as pd
 import shapely
 from pyproj import Transformer
 
-from twin.errors import OutsideBasinError, SourceError
+from twin.errors import CatalogError, OutsideBasinError, SourceError
 from twin.model.catalog import Catalog, Outlet, Parameters, load_catalog, sha256_file
 from twin.model.drainage import Drainage
 from twin.model.jurisdictions import Jurisdictions, analyse, load_units
@@ -144,6 +144,12 @@ def build_model(
         step("derive rivers")
         drainage = Drainage.route(terrain.grid, d8, order, params.stream_threshold_km2)
     log.info("conditioning raised %(cells_raised)d cells, at most %(max_raise_m).1f m", terrain.conditioning_summary())
+    if not drainage.reach.any():
+        largest = float(np.max(drainage.upstream_cells)) * terrain.grid.cell_area / 1e6
+        raise CatalogError(
+            f"no river: no cell has stream_threshold_km2 = {params.stream_threshold_km2:g} km² upstream (the largest "
+            f"upstream area is {largest:.3g} km²); lower parameters.stream_threshold_km2 in the catalog"
+        )
 
     step("reach table")
     reaches = build_reaches(terrain, drainage, runoff_mm_per_year=params.runoff_mm_per_year, min_slope=params.min_slope)

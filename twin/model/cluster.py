@@ -343,6 +343,13 @@ class _LocalClusterRunner:
             self._runner = self._start()
         return self._runner.map(fn, items, what=what, **common)
 
+    @property
+    def client(self) -> Client:
+        """The cluster's client (starting the cluster if no map has yet)."""
+        if self._runner is None:
+            self._runner = self._start()
+        return self._runner.client
+
     def _start(self) -> DaskRunner:
         import dask
         from dask.distributed import Client, LocalCluster
