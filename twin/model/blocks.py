@@ -188,7 +188,13 @@ def update_flat_distance(filled: np.ndarray, dem: np.ndarray, halo: np.ndarray, 
 
     ``dist`` is the tile's previous result (changed in place and returned).
     """
-    kind = _kind(filled)
+    h = filled.shape[0] - 2
+    w = filled.shape[1] - 2
+    kind = np.zeros((h, w), dtype=np.uint8)  # only flat cells (3) matter here: dist is 0 elsewhere
+    for r in range(h):
+        for c in range(w):
+            if dist[r, c] > 0 and not np.isnan(filled[r + 1, c + 1]):
+                kind[r, c] = 3
     keys = np.empty(64, dtype=np.int64)
     vals = np.empty(64, dtype=np.int64)
     return _settle(filled, dem, halo, kind, dist, keys, vals, 0)
