@@ -30,10 +30,14 @@ FIELDS = {
              "baseline_mem_mb", "bytes_per_cell", "step_bytes_per_cell", "peak_scope"},
     "twin+save": {"tool", "version", "step", "cells", "size", "compile_s", "wall_s", "cpu_s", "peak_mem_mb",
                   "baseline_mem_mb", "bytes_per_cell", "step_bytes_per_cell", "output_mb"},
+    "twin-tiled": {"tool", "version", "step", "cells", "size", "import_s", "compile_s", "wall_s", "cpu_s",
+                   "peak_mem_mb", "baseline_mem_mb", "bytes_per_cell", "step_bytes_per_cell", "stages", "tile_size",
+                   "workers", "worker_peak_mem_mb", "reaches"},
     "pyflwdir": {"tool", "version", "step", "cells", "size", "import_s", "compile_s", "wall_s", "cpu_s",
                  "peak_mem_mb", "baseline_mem_mb", "bytes_per_cell", "step_bytes_per_cell", "stages", "n_streams"},
     "summary": {"summary", "size", "cells", "twin_bytes_per_cell", "twin_step_bytes_per_cell",
-                "twin_speedup_vs_pyflwdir", "twin_speedup_vs_richdem", "twin_speedup_vs_pysheds", "goals",
+                "twin_speedup_vs_pyflwdir", "twin_speedup_vs_richdem", "twin_speedup_vs_pysheds",
+                "tiled_speedup_vs_pyflwdir", "tiled_speedup_vs_richdem", "tiled_worker_peak_mem_mb", "goals",
                 "all_checked_goals_met", "goals_unchecked"},
     # readings.py (the README's rows/s, values/s and year-view seconds, first read and again)
     "ingest": {"measure", "rows", "stored", "wall_s", "rows_per_s", "goal_rows_per_s", "goal_met"},
@@ -96,10 +100,16 @@ def check_rate(count: int, wall_s: float, rate: float) -> None:
 
 
 def test_build_benchmark_prints_its_figures_and_builds_the_same_twin_as_in_memory(tmp_path):
-    lines = run("build.py", "--size", str(SIZE), "--tools", "twin,pyflwdir", "--workdir", str(tmp_path))
+    lines = run(
+        "build.py", "--size", str(SIZE), "--tools", "twin,twin-tiled,pyflwdir", "--workdir", str(tmp_path),
+        "--tile-size", "32", "--workers", "2",
+    )  # fmt: skip
     check_fields(lines)
     by_tool = {rec["tool"]: rec for rec in lines if "tool" in rec}
-    assert list(by_tool) == ["twin", "twin+save", "pyflwdir"]
+    assert list(by_tool) == ["twin", "twin+save", "twin-tiled", "pyflwdir"]
+    tiled = by_tool["twin-tiled"]
+    assert tiled["tile_size"] == 32 and tiled["workers"] == 2
+    assert len(tiled["worker_peak_mem_mb"]) == 2 and all(m > 50 for m in tiled["worker_peak_mem_mb"])
     for rec in by_tool.values():
         assert rec["cells"] == SIZE * SIZE and rec["size"] == SIZE
         assert rec["wall_s"] > 0 and rec["cpu_s"] >= 0 and rec["compile_s"] > 0
@@ -117,7 +127,11 @@ def test_build_benchmark_prints_its_figures_and_builds_the_same_twin_as_in_memor
     goals = summary["goals"]
     assert goals["twin_peak_lt_60_bytes_per_cell"] is (twin_peak < 60)
     assert goals["twin_2x_faster_than_pyflwdir"] is (summary["twin_speedup_vs_pyflwdir"] >= 2)
-    assert goals["twin_build_le_richdem"] is None and summary["goals_unchecked"] == ["twin_build_le_richdem"]
+    assert goals["twin_build_le_richdem"] is None and goals["tiled_le_0.6_of_richdem_time"] is None
+    assert summary["goals_unchecked"] == ["twin_build_le_richdem", "tiled_le_0.6_of_richdem_time"]
+    tiled_ratio = by_tool["pyflwdir"]["wall_s"] / tiled["wall_s"]
+    assert summary["tiled_speedup_vs_pyflwdir"] == pytest.approx(tiled_ratio, abs=0.01)
+    assert goals["tiled_3x_faster_than_pyflwdir"] is (summary["tiled_speedup_vs_pyflwdir"] >= 3)
     assert summary["all_checked_goals_met"] is all(v for v in goals.values() if v is not None)
 
     # what was timed is the twin a user gets from the same DEM
@@ -128,6 +142,7 @@ def test_build_benchmark_prints_its_figures_and_builds_the_same_twin_as_in_memor
     np.testing.assert_array_equal(saved.drainage.reach, built.drainage.reach)
     cols = ["reach_id", "next_down", "length_m", "slope", "upstream_area_km2", "strahler"]
     assert len(built.network.reaches) > 1
+    assert tiled["reaches"] == len(built.network.reaches)  # the tiled build found the same reaches
     pd.testing.assert_frame_equal(
         saved.network.reaches[cols].reset_index(drop=True),
         built.network.reaches[cols].reset_index(drop=True),

@@ -28,7 +28,7 @@ import click
     default=None,
     metavar="N",
     help="Build tile by tile, in tiles of N x N cells (bounds each worker's memory); default: in memory up to "
-    "50 million DEM cells, in tiles of 2048 above.",
+    "2048 x 2048 DEM cells, in tiles of 2048 above.",
 )
 @click.option(
     "--workers",

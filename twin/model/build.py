@@ -198,10 +198,11 @@ def _check_tile_size(tile_size: int) -> None:
         )
 
 
-#: Above this many DEM cells a build with no tile size given is tiled: an in-memory build takes
-#: about 50 bytes a cell in one process (2.5 GB here), and the tiled build is as fast from there
-#: on (benchmarks/README.md); the in-memory flood's cell index also stops at 2**31.
-IN_MEMORY_MAX_CELLS = 50_000_000
+#: Above this many DEM cells (one tile of :data:`DEFAULT_TILE_SIZE`) a build with no tile size
+#: given is tiled, even in this one process: a priority queue of a whole large grid misses the
+#: CPU's caches, and measured on 25 M cells the tiled routing in one process took 29 s where the
+#: whole-grid kernels took 40 s (benchmarks/README.md); memory stays bounded by the tile too.
+IN_MEMORY_MAX_CELLS = 2048 * 2048
 DEFAULT_TILE_SIZE = 2048
 
 
