@@ -94,3 +94,29 @@ def test_a_threshold_above_the_basin_gives_no_river_and_says_so(make_catalog):
     for tile_size in (None, 16):
         with pytest.raises(CatalogError, match=r"no river: .* 50 km² .*largest upstream area is 1\.14 km²"):
             twin.BasinTwin.build(catalog, tile_size=tile_size)
+
+
+def test_a_tile_that_fails_fails_the_build_in_one_line_naming_it_and_leaves_no_folder(
+    make_catalog, tmp_path, monkeypatch
+):
+    from twin.cli import cli
+    from twin.model import tiled_route
+
+    real = tiled_route._flat_first
+
+    def broken(item, **common):
+        if item[0] == 3:
+            raise MemoryError("worker ran out of memory")
+        return real(item, **common)
+
+    monkeypatch.setattr(tiled_route, "_flat_first", broken)
+    catalog = make_catalog(synthetic.random_terrain(100, 90, seed=2))
+    out = tmp_path / "twin"
+    result = CliRunner().invoke(
+        cli, ["build", str(catalog), "-o", str(out), "--tile-size", "32", "--workers", "0", "--quiet"], prog_name="twin"
+    )
+    assert result.exit_code == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0] == "twin: error: flats, round 1: tile 3 failed: MemoryError: worker ran out of memory"
+    assert not out.exists() and not list(tmp_path.glob(".twin.tiles-*"))
