@@ -32,6 +32,7 @@ from typing import Protocol
 
 import numba as nb
 import numpy as np
+import rasterio
 
 from twin.model import blocks, kernels
 from twin.model.cluster import SerialRunner, TileRunner
@@ -83,8 +84,14 @@ class ArraySource:
 # ---------------------------------------------------------------------------
 # Tasks: one tile each, module-level so that they can be sent to workers
 # ---------------------------------------------------------------------------
+#: GDAL's block cache in a worker, MB: a tile is read once, so the default (5 % of the machine's
+#: memory) would only grow each worker with the share of the basin it has read.
+WORKER_GDAL_CACHE_MB = 64
+
+
 def _fill_summary(t: int, *, tiling: Tiling, source: BlockSource, store: TileStore) -> TileSummary:
-    block = source.read_block(tiling.window(t))
+    with rasterio.Env(GDAL_CACHEMAX=WORKER_GDAL_CACHE_MB):
+        block = source.read_block(tiling.window(t))
     store.write("dem", t, block[1:-1, 1:-1])
     level, label, nlabels = flood_tile(block)
     store.write("level", t, level)  # kept for the second pass, which then need not flood again
