@@ -157,6 +157,12 @@ def flood(dem: np.ndarray, filled: np.ndarray, d8: np.ndarray, order: np.ndarray
     third faster here than a binary heap over two arrays (benchmarks/build.py).
     D8 is then steepest descent on the filled DEM, or on flats the direction
     towards the cell that flooded it.
+
+    The build keeps only ``filled`` from here: its D8 follows the flat rule of
+    :mod:`twin.model.blocks`, which does not depend on the order cells are visited in
+    (so that the tiled build gives the same), and its order is rebuilt from that D8
+    (:func:`topological_order`). This function's own D8 and order are what the
+    first version of the twin used, kept as a cross-check in the tests.
     """
     nrow, ncol = dem.shape
     n = nrow * ncol
