@@ -23,17 +23,17 @@ import pandas as pd
 import shapely
 from pyproj import Transformer
 
-from twin.errors import CatalogError, OutsideBasinError, SourceError
+from twin.errors import CatalogError, OutsideBasinError
 from twin.model.catalog import Catalog, Outlet, Parameters, load_catalog, sha256_file
 from twin.model.drainage import Drainage
 from twin.model.jurisdictions import Jurisdictions, analyse, load_units
 from twin.model.loaders import Elevation, load_sites, load_vectors
 from twin.model.model import Model
-from twin.model.mosaic import DemSource, open_dem
+from twin.model.mosaic import open_dem, read_whole
 from twin.model.network import Network, build_reaches
 from twin.model.sites import place_sites
 from twin.model.terrain import condition
-from twin.model.tiled import MIN_TILE_SIZE, TileError
+from twin.model.tiled import TileError, check_tile_size
 from twin.model.tiled_build import tiled_terrain_and_drainage
 
 if TYPE_CHECKING:
@@ -82,7 +82,7 @@ def build_model(
         ``tile_size`` is not an integer or is below the minimum (checked before any work).
     """
     if tile_size is not None:
-        _check_tile_size(tile_size)
+        check_tile_size(tile_size)
     cat = catalog if isinstance(catalog, Catalog) else load_catalog(catalog)
 
     def step(name: str) -> None:
@@ -133,7 +133,7 @@ def build_model(
         )
         step("derive rivers")  # derived tile by tile with the routing
     else:
-        elev = _read_whole(source)
+        elev = read_whole(source)
         if boundary is not None:
             elev = _clip_to_boundary(elev, boundary)
         elif cat.outlet is not None:
@@ -189,15 +189,6 @@ def build_model(
     return Model(cat.name, cat, terrain, drainage, network, juris, sites, tuple(sources))
 
 
-def _check_tile_size(tile_size: int) -> None:
-    if isinstance(tile_size, bool) or not isinstance(tile_size, int | np.integer):
-        raise TileError(f"tile size {tile_size!r} is not an integer; give a number of cells, at least {MIN_TILE_SIZE}")
-    if tile_size < MIN_TILE_SIZE:
-        raise TileError(
-            f"tile size {tile_size} is below the minimum of {MIN_TILE_SIZE} cells; give at least {MIN_TILE_SIZE}"
-        )
-
-
 #: Above this many DEM cells (one tile of :data:`DEFAULT_TILE_SIZE`) a build with no tile size
 #: given is tiled, even in this one process: a priority queue of a whole large grid misses the
 #: CPU's caches, and measured on 25 M cells the tiled routing in one process took 29 s where the
@@ -233,20 +224,6 @@ def _temporary_workdir() -> Path:
     folder = Path(tempfile.mkdtemp(prefix="twin-build-"))
     atexit.register(shutil.rmtree, folder, ignore_errors=True)
     return folder
-
-
-def _read_whole(source: DemSource) -> Elevation:
-    """The whole DEM in memory, as :func:`twin.model.mosaic.load_dem` reads it."""
-    try:
-        values = source.read((slice(0, source.grid.shape[0]), slice(0, source.grid.shape[1])))
-    finally:
-        source.close()
-    values[~np.isfinite(values)] = np.nan
-    if values.size == 0 or np.isnan(values).all():
-        raise SourceError(
-            f"{source.what} '{source.files[0]}' holds no valid elevation (every cell is nodata); check the nodata value or the file"
-        )
-    return Elevation(values, source.grid)
 
 
 def _clip_to_boundary(elev: Elevation, boundary: gpd.GeoDataFrame) -> Elevation:

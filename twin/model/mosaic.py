@@ -614,14 +614,26 @@ def load_dem(
     source = open_dem(
         paths, declared_crs=declared_crs, nodata=nodata, target_crs=target_crs, resolution=resolution, what=what
     )
+    return read_whole(source)
+
+
+def read_whole(source: DemSource) -> Elevation:
+    """The whole DEM of ``source`` in memory (then its files are closed).
+
+    Raises
+    ------
+    SourceError
+        Every cell is nodata.
+    """
     try:
         values = source.read((slice(0, source.grid.shape[0]), slice(0, source.grid.shape[1])))
     finally:
         source.close()
     values[~np.isfinite(values)] = np.nan
-    log.info("%s: %d x %d cells in %s", what, values.shape[0], values.shape[1], source.grid.crs.to_string())
+    log.info("%s: %d x %d cells in %s", source.what, *values.shape, source.grid.crs.to_string())
     if values.size == 0 or np.isnan(values).all():
         raise SourceError(
-            f"{what} '{paths[0]}' holds no valid elevation (every cell is nodata); check the nodata value or the file"
+            f"{source.what} '{source.files[0]}' holds no valid elevation (every cell is nodata); "
+            f"check the nodata value or the file"
         )
     return Elevation(values=values, grid=source.grid)

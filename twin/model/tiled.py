@@ -227,6 +227,17 @@ def _raise(level: np.ndarray, label: np.ndarray, water: np.ndarray) -> np.ndarra
     return out
 
 
+def check_tile_size(tile_size: object) -> None:
+    """Refuse a tile size that is not an integer of at least :data:`MIN_TILE_SIZE` (TileError, one line)."""
+    if isinstance(tile_size, bool) or not isinstance(tile_size, int | np.integer):
+        raise TileError(f"tile size {tile_size!r} is not an integer; give a number of cells, at least {MIN_TILE_SIZE}")
+    if tile_size < MIN_TILE_SIZE:
+        raise TileError(
+            f"tile size {tile_size} is below the minimum of {MIN_TILE_SIZE} cells; give at least {MIN_TILE_SIZE} "
+            f"(smaller tiles make most cells edge cells and the global graph as large as the grid)"
+        )
+
+
 def tile_windows(shape: tuple[int, int], tile_size: int) -> list[tuple[slice, slice]]:
     """The tiles of a grid, row by row, as ``(rows, cols)`` slices; the last row and column of tiles may be smaller."""
     nrow, ncol = shape
@@ -413,13 +424,7 @@ def fill_tiled(dem: np.ndarray, tile_size: int) -> np.ndarray:
     dem = np.asarray(dem)
     if dem.ndim != 2:
         raise TileError(f"the DEM has {dem.ndim} dimensions; the tiled fill takes a 2-D grid")
-    if isinstance(tile_size, bool) or not isinstance(tile_size, int | np.integer):
-        raise TileError(f"tile_size {tile_size!r} is not an integer; give a number of cells, at least {MIN_TILE_SIZE}")
-    if tile_size < MIN_TILE_SIZE:
-        raise TileError(
-            f"tile_size {tile_size!r} is below the minimum of {MIN_TILE_SIZE}: smaller tiles make most cells "
-            f"edge cells and the global graph as large as the grid"
-        )
+    check_tile_size(tile_size)
     return _fill(np.ascontiguousarray(dem, dtype=np.float32), int(tile_size))
 
 

@@ -41,9 +41,9 @@ from twin.model.kernels import D8_NODATA
 from twin.model.loaders import Grid
 from twin.model.terrain import Terrain
 from twin.model.tiled import (
-    MIN_TILE_SIZE,
     TileError,
     TileSummary,
+    check_tile_size,
     flood_tile,
     raise_flood,
     solve_levels,
@@ -423,10 +423,7 @@ def route_tiled(
     TileError
         The tile size is below the minimum or not an integer.
     """
-    if isinstance(tile_size, bool) or not isinstance(tile_size, int | np.integer) or tile_size < MIN_TILE_SIZE:
-        raise TileError(
-            f"tile size {tile_size!r} is below the minimum of {MIN_TILE_SIZE} cells; give at least {MIN_TILE_SIZE}"
-        )
+    check_tile_size(tile_size)
     src: BlockSource = ArraySource(np.asarray(source, dtype=np.float32)) if isinstance(source, np.ndarray) else source
     tiling = Tiling(tuple(src.shape), int(tile_size))  # type: ignore[arg-type]
     folder = Path(workdir) if workdir is not None else Path(tempfile.mkdtemp(prefix="twin-tiles-"))
