@@ -423,14 +423,12 @@ def exits_block(d8: np.ndarray, order: np.ndarray):
 
 
 @nb.njit(cache=True)
-def entries_block(d8: np.ndarray):
-    """Interior cells that receive flow from the frame: (interior cell, frame row, frame col) per donor."""
+def entries_block(d8: np.ndarray) -> np.ndarray:
+    """Interior cells (r * w + c) that receive flow from the frame, once per donor."""
     h = d8.shape[0] - 2
     w = d8.shape[1] - 2
     lut = _code_to_k()
     cells = []
-    frs = []
-    fcs = []
     for br in range(h + 2):
         for bc in range(w + 2):
             if 1 <= br <= h and 1 <= bc <= w:
@@ -442,9 +440,7 @@ def entries_block(d8: np.ndarray):
             cc = bc + DCOL[k]
             if 1 <= rr <= h and 1 <= cc <= w:
                 cells.append((rr - 1) * w + cc - 1)
-                frs.append(br)
-                fcs.append(bc)
-    return np.array(cells, dtype=np.int64), np.array(frs, dtype=np.int64), np.array(fcs, dtype=np.int64)
+    return np.array(cells, dtype=np.int64)
 
 
 @nb.njit(cache=True)

@@ -146,8 +146,7 @@ def _flow_summary(t: int, *, tiling: Tiling, store: TileStore) -> _FlowSummary:
     h, w = d8.shape[0] - 2, d8.shape[1] - 2
     acc = blocks.accumulate_block(d8, order, np.zeros((h, w), dtype=np.int64))
     exit_of, leaving, tr, tc = blocks.exits_block(d8, order)
-    cells, _, _ = blocks.entries_block(d8)
-    cells = np.unique(cells)
+    cells = np.unique(blocks.entries_block(d8))
     reach = exit_of.ravel()[cells]
     return _FlowSummary(
         exits=tiling.to_global(t, leaving),
@@ -197,7 +196,7 @@ def _river_summary(t: int, *, tiling: Tiling, store: TileStore, threshold: int) 
     store.write("meets", t, meets)
     meets = meets.ravel()
     _, leaving, tr, tc = blocks.exits_block(d8, order)
-    cells = np.unique(blocks.entries_block(d8)[0])
+    cells = np.unique(blocks.entries_block(d8))
     code = meets[cells]
     out = np.where(code <= -2, -2 - code, 0)
     return _RiverSummary(
