@@ -29,7 +29,7 @@ def test_store_lives_in_postgres_with_the_migrated_schema(pg_basin):
     tables = set(sa.inspect(pg_basin.store).get_table_names())
     assert {"stations", "datastreams", "readings", "rejected", "batches", "incidents", "alembic_version"} <= tables
     with pg_basin.store.connect() as conn:
-        assert conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar_one() == "0008"
+        assert conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar_one() == "0009"
 
 
 def test_ingest_is_idempotent_and_keeps_corrections_on_postgres(pg_basin, tmp_path):

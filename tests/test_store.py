@@ -25,7 +25,7 @@ def test_reopening_a_store_runs_no_migration_twice(tmp_path):
     store.connect(url).dispose()
     engine = store.connect(url)
     with engine.connect() as conn:
-        assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one() == "0008"
+        assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one() == "0009"
     engine.dispose()
 
 
@@ -60,5 +60,5 @@ def test_processes_opening_a_new_store_at_once_on_postgres(postgres_database):
     assert _open_at_once(postgres_database) == [""] * 4
     engine = store.connect(postgres_database)
     with engine.connect() as conn:
-        assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one() == "0008"
+        assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one() == "0009"
     engine.dispose()

@@ -99,6 +99,7 @@ import xarray as xr
 from twin.errors import TwinError
 from twin.model.catalog import sha256_file
 from twin.ops import flags as _flags
+from twin.ops import pgcopy
 from twin.ops.errors import IngestError
 from twin.ops.formats import FORMATS, Context, Format, Formats, Parsed, Source
 from twin.ops.parameters import _UNITS, PARAMETERS, physical_limits
@@ -574,36 +575,56 @@ def _write_batch(
     return report
 
 
+def _stored_in_span(conn: sa.Connection, part: pd.DataFrame) -> bool:
+    """Whether the store holds any reading of the batch's datastreams in the batch's time span (its unique key's index)."""
+    ids = ",".join(str(int(i)) for i in np.unique(part["ds"].to_numpy()))
+    sql = (
+        f"SELECT 1 FROM readings WHERE datastream_id IN ({ids}) "
+        f"AND time BETWEEN {int(part['time'].min())} AND {int(part['time'].max())} LIMIT 1"
+    )
+    return conn.exec_driver_sql(sql).first() is not None
+
+
+def _copy_columns(part: pd.DataFrame, prefix: dict[str, str]) -> dict[str, tuple[np.ndarray, str]]:
+    """The staged columns as :func:`twin.ops.pgcopy.copy_in` takes them, named by ``prefix`` (staging name -> column)."""
+    kinds = {"ds": "int4", "time": "int8", "tz": "int2", "value": "float8", "flag": "text", "qualifier": "text"}
+    return {prefix.get(k, k): (part[k].to_numpy(), kind) for k, kind in kinds.items()}
+
+
 def _insert_versions(conn: sa.Connection, part: pd.DataFrame, batch_id: int) -> tuple[int, int, int]:
     """Insert staged rows as new readings or new versions; returns (stored, duplicates, corrections).
 
-    Set-based, in the caller's transaction: the rows go to a temporary table; only
-    if the store already holds readings in the batch's time span is each row
-    compared with the current version of its (stream, time). A reading with the same
+    Set-based, in the caller's transaction. If the store holds no reading of the
+    batch's datastreams in the batch's time span (a first load), the rows are new
+    readings: on PostgreSQL they are written with one binary COPY straight into
+    ``readings`` (:mod:`twin.ops.pgcopy`), on SQLite inserted from a temporary table.
+    Otherwise the rows go to the temporary table (by COPY on PostgreSQL) and each is
+    compared with the current version of its (stream, time); a reading with the same
     value but another flag or qualifier is a correction.
     """
-    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-    columns = [
-        part["ds"].tolist(),
-        part["time"].tolist(),
-        part["tz"].tolist(),
-        part["value"].tolist(),
-        part["flag"].tolist(),
-        part["qualifier"].tolist(),
-    ]
-    overlap = conn.execute(
-        sa.text("SELECT COUNT(*) FROM readings WHERE time BETWEEN :a AND :b"),
-        {"a": int(part["time"].min()), "b": int(part["time"].max())},
-    ).scalar_one()
+    overlap = _stored_in_span(conn, part)
+    postgres = conn.dialect.name == "postgresql"
+    if postgres and not overlap:
+        raw = conn.connection.dbapi_connection
+        columns = _copy_columns(part, {"ds": "datastream_id", "tz": "tz_offset_min"})
+        ones = np.ones(len(part), dtype=np.int16)
+        columns.update(
+            version=(ones, "int2"), current=(ones, "int2"), batch_id=(np.full(len(part), batch_id), "int4")
+        )
+        return pgcopy.copy_in(raw, "readings", columns), 0, 0
     conn.exec_driver_sql(
         "CREATE TEMPORARY TABLE IF NOT EXISTS ingest_staging (ds INTEGER, time BIGINT, tz SMALLINT, "
         "value DOUBLE PRECISION, flag VARCHAR(8), qualifier VARCHAR(2), prev SMALLINT, same SMALLINT)"
     )
     conn.exec_driver_sql("DELETE FROM ingest_staging")
-    conn.exec_driver_sql(
-        f"INSERT INTO ingest_staging (ds, time, tz, value, flag, qualifier) VALUES ({', '.join([mark] * 6)})",
-        list(zip(*columns)),
-    )
+    if postgres:
+        pgcopy.copy_in(conn.connection.dbapi_connection, "ingest_staging", _copy_columns(part, {}))
+    else:
+        staged = [part[k].tolist() for k in ("ds", "time", "tz", "value", "flag", "qualifier")]
+        conn.exec_driver_sql(
+            "INSERT INTO ingest_staging (ds, time, tz, value, flag, qualifier) VALUES (?, ?, ?, ?, ?, ?)",
+            list(zip(*staged)),
+        )
     dup = corr = 0
     if overlap:  # compare each row with the current version of its (stream, time)
         conn.exec_driver_sql(
@@ -763,7 +784,8 @@ def _fetch_current(
     """(datastream id, time, value) of the current readings, as numpy columns.
 
     On SQLite the rows come through ADBC as Arrow columns (several million rows a
-    second); elsewhere through SQLAlchemy.
+    second); on PostgreSQL through one binary COPY (:func:`twin.ops.pgcopy.copy_out`,
+    as fast); elsewhere through SQLAlchemy.
     """
     where = ["current = 1"]
     if ds_ids is not None:
@@ -782,6 +804,9 @@ def _fetch_current(
         if adbc is not None:
             return _fetch_sqlite_parallel(adbc, engine.url.database, sql)
     with engine.connect() as conn:
+        if conn.dialect.name == "postgresql":
+            ds32, t64, v64 = pgcopy.copy_out(conn.connection.dbapi_connection, sql, ["int4", "int8", "float8"])
+            return ds32.astype("int64"), t64, v64
         rows = conn.exec_driver_sql(sql).all()
     if not rows:
         return np.zeros(0, "int64"), np.zeros(0, "int64"), np.zeros(0, "float64")
@@ -910,6 +935,114 @@ def _add_qualifiers(
         ds[name].attrs["ancillary_variables"] = var
 
 
+def _read_columns(engine: sa.Engine, sql: str, types: list[str]) -> list[np.ndarray]:
+    """The fixed-width columns (``int4``, ``int8``, ``float8``...) of ``sql`` as numpy arrays.
+
+    PostgreSQL: one binary COPY (:func:`twin.ops.pgcopy.copy_out`); the aggregation or
+    selection runs in the database and only its result crosses the wire. Elsewhere
+    (SQLite) through the driver's rows.
+    """
+    with engine.connect() as conn:
+        if conn.dialect.name == "postgresql":
+            return pgcopy.copy_out(conn.connection.dbapi_connection, sql, types)
+        rows = conn.exec_driver_sql(sql).all()
+    np_types = [pgcopy.FIXED[t].replace(">", "=") for t in types]
+    if not rows:
+        return [np.zeros(0, t) for t in np_types]
+    return [np.asarray(col, dtype=t) for col, t in zip(zip(*rows), np_types)]
+
+
+def _streams(engine: sa.Engine) -> pd.DataFrame:
+    with engine.connect() as conn:
+        return pd.DataFrame(
+            conn.execute(sa.select(datastreams.c.id, datastreams.c.station_id, datastreams.c.parameter)).all(),
+            columns=["id", "station", "parameter"],
+        ).set_index("id")
+
+
+def _usable_where(start: int, end: int, ignore_flags: frozenset[str] | set[str], r: str = "") -> str:
+    """SQL for the usable current readings from ``start`` to ``end`` without ``ignore_flags`` (columns prefixed ``r``).
+
+    Flags are inlined: only those of the store's vocabulary (:data:`twin.ops.flags.FLAGS`),
+    the others no stored reading can have.
+    """
+    where = f"{r}current = 1 AND {r}time >= {int(start)} AND {r}time <= {int(end)} AND " + _usable_sql(f"{r}flag")
+    for f in sorted(set(ignore_flags) & set(_flags.FLAGS)):
+        where += f" AND {r}flag <> '{f}'"
+    return where
+
+
+def envelopes(
+    engine: sa.Engine, start: object, end: object, bucket_s: int, ignore_flags: frozenset[str] | set[str] = frozenset()
+) -> pd.DataFrame:
+    """The lowest and highest value and the count of usable current readings, per datastream and time bucket.
+
+    Aggregated in the database (``GROUP BY`` stream and bucket, bucket ``k`` holding the
+    times ``start + k * bucket_s`` to the next), so a year of a national network
+    (7×10^7 readings) comes back as a few million rows at most. Columns: ``station``,
+    ``parameter``, ``bucket``, ``vmin``, ``vmax``, ``n``. ``ignore_flags`` leaves out
+    usable readings with those flags as well (a warning policy's ``ignore_flags``).
+    """
+    a, b = _to_epoch(start), _to_epoch(end)
+    sql = (
+        f"SELECT datastream_id, (time - {a}) / {int(bucket_s)}, MIN(value), MAX(value), COUNT(*) FROM readings "
+        f"WHERE {_usable_where(a, b, ignore_flags)} GROUP BY 1, 2"
+    )
+    ds, bucket, vmin, vmax, n = _read_columns(engine, sql, ["int4", "int8", "float8", "float8", "int8"])
+    names = _streams(engine).reindex(ds.astype("int64"))
+    return pd.DataFrame(
+        {
+            "station": names["station"].to_numpy(),
+            "parameter": names["parameter"].to_numpy(),
+            "bucket": bucket.astype("int64"),
+            "vmin": vmin,
+            "vmax": vmax,
+            "n": n.astype("int64"),
+        }
+    )
+
+
+def in_windows(
+    engine: sa.Engine, windows: pd.DataFrame, ignore_flags: frozenset[str] | set[str] = frozenset()
+) -> pd.DataFrame:
+    """The usable current readings of each (``station``, ``parameter``) between its window's ``start`` and ``end``.
+
+    ``windows`` has ``station``, ``parameter``, ``start`` and ``end`` (tz-aware, both
+    included). One query joins the windows as a list of values to the readings
+    (through the unique key's index on stream and time). Returns the long table of
+    :func:`query` (``station``, ``parameter``, ``time``, ``value``, ``flag``,
+    ``qualifier``), in no particular order; ``flag`` is '' for every usable reading
+    here (they are all usable), ``qualifier`` is not read ('').
+    """
+    cols = ["station", "parameter", "time", "value", "flag", "qualifier"]
+    if windows.empty:
+        return pd.DataFrame(columns=cols)
+    streams = _streams(engine).reset_index()
+    w = windows.merge(streams, on=["station", "parameter"], how="inner")
+    if w.empty:
+        return pd.DataFrame(columns=cols)
+    a = _epoch(pd.to_datetime(w["start"], utc=True))
+    b = _epoch(pd.to_datetime(w["end"], utc=True))
+    values = ",".join(f"({int(i)},{int(x)},{int(y)})" for i, x, y in zip(w["id"], a, b))
+    where = _usable_where(int(a.min()), int(b.max()), ignore_flags, "r.")
+    sql = (
+        f"WITH w (ds, t0, t1) AS (VALUES {values}) SELECT r.datastream_id, r.time, r.value FROM readings r "
+        f"JOIN w ON r.datastream_id = w.ds AND r.time >= w.t0 AND r.time <= w.t1 WHERE {where}"
+    )
+    ds, t, v = _read_columns(engine, sql, ["int4", "int8", "float8"])
+    names = streams.set_index("id").reindex(ds.astype("int64"))
+    return pd.DataFrame(
+        {
+            "station": names["station"].to_numpy(),
+            "parameter": names["parameter"].to_numpy(),
+            "time": pd.to_datetime(t.astype("int64"), unit="s", utc=True),
+            "value": v,
+            "flag": "",
+            "qualifier": "",
+        }
+    )
+
+
 def latest(engine: sa.Engine, at: object = None, stations_: list[str] | None = None) -> pd.DataFrame:
     """The last reading of every station and parameter at or before ``at`` (default: now)."""
     end = at if at is not None else pd.Timestamp.now(tz="UTC")
@@ -992,6 +1125,29 @@ class Readings:
         digest = hash_source(path)
         chosen, parsed = self.parse(Source.file(path), fmt)
         return store_rows(self.engine, parsed.rows, parsed.rejected, source=path.name, fmt=chosen.NAME, sha256=digest)
+
+    def store(self, rows: pd.DataFrame, source: str = "table") -> IngestReport:
+        """Check and store a tidy table already in memory, as one batch (as :meth:`ingest` does with a file).
+
+        For feeds that arrive as tables (a national network's bulk export read by the
+        caller, a notebook). ``rows`` needs ``station``, ``time`` (tz-aware, or text with
+        an offset), ``parameter``, ``value`` and ``unit``; ``flag`` ('' if missing),
+        ``tz_offset_min`` (0) and ``line_no`` (the row's position from 1) are optional.
+        On PostgreSQL a batch with nothing stored yet in its streams' time span is
+        written with one binary COPY (see :func:`_insert_versions`).
+        """
+        need = ["station", "time", "parameter", "value", "unit"]
+        missing = [c for c in need if c not in rows.columns]
+        if missing:
+            raise IngestError(f"the table to store has no column {', '.join(missing)}; give {', '.join(need)}")
+        df = rows.reset_index(drop=True)
+        if "flag" not in df.columns:
+            df = df.assign(flag="")
+        if "tz_offset_min" not in df.columns:
+            df = df.assign(tz_offset_min=0)
+        if "line_no" not in df.columns:
+            df = df.assign(line_no=np.arange(1, len(df) + 1))
+        return store_rows(self.engine, df, pd.DataFrame(columns=["line_no", "raw", "reason"]), source=source, fmt="table")
 
     def to_xarray(
         self,

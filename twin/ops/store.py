@@ -41,7 +41,7 @@ stations = sa.Table(
     sa.Column("id", sa.String(64), primary_key=True),
     sa.Column("name", sa.Text, nullable=False),
     sa.Column("kind", sa.String(16), nullable=False),
-    sa.Column("water_body", sa.String(8), nullable=False),
+    sa.Column("water_body", sa.String(16), nullable=False),
     sa.Column("target_class", sa.SmallInteger, nullable=False),
     sa.Column("lon", sa.Float),
     sa.Column("lat", sa.Float),
