@@ -11,6 +11,9 @@ import json
 import logging
 import os
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -245,3 +248,22 @@ def test_a_small_twin_is_read_whole_and_caches_nothing(saved, tmp_path):
     model = open_eager(out)  # LAZY_MIN_CELLS as shipped: far above 1100 x 21 cells
     assert NROW * NCOL < folder.LAZY_MIN_CELLS
     assert not isinstance(model.terrain.dem, np.memmap) and not (out / folder.CACHE).exists()
+
+
+def test_the_open_benchmark_measures_eager_and_lazy_opens_of_the_same_twin(tmp_path):
+    """benchmarks/open.py on a 96 x 96 twin with LAZY_MIN_CELLS 0: its lines say what README.md reports."""
+    bench = Path(__file__).resolve().parent.parent / "benchmarks" / "open.py"
+    args = ["--size", "96", "--workdir", str(tmp_path), "--lazy-min-cells", "0"]
+    proc = subprocess.run([sys.executable, str(bench), *args], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = [json.loads(line) for line in proc.stdout.splitlines()]
+    by = {r["mode"]: r for r in lines if "mode" in r}
+    assert set(by) == {"eager", "lazy-first", "lazy-second"} and all("error" not in r for r in by.values())
+    assert by["eager"]["memmapped"] == [] and by["eager"]["cache_mb"] == 0
+    assert len(by["lazy-first"]["memmapped"]) == len(GRIDS) + 1 == len(by["lazy-second"]["memmapped"])
+    for r in by.values():
+        assert r["cells"] == 96 * 96 and r["peak_mem_mb"] > 0
+        assert r["trace"] == by["eager"]["trace"] and r["trace"]["reaches"] > 0
+    summary = lines[-1]
+    assert summary["same_trace_in_every_mode"] is True
+    assert summary["peak_mem_mb"] == {m: r["peak_mem_mb"] for m, r in by.items()}
