@@ -20,11 +20,12 @@ included: every output is hashed) and one ``model.downstream`` from the middle o
 whose upstream area is nearest a tenth of the largest (the same point in every mode; the
 line gives the path's reaches and length, which must agree). Before it the process
 imports twin and opens and traces a 64 × 64 twin the same way, eagerly or lazily (numba's
-caches loaded, first-call overheads); ``open_s`` and ``trace_s`` are the two parts of the step, ``peak_mem_mb`` the
-process's peak RSS during the step (the high-water mark reset just before, as in
-``build.py``; file pages of memory-mapped grids that were touched count). Each child runs
-under ``/usr/bin/time -v`` where there is one: ``time_v`` gives its elapsed time, maximum
-RSS, page faults and file-system blocks for the whole process (import and warm-up
+caches loaded, first-call overheads). ``open_s`` and ``trace_s`` are the two parts of the
+step; ``peak_mem_mb`` is the process's peak RSS during the step (the high-water mark reset
+just before, as in ``build.py``; the touched file pages of memory-mapped grids count);
+``cache_mb`` is the size of the twin's ``.cache/`` after the step, whichever mode made it.
+Each child runs under ``/usr/bin/time -v`` where there is one: ``time_v`` gives the whole
+process's elapsed time, maximum RSS, page faults and file-system blocks (import and warm-up
 included).
 
 The files are in the page cache, not cold: the rasters were just written or read, and the

@@ -200,13 +200,18 @@ def test_a_copy_is_made_window_by_window_and_an_interrupted_one_leaves_nothing_u
     assert model.terrain.dem.tobytes() == open_eager(twin_dir).terrain.dem.tobytes()
 
 
-def test_a_read_only_twin_folder_keeps_its_copies_in_the_user_cache(twin_dir, tmp_path, monkeypatch):
-    """The tests run as root, whom permissions do not stop, so the folder's writability check is
-    mocked: this shows that an open that finds the twin folder not writable writes nothing there
-    and puts its copies in ``TWIN_CACHE_DIR``; not that the operating system refuses the writes."""
-    monkeypatch.setattr(folder, "_writable", lambda path: path != twin_dir)
+@pytest.mark.parametrize("read_only", ["the twin folder", "its .cache"])
+def test_a_read_only_twin_folder_keeps_its_copies_in_the_user_cache(twin_dir, tmp_path, monkeypatch, read_only):
+    """The tests run as root, whom permissions do not stop, so the writability check is mocked:
+    this shows that an open that finds the twin folder (or its ``.cache``) not writable writes
+    nothing there and puts its copies in ``TWIN_CACHE_DIR``; not that the operating system
+    refuses the writes."""
+    locked = twin_dir if read_only == "the twin folder" else twin_dir / folder.CACHE
+    if read_only == "its .cache":
+        locked.mkdir()
+    monkeypatch.setattr(folder, "_writable", lambda path: path != locked)
     model = open_lazy(twin_dir, monkeypatch)
-    assert not (twin_dir / folder.CACHE).exists()
+    assert not (twin_dir / folder.CACHE).exists() or not any((twin_dir / folder.CACHE).iterdir())
     user = tmp_path / "user-cache" / "grids"
     assert len(list(user.glob("*.npy"))) == len(GRIDS) + 1
     assert isinstance(model.drainage.reach, np.memmap) and model.drainage.reach.filename.parent == user

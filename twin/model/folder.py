@@ -261,8 +261,12 @@ def _writable(folder: Path) -> bool:
 
 
 def cache_folder(twin: Path) -> Path:
-    """Where the grid copies of a twin folder go: its ``.cache`` if the folder is writable, else :func:`user_cache_folder`."""
-    return twin / CACHE if _writable(twin) else user_cache_folder()
+    """Where the grid copies of a twin folder go: its ``.cache`` if writable, else :func:`user_cache_folder`.
+
+    ``.cache`` is writable if it is, or, not made yet, if the twin folder is.
+    """
+    own = twin / CACHE
+    return own if _writable(own if own.is_dir() else twin) else user_cache_folder()
 
 
 def _cache_name(sha256: str, rel: str) -> str:
