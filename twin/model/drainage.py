@@ -112,9 +112,15 @@ class Drainage:
         reach: np.ndarray,
         subbasin: np.ndarray,
         threshold_cells: int,
+        order: np.ndarray | None = None,
     ) -> Drainage:
-        """Rebuild from stored rasters; the cell order is recomputed from D8."""
-        order = kernels.topological_order(np.ascontiguousarray(d8).ravel(), grid.shape[1])
+        """Rebuild from stored rasters; the cell order is recomputed from D8 unless given.
+
+        ``order`` must be what :func:`twin.model.kernels.topological_order` gives for ``d8``
+        (a twin folder keeps it cached, see :mod:`twin.model.folder`); it is not checked.
+        """
+        if order is None:
+            order = kernels.topological_order(np.ascontiguousarray(d8).ravel(), grid.shape[1])
         return cls(grid, d8, order, upstream_cells, strahler, reach, subbasin, threshold_cells)
 
     # -- derived once, on first use (a cache, not a change: every field stays as constructed) ----
@@ -243,10 +249,14 @@ class Drainage:
         ncol = self.grid.shape[1]
         cell = float(abs(self.grid.transform.a))
         min_cells = max(1, int(np.ceil(min_upstream_km2 * 1e6 / self.grid.cell_area))) if min_upstream_km2 else 1
-        river = (self.reach > 0) & (self.upstream_cells >= min_cells) if min_upstream_km2 else self.reach > 0
+
+        def river(reach: np.ndarray, upstream_cells: np.ndarray) -> np.ndarray:
+            # asked of a path or a window only: on a memory-mapped grid no other cell is read
+            return (reach > 0) & (upstream_cells >= min_cells) if min_upstream_km2 else reach > 0
+
         steps = int(max_distance_m / cell) + 2
         path = kernels.flow_path(self.d8.ravel(), start, ncol, steps)
-        on_river = np.flatnonzero(river.ravel()[path])
+        on_river = np.flatnonzero(river(self.reach.ravel()[path], self.upstream_cells.ravel()[path]))
         if on_river.size:
             i = int(path[on_river[0]])
             cx, cy = self.grid.xy(i // ncol, i % ncol)
@@ -257,7 +267,7 @@ class Drainage:
         rad = int(np.ceil(max_distance_m / cell))
         nrow = self.grid.shape[0]
         rs, cs = slice(max(0, r0 - rad), min(nrow, r0 + rad + 1)), slice(max(0, c0 - rad), min(ncol, c0 + rad + 1))
-        rr, cc = np.nonzero(river[rs, cs])
+        rr, cc = np.nonzero(river(self.reach[rs, cs], self.upstream_cells[rs, cs]))
         if rr.size:
             rr, cc = rr + rs.start, cc + cs.start
             xs, ys = self.grid.xy(rr, cc)

@@ -12,15 +12,47 @@
 
 A folder is written into a temporary sibling and renamed into place only when
 complete, so a failed build never leaves a partial twin behind.
+
+Large twins open lazily. A grid of at least :data:`LAZY_MIN_CELLS` cells is not read
+whole: :func:`read_twin` hands out a read-only ``numpy.memmap`` of an uncompressed ``.npy``
+copy of its raster, made on the first open and reused by every later one (and shared by
+every process that opens the twin, through the page cache), so an open reads only the
+cells that are used. The D8 cell order, which an eager open recomputes, is kept the same
+way. These copies are a cache, not part of the twin:
+
+::
+
+    <twin>/.cache/<sha256[:16]>-<name>.npy     e.g. 3f2a...-drainage-d8.npy, 9b1c...-order.npy
+
+- Named by the sha256 that ``twin.json`` records for the raster (for the order: for
+  ``drainage/d8.tif``), so a rebuilt or changed raster never meets an old copy. They are
+  not in the manifest: :func:`verify` and the open's check hash the outputs only.
+- Made window by window (one row of the COG's blocks at a time), so making one takes
+  memory for a window, not for the grid; written to a temporary file that is renamed
+  into place when complete, so a killed process leaves no half copy under the final
+  name (only a ``.partial`` file, never read, that may be deleted).
+- A copy of the wrong size, shape or dtype (truncated, say) is made again, not used.
+- If the twin folder is not writable, the copies go to the per-user cache folder:
+  ``$TWIN_CACHE_DIR/grids``, else ``~/.cache/basin-twin/grids``. Nothing there is
+  removed by the twin: delete the folder to reclaim the space.
+- An open with ``check=False`` uses a copy only if it is newer than its raster; before
+  making one it hashes that raster (the copy is named by the hash it must hold), and a
+  raster that differs from ``twin.json`` is read whole instead, as today.
+- Where no copy can be written (no writable folder, a full disk), the grid is read whole,
+  with a warning in the log.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
+import os
 import platform
+import secrets
 import shutil
 import tempfile
+from collections.abc import Iterable, Iterator
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -34,14 +66,17 @@ import rasterio
 import rasterio.errors
 from affine import Affine
 from pyproj import CRS
+from rasterio.windows import Window
 
 from twin.errors import OutputExistsError, TwinError, TwinFolderError
+from twin.model import kernels
 from twin.model.catalog import load_catalog, parse_catalog, sha256_file
 from twin.model.drainage import Drainage
 from twin.model.jurisdictions import Jurisdictions
 from twin.model.loaders import Grid
 from twin.model.network import Network
 from twin.model.terrain import Terrain
+from twin.settings import Settings
 
 if TYPE_CHECKING:
     from twin.model.build import Progress
@@ -61,7 +96,18 @@ RASTERS = {
 }
 #: what opening a twin reads, so what it checks against the manifest's hashes
 READ = (*RASTERS, "vectors.gpkg")
+#: the rasters the model holds (the conditioning change is an audit for people: conditioned - elevation)
+MODEL_RASTERS = tuple(rel for rel in RASTERS if rel != "terrain/conditioning_change.tif")
+#: grids of at least this many cells open as read-only memory maps of cached copies (module docstring)
+LAZY_MIN_CELLS = 4096 * 4096
+#: the folder of those copies inside a twin folder
+CACHE = ".cache"
+#: GDAL's block cache while a copy is made, MB: each block is read once, so a larger one only holds memory
+CACHE_GDAL_MB = 64
 PACKAGES = ("numpy", "numba", "rasterio", "geopandas", "shapely", "pyproj", "xarray", "pyogrio", "pyflwdir")
+
+
+log = logging.getLogger(__name__)
 
 
 def software_versions() -> dict[str, str]:
@@ -200,12 +246,191 @@ def _read_raster(path: Path) -> np.ndarray:
         raise _unreadable(path, err) from None
 
 
+# -- lazy opening: read-only memory maps of cached copies (see the module docstring) -------
+
+
+def user_cache_folder() -> Path:
+    """The per-user folder of grid copies: ``$TWIN_CACHE_DIR/grids``, else ``~/.cache/basin-twin/grids``."""
+    base = Settings.from_env().cache_dir
+    return (Path(base) if base else Path.home() / ".cache" / "basin-twin") / "grids"
+
+
+def _writable(folder: Path) -> bool:
+    """Whether this process may create files in ``folder`` (the permissions; root passes every check)."""
+    return os.access(folder, os.W_OK)
+
+
+def cache_folder(twin: Path) -> Path:
+    """Where the grid copies of a twin folder go: its ``.cache`` if writable, else :func:`user_cache_folder`.
+
+    ``.cache`` is writable if it is, or, not made yet, if the twin folder is.
+    """
+    own = twin / CACHE
+    return own if _writable(own if own.is_dir() else twin) else user_cache_folder()
+
+
+def _cache_name(sha256: str, rel: str) -> str:
+    return f"{sha256[:16]}-{rel.removesuffix('.tif').replace('/', '-')}.npy"
+
+
+def _open_copy(
+    path: Path, shape: tuple[int, ...], dtypes: tuple[np.dtype, ...], newer_than: Path | None = None
+) -> np.memmap | None:
+    """A read-only memory map of a ``.npy`` copy, or None if it is missing, stale or not what is expected.
+
+    Expected: a version 1.0 header (what :func:`_write_copy` writes), C order, ``shape``, one
+    of ``dtypes``, and exactly the file size they imply (a truncated or padded file is
+    refused). With ``newer_than``, a copy that is not newer than that file is refused too
+    (equal times included: file times are coarser than the time a copy takes to write).
+    """
+    try:
+        with open(path, "rb") as f:
+            if np.lib.format.read_magic(f) != (1, 0):
+                return None
+            got_shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+            offset = f.tell()
+            stat = os.fstat(f.fileno())
+        if newer_than is not None and stat.st_mtime_ns <= newer_than.stat().st_mtime_ns:
+            return None
+    except (OSError, ValueError):  # missing, or not a .npy file
+        return None
+    if tuple(got_shape) != tuple(shape) or fortran or dtype not in dtypes:
+        return None
+    if stat.st_size != offset + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize:
+        return None
+    return np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=tuple(shape))
+
+
+def _write_copy(path: Path, shape: tuple[int, ...], dtype: np.dtype, pieces: Iterable[np.ndarray]) -> None:
+    """Write a ``.npy`` file from consecutive C-order pieces, atomically (a temporary file renamed into place).
+
+    The pieces are written with ``write``, not through a memory map, so the process holds one
+    piece at a time rather than the whole file's pages.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.partial")
+    # os.open: the copy gets the umask's permissions (mkstemp's 0600 would shut out other users of the twin)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": tuple(shape)}
+            np.lib.format.write_array_header_1_0(out, header)
+            for piece in pieces:
+                out.write(np.ascontiguousarray(piece, dtype=dtype).data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _reopen(path: Path, shape: tuple[int, ...], dtypes: tuple[np.dtype, ...]) -> np.memmap:
+    """A copy just written, memory-mapped: it must be as written."""
+    found = _open_copy(path, shape, dtypes)
+    if found is None:  # pragma: no cover - only if another program damages it in between
+        raise TwinFolderError(f"the grid copy '{path}' was damaged as it was made; delete it and open the twin again")
+    return found
+
+
+def _raster_windows(path: Path, shape: tuple[int, int]) -> Iterator[np.ndarray]:
+    """Band 1 of a raster, one row of its blocks at a time, top to bottom."""
+    try:
+        with rasterio.Env(GDAL_CACHEMAX=CACHE_GDAL_MB), rasterio.open(path) as src:
+            if (src.height, src.width) != tuple(shape):
+                raise TwinFolderError(
+                    f"twin output '{path}' is {src.height} x {src.width} cells, twin.json says "
+                    f"{shape[0]} x {shape[1]}; rebuild the twin"
+                )
+            step = max(1, src.block_shapes[0][0])
+            for row in range(0, src.height, step):
+                yield src.read(1, window=Window(0, row, src.width, min(step, src.height - row)))
+    except rasterio.errors.RasterioError as err:
+        raise _unreadable(path, err) from None
+
+
+def _lazy_raster(
+    twin: Path, rel: str, sha256: str, shape: tuple[int, int], dtype: np.dtype, folder: Path, checked: bool
+) -> np.memmap | None:
+    """A read-only memory map of a raster's copy (made first if needed), or None where there can be none.
+
+    None when the raster, unchecked, differs from ``sha256`` (it is then read whole, as an
+    unchecked open reads it), or when the copy cannot be written (logged).
+    """
+    raster, copy = twin / rel, folder / _cache_name(sha256, rel)
+    found = _open_copy(copy, shape, (dtype,), None if checked else raster)
+    if found is not None:
+        return found
+    if not checked and sha256_file(raster) != sha256:
+        log.warning("%s differs from twin.json (sha256); it is read whole, not cached", raster)
+        return None
+    try:
+        _write_copy(copy, shape, dtype, _raster_windows(raster, shape))
+    except TwinFolderError:
+        raise
+    except OSError as err:  # a full disk, a folder that turned out read-only
+        log.warning("cannot write the grid copy %s (%s); %s is read whole", copy, err, raster)
+        return None
+    log.info("made the grid copy %s", copy)
+    return _reopen(copy, shape, (dtype,))
+
+
+def _lazy_order(d8: np.ndarray, d8_sha256: str, valid_cells: int, folder: Path) -> np.ndarray:
+    """The D8 cell order (:func:`twin.model.kernels.topological_order`) from its cached copy, made first if needed."""
+    copy = folder / _cache_name(d8_sha256, "order")
+    dtypes = (np.dtype(np.int32), np.dtype(np.int64))  # what topological_order gives, by grid size
+    found = _open_copy(copy, (valid_cells,), dtypes)
+    if found is not None:
+        return found
+    order = kernels.topological_order(d8.ravel(), d8.shape[1])
+    try:
+        _write_copy(copy, order.shape, order.dtype, [order])
+    except OSError as err:
+        log.warning("cannot write the cell order's copy %s (%s); it stays in memory", copy, err)
+        return order
+    log.info("made the cell order's copy %s", copy)
+    return _reopen(copy, order.shape, (order.dtype,))
+
+
+def _read_grids(
+    path: Path, manifest: dict, grid: Grid, checked: bool
+) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
+    """The rasters of :data:`MODEL_RASTERS`, and the D8 order if it is cached (None: Drainage computes it).
+
+    Whole arrays below :data:`LAZY_MIN_CELLS` cells; read-only memory maps of cached copies
+    from there on (the module docstring says how they are kept). ``checked``: the rasters
+    were hashed against the manifest by this open.
+    """
+    if grid.shape[0] * grid.shape[1] < LAZY_MIN_CELLS:
+        return {rel: _read_raster(path / rel) for rel in MODEL_RASTERS}, None
+    folder = cache_folder(path)
+    sha = {o["path"]: o["sha256"] for o in manifest["outputs"]}
+    out: dict[str, np.ndarray] = {}
+    for rel in MODEL_RASTERS:
+        dtype = RASTERS[rel][0]
+        if rel not in sha:  # pragma: no cover - every manifest of this format lists every raster
+            raise TwinFolderError(f"twin.json of '{path}' lists no sha256 for {rel}; rebuild the twin")
+        found = _lazy_raster(path, rel, sha[rel], grid.shape, np.dtype(dtype), folder, checked)
+        out[rel] = _read_raster(path / rel) if found is None else found
+    d8 = out["drainage/d8.tif"]
+    if not isinstance(d8, np.memmap):  # read whole: it may not match the sha that would name its order
+        return out, None
+    valid = manifest.get("summary", {}).get("valid_cells")
+    valid = int(np.count_nonzero(d8 != kernels.D8_NODATA)) if valid is None else int(valid)
+    return out, _lazy_order(d8, sha["drainage/d8.tif"], valid, folder)
+
+
 def read_twin(path: Path, check: bool = True) -> tuple[Model, dict]:
     """Open a twin folder: its model and its manifest.
 
     With ``check`` (the default) every output read is hashed first and compared with the
     manifest (a changed ``drainage/d8.tif`` is an error naming the file): about 0.1 s for
     the demo twin's 7 MB; see ``benchmarks/build.py`` for larger folders.
+
+    Grids of :data:`LAZY_MIN_CELLS` cells or more come as read-only ``numpy.memmap`` of
+    uncompressed copies cached beside the twin (``.cache/``, or the per-user cache folder
+    when the twin folder is not writable), made on the first open: see the module
+    docstring. Smaller grids are read whole.
 
     Raises
     ------
@@ -242,7 +467,7 @@ def read_twin(path: Path, check: bool = True) -> tuple[Model, dict]:
                 "twin.json); rebuild the twin (`twin build CATALOG -o DIR --overwrite`) or restore the file"
             )
     grid = Grid(tuple(manifest["shape"]), Affine(*manifest["transform"]), CRS.from_wkt(manifest["crs"]))
-    r = {rel: _read_raster(path / rel) for rel in RASTERS}
+    r, order = _read_grids(path, manifest, grid, check)
     terrain = Terrain(grid, r["terrain/elevation.tif"], r["terrain/conditioned.tif"])
     drainage = Drainage.from_arrays(
         grid,
@@ -252,6 +477,7 @@ def read_twin(path: Path, check: bool = True) -> tuple[Model, dict]:
         r["drainage/reach.tif"],
         r["drainage/subbasins.tif"],
         int(manifest["threshold_cells"]),
+        order=order,
     )
     gpkg = path / "vectors.gpkg"
 
