@@ -103,8 +103,12 @@ def server_user() -> tuple[int, int] | None:
 
 
 @contextmanager
-def running() -> Iterator[Cluster]:
-    """A started cluster, stopped and removed on exit (and by its watchdog if this process dies)."""
+def running(settings: dict[str, str] | None = None) -> Iterator[Cluster]:
+    """A started cluster, stopped and removed on exit (and by its watchdog if this process dies).
+
+    ``settings`` adds to or overrides :data:`SETTINGS` (``benchmarks/readings.py`` gives the
+    server more memory for its bulk loads).
+    """
     bindir = find_bindir()
     if bindir is None:
         raise ClusterError(
@@ -134,7 +138,7 @@ def running() -> Iterator[Cluster]:
                 raise ClusterError(f"{Path(args[0]).name} failed ({done.returncode}): {done.stderr.strip()} {tail}")
 
         run(str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C", "-N")
-        conf = {**SETTINGS, "unix_socket_directories": f"'{folder}'"}
+        conf = {**SETTINGS, **(settings or {}), "unix_socket_directories": f"'{folder}'"}
         with open(data / "postgresql.conf", "a", encoding="utf-8") as fh:
             fh.write("".join(f"{key} = {value}\n" for key, value in conf.items()))
         run(str(bindir / "pg_ctl"), "-D", str(data), "-l", str(folder / "server.log"), "-w", "start")

@@ -115,19 +115,13 @@ def test_binary_copy_round_trips_numbers_and_texts(postgres_database):
     with engine.begin() as conn:
         conn.exec_driver_sql("CREATE TABLE t (a INTEGER, b BIGINT, c DOUBLE PRECISION, f TEXT)")
         assert pgcopy.copy_in(conn.connection.dbapi_connection, "t", cols) == n
+    (table,) = readings.read_postgres(engine, ["SELECT a, b, c FROM t ORDER BY b"])
+    a, b, c = (table.column(k).to_numpy() for k in range(3))
     with engine.connect() as conn:
-        a, b, c = pgcopy.copy_out(
-            conn.connection.dbapi_connection, "SELECT a, b, c FROM t ORDER BY b", ["int4", "int8", "float8"]
-        )
         texts = conn.exec_driver_sql("SELECT f, COUNT(*) FROM t GROUP BY f").all()
     order = np.argsort(cols["b"][0])
+    np.testing.assert_array_equal(b, cols["b"][0][order])
     np.testing.assert_array_equal(a, cols["a"][0][order])
     np.testing.assert_array_equal(c, cols["c"][0][order])
     assert dict(texts) == dict(zip(*np.unique(cols["f"][0].astype(str), return_counts=True)))
     engine.dispose()
-
-
-def test_copy_output_with_a_null_is_refused():
-    row = b"\x00\x01" + b"\xff\xff\xff\xff"  # one field, NULL
-    with pytest.raises(pgcopy.CopyFormatError):
-        pgcopy.decode(pgcopy.HEADER + row + b"\x00\x00" * 0 + pgcopy.TRAILER, ["int4"])

@@ -1,4 +1,4 @@
-"""PostgreSQL's binary COPY, to and from numpy columns, for bulk readings (issue 13).
+"""PostgreSQL's binary COPY from numpy columns, for bulk readings (issue 13).
 
 :func:`copy_in` writes columns into a table with ``COPY ... FROM STDIN (FORMAT binary)``
 on the caller's psycopg connection, so in the caller's transaction. The rows are made
@@ -7,13 +7,13 @@ by numpy as packed big-endian records, several million rows a second, where psyc
 a text column (a flag, a qualifier) has few distinct values, so the rows are grouped
 by them and each group is one fixed-width record type.
 
-:func:`copy_out` reads the fixed-width columns of a query (integers, floats) with
-``COPY (query) TO STDOUT (FORMAT binary)`` into numpy in one pass over the bytes.
+Reads go the other way through ADBC's PostgreSQL driver (binary COPY into Arrow, in
+C++): :func:`twin.ops.readings.read_postgres`.
 
 The format is PostgreSQL's documented binary COPY format: an 11-byte signature, a
 32-bit flags field and a 32-bit header-extension length, then per row a 16-bit field
 count and per field a 32-bit length and the value in network byte order, then -1 as a
-16-bit trailer. NULLs are not written or read here: the readings' columns are NOT NULL.
+16-bit trailer. NULLs are not written here: the readings' columns are NOT NULL.
 """
 
 from __future__ import annotations
@@ -30,10 +30,6 @@ TRAILER = b"\xff\xff"
 
 #: PostgreSQL type name -> numpy big-endian type of its binary form
 FIXED = {"int2": ">i2", "int4": ">i4", "int8": ">i8", "float4": ">f4", "float8": ">f8"}
-
-
-class CopyFormatError(RuntimeError):
-    """Bytes from COPY that are not the binary format this module reads (a bug, not bad input)."""
 
 
 def encode(columns: Mapping[str, tuple[np.ndarray, str]]) -> bytes:
@@ -101,34 +97,3 @@ def copy_in(dbapi_conn: Any, table: str, columns: Mapping[str, tuple[np.ndarray,
         for at in range(0, len(data), step):
             cp.write(view[at : at + step])
     return n
-
-
-def decode(data: bytes, types: list[str]) -> list[np.ndarray]:
-    """The columns of binary COPY output whose fields are all of the fixed-width ``types``, as native numpy arrays."""
-    if not data.startswith(SIGNATURE) or len(data) < len(HEADER) + len(TRAILER):
-        raise CopyFormatError("COPY output does not start with the binary signature")
-    ext = int.from_bytes(data[15:19], "big")
-    start = 19 + ext
-    fields: list[tuple[str, str]] = [("count", ">i2")]
-    for k, kind in enumerate(types):
-        fields += [(f"len{k}", ">i4"), (f"v{k}", FIXED[kind])]
-    dtype = np.dtype(fields)
-    body = len(data) - start - len(TRAILER)
-    if body % dtype.itemsize or data[-2:] != TRAILER:
-        raise CopyFormatError(f"COPY output of {len(data)} bytes is not rows of {dtype.itemsize} bytes")
-    rec = np.frombuffer(data, dtype=dtype, offset=start, count=body // dtype.itemsize)
-    if len(rec) and (
-        np.any(rec["count"] != len(types))
-        or any(np.any(rec[f"len{k}"] != np.dtype(FIXED[kind]).itemsize) for k, kind in enumerate(types))
-    ):
-        raise CopyFormatError("COPY output has NULLs or fields of another width than asked")
-    return [rec[f"v{k}"].astype(np.dtype(FIXED[kind]).newbyteorder("=")) for k, kind in enumerate(types)]
-
-
-def copy_out(dbapi_conn: Any, query: str, types: list[str]) -> list[np.ndarray]:
-    """Run ``query`` through ``COPY (query) TO STDOUT (FORMAT binary)``; its columns as numpy arrays."""
-    data = bytearray()
-    with dbapi_conn.cursor() as cur, cur.copy(f"COPY ({query}) TO STDOUT (FORMAT binary)") as cp:
-        for block in cp:
-            data += block
-    return decode(bytes(data), types)

@@ -606,6 +606,9 @@ def _insert_versions(conn: sa.Connection, part: pd.DataFrame, batch_id: int) -> 
     postgres = conn.dialect.name == "postgresql"
     if postgres and not overlap:
         raw = conn.connection.dbapi_connection
+        # in stream and time order: a stream's readings of a batch then share a few pages of the table, so a
+        # view of some stations reads those pages (through the unique key's index), not the whole partition
+        part = part.iloc[np.lexsort((part["time"].to_numpy(), part["ds"].to_numpy()))]
         columns = _copy_columns(part, {"ds": "datastream_id", "tz": "tz_offset_min"})
         ones = np.ones(len(part), dtype=np.int16)
         columns.update(
@@ -778,14 +781,76 @@ def _fetch_sqlite_parallel(adbc: Any, path: str, sql: str) -> tuple[np.ndarray, 
     )
 
 
+#: how many slices of a time range PostgreSQL reads are made in (one connection and thread each)
+PG_SLICES = 2
+
+
+def _time_slices(start: int, end: int, parts: int = PG_SLICES) -> list[str]:
+    """SQL conditions cutting ``start``..``end`` (seconds since 1970, both included) into ``parts`` time ranges."""
+    a, b = int(start), int(end) + 1
+    edges = [a + (b - a) * k // parts for k in range(parts)] + [b]
+    return [f"time >= {lo} AND time < {hi}" for lo, hi in zip(edges[:-1], edges[1:]) if hi > lo] or ["FALSE"]
+
+
+def postgres_uri(engine: sa.Engine) -> str:
+    """The libpq URI of a SQLAlchemy PostgreSQL engine (its driver name dropped), for ADBC."""
+    return engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def read_postgres(engine: sa.Engine, queries: list[str]) -> list[Any]:
+    """The results of ``queries`` as Arrow tables, each on its own ADBC connection, all at once in threads.
+
+    ADBC's PostgreSQL driver reads a result as binary COPY straight into Arrow columns
+    (libpq and C++, the GIL released), several million rows a second per connection, where
+    SQLAlchemy's rows cost about a microsecond each in Python. Each query is a snapshot
+    of its own: slices of one range read at once see what was committed when each began.
+    """
+    import threading
+
+    import adbc_driver_postgresql.dbapi as adbc
+
+    uri = postgres_uri(engine)
+    tables: list[Any] = [None] * len(queries)
+    errors: list[BaseException] = []
+
+    def run(k: int) -> None:
+        try:
+            with adbc.connect(uri) as con, con.cursor() as cur:
+                cur.execute(queries[k])
+                tables[k] = cur.fetch_arrow_table()
+        except BaseException as err:  # re-raised in the caller's thread
+            errors.append(err)
+
+    threads = [threading.Thread(target=run, args=(k,)) for k in range(len(queries))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+    return tables
+
+
+def pa_concat(tables: list[Any]) -> Any:
+    """One Arrow table of several with the same columns (their first's names and types)."""
+    import pyarrow as pa
+
+    first = tables[0]
+    return pa.concat_tables([t.cast(first.schema) for t in tables]) if len(tables) > 1 else first
+
+
+def _columns(table: Any, n: int) -> list[np.ndarray]:
+    return [table.column(k).to_numpy() for k in range(n)]
+
+
 def _fetch_current(
     engine: sa.Engine, ds_ids: list[int] | None, start: int | None, end: int | None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(datastream id, time, value) of the current readings, as numpy columns.
 
     On SQLite the rows come through ADBC as Arrow columns (several million rows a
-    second); on PostgreSQL through one binary COPY (:func:`twin.ops.pgcopy.copy_out`,
-    as fast); elsewhere through SQLAlchemy.
+    second); on PostgreSQL through ADBC too, a time range in two slices read at once
+    (:func:`read_postgres`); elsewhere through SQLAlchemy.
     """
     where = ["current = 1"]
     if ds_ids is not None:
@@ -803,10 +868,11 @@ def _fetch_current(
             adbc = None
         if adbc is not None:
             return _fetch_sqlite_parallel(adbc, engine.url.database, sql)
+    if engine.dialect.name == "postgresql":
+        slices = [sql] if start is None or end is None else [f"{sql} AND {w}" for w in _time_slices(start, end)]
+        ds32, t64, v64 = _columns(pa_concat(read_postgres(engine, slices)), 3)
+        return ds32.astype("int64"), t64.astype("int64"), v64.astype("float64")
     with engine.connect() as conn:
-        if conn.dialect.name == "postgresql":
-            ds32, t64, v64 = pgcopy.copy_out(conn.connection.dbapi_connection, sql, ["int4", "int8", "float8"])
-            return ds32.astype("int64"), t64, v64
         rows = conn.exec_driver_sql(sql).all()
     if not rows:
         return np.zeros(0, "int64"), np.zeros(0, "int64"), np.zeros(0, "float64")
@@ -938,15 +1004,16 @@ def _add_qualifiers(
 def _read_columns(engine: sa.Engine, sql: str, types: list[str]) -> list[np.ndarray]:
     """The fixed-width columns (``int4``, ``int8``, ``float8``...) of ``sql`` as numpy arrays.
 
-    PostgreSQL: one binary COPY (:func:`twin.ops.pgcopy.copy_out`); the aggregation or
+    PostgreSQL: through ADBC as Arrow (:func:`read_postgres`); the aggregation or
     selection runs in the database and only its result crosses the wire. Elsewhere
     (SQLite) through the driver's rows.
     """
-    with engine.connect() as conn:
-        if conn.dialect.name == "postgresql":
-            return pgcopy.copy_out(conn.connection.dbapi_connection, sql, types)
-        rows = conn.exec_driver_sql(sql).all()
     np_types = [pgcopy.FIXED[t].replace(">", "=") for t in types]
+    if engine.dialect.name == "postgresql":
+        table = pa_concat(read_postgres(engine, [sql]))
+        return [c.astype(t) for c, t in zip(_columns(table, len(types)), np_types)]
+    with engine.connect() as conn:
+        rows = conn.exec_driver_sql(sql).all()
     if not rows:
         return [np.zeros(0, t) for t in np_types]
     return [np.asarray(col, dtype=t) for col, t in zip(zip(*rows), np_types)]
