@@ -31,9 +31,6 @@ more memory than the tests' and the same lack of durability: ``fsync`` and
     ``Readings.to_xarray`` of one station's whole series (every year). Goal < 2 s.
 ``pg_warnings``
     ``screening.warnings_over`` of the last year for every station. Goal < 30 s.
-``copy_peer``
-    psycopg's ``Copy.write_row`` against ``twin.ops.pgcopy.encode`` for the same million
-    rows (why the twin builds its COPY bytes with numpy).
 
 Usage::
 
@@ -276,56 +273,6 @@ def national_month(ids: np.ndarray, lakes: np.ndarray, month: pd.Timestamp, rng:
     return pd.concat(frames, ignore_index=True)
 
 
-def bench_copy_peer(url: str) -> None:
-    import psycopg
-
-    from twin.ops import pgcopy
-
-    rng = np.random.default_rng(5)
-    n = 1_000_000
-    cols = {
-        "ds": (rng.integers(1, 30_000, n), "int4"),
-        "time": (rng.integers(0, 2**31, n), "int8"),
-        "tz": (np.zeros(n, dtype=np.int16), "int2"),
-        "value": (rng.random(n), "float8"),
-        "flag": (rng.choice(np.array(["N", "M", ""], dtype=object), n), "text"),
-        "qualifier": (np.full(n, "", dtype=object), "text"),
-    }
-    conninfo = psycopg_conninfo(url)
-    with psycopg.connect(conninfo) as conn, conn.cursor() as cur:
-        cur.execute(
-            "CREATE TEMP TABLE peer (ds INTEGER, time BIGINT, tz SMALLINT, value DOUBLE PRECISION, "
-            "flag VARCHAR(8), qualifier VARCHAR(2))"
-        )
-        t0 = time.perf_counter()
-        with cur.copy("COPY peer FROM STDIN (FORMAT binary)") as cp:
-            cp.set_types(["int4", "int8", "int2", "float8", "varchar", "varchar"])
-            for row in zip(*(c.tolist() for c, _ in cols.values())):
-                cp.write_row(row)
-        peer = time.perf_counter() - t0
-        cur.execute("TRUNCATE peer")
-        t0 = time.perf_counter()
-        pgcopy.copy_in(conn, "peer", cols)
-        ours = time.perf_counter() - t0
-    emit(
-        {
-            "measure": "copy_peer",
-            "rows": n,
-            "psycopg_write_row_s": round(peer, 3),
-            "twin_pgcopy_s": round(ours, 3),
-            "speedup": round(peer / ours, 2),
-        }
-    )
-
-
-def psycopg_conninfo(url: str) -> str:
-    import sqlalchemy as sa
-
-    u = sa.make_url(url)
-    parts = {"dbname": u.database, "user": u.username, "host": u.query.get("host") or u.host, "port": u.port}
-    return " ".join(f"{k}={v}" for k, v in parts.items() if v)
-
-
 def bench_postgres(url: str, n_stations: int, years: int, writers: int, durability: str) -> None:
     import sqlalchemy as sa
 
@@ -471,13 +418,11 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     if args.postgres:
         if args.postgres_url:
-            bench_copy_peer(args.postgres_url)
             bench_postgres(args.postgres_url, args.national_stations, args.years, args.writers, "as the server is set")
             return
         from tests import pg_cluster
 
         with pg_cluster.running(PG_SETTINGS) as cluster:
-            bench_copy_peer(cluster.url)
             bench_postgres(
                 cluster.url, args.national_stations, args.years, args.writers, "off: fsync, synchronous_commit"
             )

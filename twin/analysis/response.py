@@ -165,15 +165,23 @@ def warnings(
     """Warning episodes over the twin's readings, escalated by the network, with response plans.
 
     With ``at``: the episodes active at that time (readings up to it). With
-    ``start``/``end``: every episode in that window.
+    ``start``/``end``: every episode in that window; from a store, the window is screened in
+    the database first (:func:`twin.analysis.screening.warnings_over`: the same episodes,
+    reading only the stretches of series where a rule may hold).
     """
     policy = policy or alerts.load_policy()
     if at is not None:
         end = at
-    readings = readings_frame(readings, start=start, end=end)
     stations = stations_table(model.sites)
-    readings = readings[readings["station"].isin(set(stations["id"]))]
-    episodes = alerts.evaluate(readings, stations, policy, escalation_table(model), until=end)
+    if isinstance(readings, sa.Engine) and start is not None and end is not None:
+        # a window of a store: screened in the database, the same episodes (twin.analysis.screening)
+        from twin.analysis import screening
+
+        episodes, _ = screening.warnings_over(readings, stations, start, end, policy, escalation_table(model))
+    else:
+        readings = readings_frame(readings, start=start, end=end)
+        readings = readings[readings["station"].isin(set(stations["id"]))]
+        episodes = alerts.evaluate(readings, stations, policy, escalation_table(model), until=end)
     if at is not None and len(episodes):
         t = pd.Timestamp(at)
         episodes = episodes[(episodes["start"] <= t) & (episodes["end"].isna() | (episodes["end"] > t))]

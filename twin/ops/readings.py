@@ -1008,7 +1008,7 @@ def _read_columns(engine: sa.Engine, sql: str, types: list[str]) -> list[np.ndar
     selection runs in the database and only its result crosses the wire. Elsewhere
     (SQLite) through the driver's rows.
     """
-    np_types = [pgcopy.FIXED[t].replace(">", "=") for t in types]
+    np_types = [{"int2": "int16", "int4": "int32", "int8": "int64", "float8": "float64"}[t] for t in types]
     if engine.dialect.name == "postgresql":
         table = pa_concat(read_postgres(engine, [sql]))
         return [c.astype(t) for c, t in zip(_columns(table, len(types)), np_types)]
