@@ -202,7 +202,12 @@ class Model:
         return gpd.GeoDataFrame(out, crs=features.crs).sort_values("distance_km").reset_index(drop=True)
 
     def info(self) -> dict[str, Any]:
-        """A JSON-ready summary of the twin."""
+        """A JSON-ready summary of the twin.
+
+        The two summaries over the grids (``elevation_m``, ``conditioning``) read them in
+        blocks of rows (:meth:`Terrain.elevation_range`, :meth:`Terrain.conditioning_summary`),
+        so the summary of a lazily opened twin holds a block at a time, not a grid.
+        """
         g = self.terrain.grid
         to_ll = Transformer.from_crs(g.crs, "EPSG:4326", always_xy=True)
         b = g.bounds
@@ -211,6 +216,7 @@ class Model:
         sec = self.jurisdictions.sections
         crossed = self.jurisdictions.crossed
         top = self.jurisdictions.levels[0] if self.jurisdictions.levels else None
+        lo, hi = self.terrain.elevation_range()  # in blocks of rows: a large twin's DEM is not read whole
         return {
             "name": self.name,
             "title": self.catalog.title,
@@ -221,7 +227,7 @@ class Model:
             "cells": int(g.shape[0] * g.shape[1]),
             "valid_cells": int(self.drainage.order.size),
             "shape": list(g.shape),
-            "elevation_m": [round(float(np.nanmin(self.terrain.dem)), 1), round(float(np.nanmax(self.terrain.dem)), 1)],
+            "elevation_m": [round(lo, 1), round(hi, 1)],
             "conditioning": self.terrain.conditioning_summary(),
             "stream_threshold_km2": self.catalog.parameters.stream_threshold_km2,
             "reaches": len(self.network),
