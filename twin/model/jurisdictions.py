@@ -220,23 +220,22 @@ def analyse(
                     crs=grid.crs,
                 )
             )
-        # shares of upstream area: local counts per (reach, unit), accumulated downstream
-        K = len(lu)
-        local = kernels.count_pairs(sub, ras.ravel(), n + 1, K).astype(np.float64)
-        for r in range(1, n + 1):  # ids are upstream-first
-            d = next_down[r - 1]
-            if d:
-                local[d] += local[r]
-        rr, kk = np.nonzero(local[1:] > 0)
+        # shares of upstream area: cells per (sub-basin, unit), summed downstream; sparse, so that
+        # memory and work go with the pairs present, not with reaches × units (a national basin has
+        # 10^6 reaches and thousands of units)
+        sub_of, unit_of, cells = kernels.pair_counts(sub, ras.ravel(), len(lu))
+        local_ptr = np.searchsorted(sub_of, np.arange(n + 2))
+        ptr, kk, acc = kernels.accumulate_pairs(nd_by_id[1:], local_ptr, unit_of, cells)
+        rr = np.repeat(np.arange(n + 1), np.diff(ptr)[: n + 1])  # reach id of each pair
         total = reaches["upstream_area_km2"].to_numpy()
         shares.append(
             pd.DataFrame(
                 {
-                    "reach_id": rr + 1,
+                    "reach_id": rr,
                     "level": level,
                     "code": codes[kk],
-                    "area_km2": local[rr + 1, kk] * cell_km2,
-                    "share": local[rr + 1, kk] * cell_km2 / total[rr],
+                    "area_km2": acc * cell_km2,
+                    "share": acc * cell_km2 / total[rr - 1],
                 }
             )
         )

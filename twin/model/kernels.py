@@ -587,15 +587,103 @@ def debounce_units(
 
 
 @nb.njit(cache=True)
-def count_pairs(a: np.ndarray, b: np.ndarray, na: int, nb_: int) -> np.ndarray:
-    """Cells per (a, b) pair, for a in 1..na-1 and b in 0..nb_-1 (others skipped), as an (na, nb_) table.
+def pair_counts(a: np.ndarray, b: np.ndarray, nb_: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Cells per (a, b) pair with a > 0 and 0 <= b < nb_, as sorted sparse columns (a, b, count).
 
-    One pass, no temporaries: used for the cells of each sub-basin in each unit.
+    One pass over the cells; a run of cells with the same pair (sub-basins and units are
+    patches, so runs are long) costs one look-up in a hash table. Memory goes with the
+    pairs present, not with a dense a × b table: used for the cells of each sub-basin in
+    each jurisdiction unit.
     """
-    out = np.zeros((na, nb_), dtype=np.int64)
+    table = nb.typed.Dict.empty(key_type=nb.types.int64, value_type=nb.types.int64)
+    run_key, run = np.int64(-1), 0
     for t in range(a.shape[0]):
-        x = a[t]
-        y = b[t]
-        if x > 0 and y >= 0:
-            out[x, y] += 1
-    return out
+        x = np.int64(a[t])
+        y = np.int64(b[t])
+        key = x * nb_ + y if x > 0 and 0 <= y < nb_ else np.int64(-1)
+        if key != run_key:
+            if run_key >= 0:
+                table[run_key] = table.get(run_key, 0) + run
+            run_key, run = key, 0
+        run += 1
+    if run_key >= 0:
+        table[run_key] = table.get(run_key, 0) + run
+    keys = np.empty(len(table), dtype=np.int64)
+    counts = np.empty(len(table), dtype=np.int64)
+    for k, (key, c) in enumerate(table.items()):
+        keys[k] = key
+        counts[k] = c
+    order = np.argsort(keys)
+    keys, counts = keys[order], counts[order]
+    return keys // nb_, keys % nb_, counts
+
+
+@nb.njit(cache=True)
+def accumulate_pairs(
+    next_down: np.ndarray, local_ptr: np.ndarray, local_b: np.ndarray, local_count: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sparse counts per (reach, b) summed downstream: each reach's own and those of every reach above it.
+
+    Reaches are 1..n, numbered upstream-first (a reach's upstream reaches have lower
+    ids); ``next_down[r - 1]`` is the reach below reach r (0 at an outlet). The local counts
+    are CSR rows: reach r's are ``local_b[local_ptr[r]:local_ptr[r + 1]]`` (sorted) with
+    their counts. Returns the accumulated CSR (ptr, b, count), each row sorted by b: the
+    work and memory go with the pairs present, not with reaches × units.
+    """
+    n = next_down.shape[0]
+    # the reaches directly above each reach, as CSR
+    n_up = np.zeros(n + 2, dtype=np.int64)
+    for r in range(1, n + 1):
+        d = next_down[r - 1]
+        if d > 0:
+            n_up[d + 1] += 1
+    up_ptr = np.cumsum(n_up)
+    up = np.empty(up_ptr[-1], dtype=np.int64)
+    fill = up_ptr.copy()
+    for r in range(1, n + 1):
+        d = next_down[r - 1]
+        if d > 0:
+            up[fill[d]] = r
+            fill[d] += 1
+    ptr = np.zeros(n + 2, dtype=np.int64)
+    cap = max(16, 2 * local_b.shape[0])
+    out_b = np.empty(cap, dtype=np.int64)
+    out_c = np.empty(cap, dtype=np.int64)
+    used = 0
+    for r in range(1, n + 1):
+        m = local_ptr[r + 1] - local_ptr[r]
+        for k in range(up_ptr[r], up_ptr[r + 1]):
+            u = up[k]
+            m += ptr[u + 1] - ptr[u]
+        gb = np.empty(m, dtype=np.int64)
+        gc = np.empty(m, dtype=np.int64)
+        g = 0
+        for t in range(local_ptr[r], local_ptr[r + 1]):
+            gb[g], gc[g] = local_b[t], local_count[t]
+            g += 1
+        for k in range(up_ptr[r], up_ptr[r + 1]):
+            u = up[k]
+            for t in range(ptr[u], ptr[u + 1]):
+                gb[g], gc[g] = out_b[t], out_c[t]
+                g += 1
+        order = np.argsort(gb, kind="mergesort")
+        if used + m > cap:
+            cap = max(2 * cap, used + m)
+            nb2 = np.empty(cap, dtype=np.int64)
+            nc2 = np.empty(cap, dtype=np.int64)
+            nb2[:used] = out_b[:used]
+            nc2[:used] = out_c[:used]
+            out_b, out_c = nb2, nc2
+        ptr[r] = used
+        last = -1
+        for t in range(m):
+            b = gb[order[t]]
+            if b != last:
+                out_b[used] = b
+                out_c[used] = gc[order[t]]
+                used += 1
+                last = b
+            else:
+                out_c[used - 1] += gc[order[t]]
+        ptr[r + 1] = used
+    return ptr, out_b[:used].copy(), out_c[:used].copy()

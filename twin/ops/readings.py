@@ -871,7 +871,7 @@ def _fetch_current(
     if engine.dialect.name == "postgresql":
         slices = [sql] if start is None or end is None else [f"{sql} AND {w}" for w in _time_slices(start, end)]
         ds32, t64, v64 = _columns(pa_concat(read_postgres(engine, slices)), 3)
-        return ds32.astype("int64"), t64.astype("int64"), v64.astype("float64")
+        return ds32.astype("int64"), t64.astype("int64", copy=False), v64.astype("float64", copy=False)
     with engine.connect() as conn:
         rows = conn.exec_driver_sql(sql).all()
     if not rows:
@@ -1011,7 +1011,7 @@ def _read_columns(engine: sa.Engine, sql: str, types: list[str]) -> list[np.ndar
     np_types = [{"int2": "int16", "int4": "int32", "int8": "int64", "float8": "float64"}[t] for t in types]
     if engine.dialect.name == "postgresql":
         table = pa_concat(read_postgres(engine, [sql]))
-        return [c.astype(t) for c, t in zip(_columns(table, len(types)), np_types)]
+        return [c.astype(t, copy=False) for c, t in zip(_columns(table, len(types)), np_types)]
     with engine.connect() as conn:
         rows = conn.exec_driver_sql(sql).all()
     if not rows:
