@@ -120,3 +120,18 @@ def test_a_tile_that_fails_fails_the_build_in_one_line_naming_it_and_leaves_no_f
     assert len(lines) == 1, result.stderr
     assert lines[0] == "twin: error: flats, round 1: tile 3 failed: MemoryError: worker ran out of memory"
     assert not out.exists() and not list(tmp_path.glob(".twin.tiles-*"))
+
+
+@pytest.mark.parametrize("tile_size", [16, 24])
+def test_an_outlet_catchment_built_in_tiles_is_the_one_built_in_memory(make_catalog, tile_size, tmp_path):
+    # two rough V-valleys side by side, each draining south to its own outlet; the catalog keeps the left one
+    rng = np.random.default_rng(3)
+    left = synthetic.v_valley(41, 31)
+    dem = np.concatenate([left, left], axis=1) + rng.uniform(0, 1.5, (41, 62)).round(1)
+    lon, lat = synthetic.cell_lonlat(40, 15)
+    catalog = make_catalog(dem, split_row=20, extra={"outlet": {"lon": lon, "lat": lat}})
+    in_memory = twin.BasinTwin.build(catalog)
+    tiled = twin.BasinTwin.build(catalog, tile_size=tile_size, runner=SerialRunner(), workdir=tmp_path / "work")
+    assert tiled.model.terrain.grid.shape == in_memory.model.terrain.grid.shape
+    assert tiled.model.terrain.grid.shape[1] < 62  # cropped to the catchment
+    assert_same_model(tiled.model, in_memory.model)

@@ -33,8 +33,8 @@ from twin.model.mosaic import open_dem, read_whole
 from twin.model.network import Network, build_reaches
 from twin.model.sites import place_sites
 from twin.model.terrain import condition
-from twin.model.tiled import TileError, check_tile_size
-from twin.model.tiled_build import tiled_terrain_and_drainage
+from twin.model.tiled import check_tile_size
+from twin.model.tiled_build import OutletClip, tiled_terrain_and_drainage
 
 if TYPE_CHECKING:
     from twin.model.cluster import TileRunner
@@ -117,7 +117,7 @@ def build_model(
         resolution=params.resolution_m,
         what=dem_what,
     )
-    tile_size = _choose_tiling(tile_size, source.grid.shape, cat.outlet is not None and cat.boundary_source() is None)
+    tile_size = _choose_tiling(tile_size, source.grid.shape)
     bsrc = cat.boundary_source()
     boundary = (
         load_vectors([cat.resolve(f) for f in bsrc.files], declared_crs=bsrc.crs, layer=bsrc.layer, what="boundary")
@@ -127,9 +127,20 @@ def build_model(
     if tile_size is not None:
         step("condition and route")
         shape = None if boundary is None else shapely.union_all(boundary.to_crs(source.grid.crs).geometry.values)
+        clip = None
+        if boundary is None and cat.outlet is not None:
+            o = cat.outlet
+            x, y = Transformer.from_crs(o.crs, source.grid.crs, always_xy=True).transform(o.lon, o.lat)
+            clip = OutletClip(float(x), float(y), params.snap_max_m, f"catalog outlet ({o.lon}, {o.lat})")
         folder = Path(workdir) if workdir is not None else _temporary_workdir()
         terrain, drainage = tiled_terrain_and_drainage(
-            source, shape, params.stream_threshold_km2, tile_size=tile_size, workdir=folder, runner=runner
+            source,
+            shape,
+            params.stream_threshold_km2,
+            tile_size=tile_size,
+            workdir=folder,
+            runner=runner,
+            outlet=clip,
         )
         step("derive rivers")  # derived tile by tile with the routing
     else:
@@ -197,22 +208,14 @@ IN_MEMORY_MAX_CELLS = 2048 * 2048
 DEFAULT_TILE_SIZE = 2048
 
 
-def _choose_tiling(tile_size: int | None, shape: tuple[int, int], outlet_only: bool) -> int | None:
+def _choose_tiling(tile_size: int | None, shape: tuple[int, int]) -> int | None:
     """The tile size to build with, or None to build in memory (logged with the reason)."""
     cells = shape[0] * shape[1]
     if tile_size is not None:
-        if outlet_only:
-            raise TileError(
-                "the tiled build clips to a boundary polygon, not to an outlet's catchment; give the catalog a "
-                "boundary source instead of an outlet, or build in memory (no --tile-size)"
-            )
         log.info("tiled build in tiles of %d cells, as asked (%d cells)", tile_size, cells)
         return tile_size
     if cells <= IN_MEMORY_MAX_CELLS:
         log.info("in-memory build: %d cells, at most %d", cells, IN_MEMORY_MAX_CELLS)
-        return None
-    if outlet_only:
-        log.warning("in-memory build of %d cells: the tiled build cannot clip to an outlet's catchment", cells)
         return None
     log.info(
         "tiled build in tiles of %d cells: %d cells, above %d in memory", DEFAULT_TILE_SIZE, cells, IN_MEMORY_MAX_CELLS

@@ -9,13 +9,17 @@ Clipping. Without a boundary, the workers read the DEM themselves
 (:class:`twin.model.mosaic.DemSource`, window by window). With a boundary polygon, this process
 first streams the DEM window by window into a clipped copy (cells whose centre lies outside the
 polygon become nodata; the grid is cropped to the cells inside), which the workers then read,
-exactly what the in-memory build's clip gives. The catalog's *outlet* (keep one catchment) is not
-supported by the tiled build yet: it needs a whole routing first; such catalogs build in memory.
+exactly what the in-memory build's clip gives. With an *outlet* instead (keep one catchment), the
+whole DEM is routed tile by tile first, as the in-memory build routes it whole; the outlet is
+snapped to that river network and its catchment (:meth:`Drainage.catchment_mask`, on the stitched
+grids: one byte a cell of the DEM in this process) streamed window by window into a cropped copy,
+which is then routed tile by tile again: the same steps, so the same grids, as in memory.
 """
 
 from __future__ import annotations
 
 import logging
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -95,6 +99,35 @@ def clip_to_boundary(source: DemSource, boundary: shapely.Geometry, path: Path) 
     return NpySource(str(path), shape), cropped
 
 
+@dataclass(frozen=True)
+class OutletClip:
+    """Keep the catchment of an outlet: its point in the grid's CRS and how far it may be snapped."""
+
+    x: float
+    y: float
+    snap_max_m: float
+    what: str
+
+
+def clip_to_outlet(source: DemSource, drainage: Drainage, outlet: OutletClip, path: Path) -> tuple[NpySource, Grid]:
+    """Stream ``source`` into ``path``: nodata outside the outlet's catchment on ``drainage``, cropped to it."""
+    grid = source.grid
+    s = drainage.snap(outlet.x, outlet.y, outlet.snap_max_m, what=outlet.what)
+    inside = drainage.catchment_mask([s.cell])
+    rows_in, cols_in = np.flatnonzero(inside.any(axis=1)), np.flatnonzero(inside.any(axis=0))
+    r0, r1, c0, c1 = int(rows_in[0]), int(rows_in[-1]) + 1, int(cols_in[0]), int(cols_in[-1]) + 1
+    shape = (r1 - r0, c1 - c0)
+    out = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=shape)
+    for a in range(r0, r1, CLIP_WINDOW):
+        b = min(a + CLIP_WINDOW, r1)
+        values = source.read((slice(a, b), slice(c0, c1)))
+        out[a - r0 : b - r0] = np.where(inside[a:b, c0:c1], values, np.nan)
+    out.flush()
+    del out
+    log.info("outlet clip: the catchment's %d x %d cells of %d x %d", shape[0], shape[1], *grid.shape)
+    return NpySource(str(path), shape), Grid(shape, grid.transform * Affine.translation(c0, r0), grid.crs)
+
+
 def tiled_terrain_and_drainage(
     source: DemSource,
     boundary: shapely.Geometry | None,
@@ -103,6 +136,7 @@ def tiled_terrain_and_drainage(
     tile_size: int,
     workdir: Path,
     runner: TileRunner | None = None,
+    outlet: OutletClip | None = None,
 ) -> tuple[Terrain, Drainage]:
     """Clip (if a boundary is given), fill, route and derive the rivers of a DEM, tile by tile.
 
@@ -112,6 +146,8 @@ def tiled_terrain_and_drainage(
         The DEM in the working CRS (:func:`twin.model.mosaic.open_dem`).
     boundary:
         The basin's boundary in the working CRS, or None to keep the whole grid.
+    outlet:
+        Without a boundary: keep the catchment of this outlet (module docstring).
     threshold_km2:
         Upstream area from which a cell is a river cell.
     tile_size, runner:
@@ -125,6 +161,13 @@ def tiled_terrain_and_drainage(
     read: DemSource | NpySource = source
     if boundary is not None:
         read, grid = clip_to_boundary(source, boundary, workdir / "clipped_dem.npy")
+    elif outlet is not None:
+        cells = threshold_cells(grid, threshold_km2)
+        whole = route_tiled(source, tile_size, cells, workdir=workdir / "whole", runner=runner)
+        _, drainage = whole.stitch(grid)
+        read, grid = clip_to_outlet(source, drainage, outlet, workdir / "clipped_dem.npy")
+        del drainage
+        shutil.rmtree(workdir / "whole", ignore_errors=True)
     route = route_tiled(read, tile_size, threshold_cells(grid, threshold_km2), workdir=workdir / "tiles", runner=runner)
     log.info(
         "tiled build: %d tiles of %d cells, flats settled in %d rounds",
