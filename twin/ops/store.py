@@ -41,7 +41,8 @@ stations = sa.Table(
     sa.Column("id", sa.String(64), primary_key=True),
     sa.Column("name", sa.Text, nullable=False),
     sa.Column("kind", sa.String(16), nullable=False),
-    sa.Column("water_body", sa.String(16), nullable=False),
+    # 16 since migration 0009 on PostgreSQL ("reservoir" has 9); SQLite enforces no length and keeps its 8
+    sa.Column("water_body", sa.String(16).with_variant(sa.String(8), "sqlite"), nullable=False),
     sa.Column("target_class", sa.SmallInteger, nullable=False),
     sa.Column("lon", sa.Float),
     sa.Column("lat", sa.Float),

@@ -21,9 +21,9 @@ What changes on PostgreSQL, and why:
   there if missing, and locked) and its batch id from the batch row it has just
   inserted; datastreams and batches are never deleted.
 
-SQLite keeps its single table. On both, ``stations.water_body`` widens from 8 to 16
-characters: ``reservoir`` (9), one of the water bodies GB 3838 classes, could not be
-stored on PostgreSQL (SQLite does not enforce a length). The downgrade moves the
+SQLite keeps its single table. On PostgreSQL, ``stations.water_body`` also widens from 8
+to 16 characters: ``reservoir`` (9), one of the water bodies GB 3838 classes, could not be
+stored there (SQLite does not enforce a length, so its column is left as it was). The downgrade moves the
 readings back into one table with the keys of revision 0008 (and keeps the wider
 column: narrowing it would cut the reservoirs' name).
 
@@ -60,10 +60,9 @@ def year_start(year: int) -> int:
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("stations") as batch:
-        batch.alter_column("water_body", type_=sa.String(16), existing_type=sa.String(8), existing_nullable=False)
     if op.get_bind().dialect.name != "postgresql":
-        return
+        return  # SQLite: no length is enforced (and a batch rebuild of stations would trip its foreign keys)
+    op.alter_column("stations", "water_body", type_=sa.String(16), existing_type=sa.String(8), existing_nullable=False)
     op.execute("ALTER SEQUENCE readings_id_seq OWNED BY NONE")
     op.execute("ALTER TABLE readings RENAME TO readings_0008")
     for name in ("readings_pkey", "uq_reading_version", "ix_readings_time", "ix_readings_qualified"):
