@@ -136,3 +136,20 @@ def dems(draw, max_side: int = 120) -> np.ndarray:
     scatter = draw(st.sampled_from([0.0, 0.0, 0.02, 0.2]))
     z[rng.random((nrow, ncol)) < scatter] = np.nan
     return z.astype(np.float32)
+
+
+def saved_twin(folder, dem: np.ndarray, name: str, threshold_km2: float):
+    """Build a twin of ``dem`` alone (no units, no sites) from a catalog written in ``folder``; save it in ``folder/twin``."""
+    import yaml
+
+    import twin
+
+    write_dem(folder / "dem.tif", dem)
+    catalog = {
+        "name": name,
+        "crs": CRS,
+        "parameters": {"stream_threshold_km2": threshold_km2},
+        "sources": {"dem": {"role": "dem", "path": "dem.tif"}},
+    }
+    (folder / "basin.yml").write_text(yaml.safe_dump(catalog))
+    return twin.BasinTwin.build(folder / "basin.yml").save(folder / "twin")

@@ -20,11 +20,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
-import yaml
 from click.testing import CliRunner
 from pyproj import CRS
 
-import twin
 from twin.cli import cli
 from twin.model import folder, terrain
 from twin.model.loaders import Grid
@@ -44,15 +42,7 @@ def saved(tmp_path_factory) -> Path:
     dem = synthetic.random_terrain(NROW, NCOL, seed=3)
     dem[:3, :] = np.nan  # the first blocks hold nothing but nodata
     dem[20:26, 5:9] = np.nan
-    synthetic.write_dem(src / "dem.tif", dem)
-    catalog = {
-        "name": "chunked",
-        "crs": synthetic.CRS,
-        "parameters": {"stream_threshold_km2": 0.01},
-        "sources": {"dem": {"role": "dem", "path": "dem.tif"}},
-    }
-    (src / "basin.yml").write_text(yaml.safe_dump(catalog))
-    return twin.BasinTwin.build(src / "basin.yml").save(src / "twin")
+    return synthetic.saved_twin(src, dem, "chunked", 0.01)
 
 
 @pytest.fixture

@@ -18,7 +18,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
-import yaml
 
 import twin
 from twin.model import folder, kernels
@@ -44,15 +43,7 @@ def saved(tmp_path_factory):
     dem = synthetic.v_valley(NROW, NCOL)
     dem[600, NCOL // 2] -= 5.0
     dem[100:110, 0:3] = np.nan
-    synthetic.write_dem(src / "dem.tif", dem)
-    catalog = {
-        "name": "lazy",
-        "crs": synthetic.CRS,
-        "parameters": {"stream_threshold_km2": 0.02},
-        "sources": {"dem": {"role": "dem", "path": "dem.tif"}},
-    }
-    (src / "basin.yml").write_text(yaml.safe_dump(catalog))
-    return twin.BasinTwin.build(src / "basin.yml").save(src / "twin")
+    return synthetic.saved_twin(src, dem, "lazy", 0.02)
 
 
 @pytest.fixture

@@ -734,7 +734,6 @@ def _fetch_sqlite_parallel(adbc: Any, path: str, sql: str) -> tuple[np.ndarray, 
     (WAL lets them all read at once), and the Arrow results are joined.
     """
     import os
-    import threading
 
     import pyarrow as pa
 
@@ -750,25 +749,14 @@ def _fetch_sqlite_parallel(adbc: Any, path: str, sql: str) -> tuple[np.ndarray, 
             return np.zeros(0, "int64"), np.zeros(0, "int64"), np.zeros(0, "float64")
         parts = max(1, min(4, os.cpu_count() or 1))
         edges = [lo + (hi - lo + 1) * k // parts for k in range(parts)] + [hi + 1]
-        tables: list[Any] = [None] * parts
-        errors: list[BaseException] = []
 
-        def run(k: int) -> None:
-            try:
-                with adbc.connect(path) as con, con.cursor() as c:
-                    c.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-                    c.execute(f"{sql} AND id >= {edges[k]} AND id < {edges[k + 1]}")
-                    tables[k] = c.fetch_arrow_table()
-            except BaseException as err:  # re-raised in the caller's thread
-                errors.append(err)
+        def run(k: int) -> Any:
+            with adbc.connect(path) as con, con.cursor() as c:
+                c.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+                c.execute(f"{sql} AND id >= {edges[k]} AND id < {edges[k + 1]}")
+                return c.fetch_arrow_table()
 
-        threads = [threading.Thread(target=run, args=(k,)) for k in range(parts)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-    if errors:
-        raise errors[0]
+        tables = _in_threads(run, parts)
     schema = pa.schema([("datastream_id", pa.int64()), ("time", pa.int64()), ("value", pa.float64())])
     filled = [t.rename_columns(schema.names).cast(schema) for t in tables if t is not None and t.num_rows]
     if not filled:
@@ -805,30 +793,40 @@ def read_postgres(engine: sa.Engine, queries: list[str]) -> list[Any]:
     SQLAlchemy's rows cost about a microsecond each in Python. Each query is a snapshot
     of its own: slices of one range read at once see what was committed when each began.
     """
-    import threading
 
     import adbc_driver_postgresql.dbapi as adbc
 
     uri = postgres_uri(engine)
-    tables: list[Any] = [None] * len(queries)
+
+    def run(k: int) -> Any:
+        with adbc.connect(uri) as con, con.cursor() as cur:
+            cur.execute(queries[k])
+            return cur.fetch_arrow_table()
+
+    return _in_threads(run, len(queries))
+
+
+def _in_threads(run: Callable[[int], Any], n: int) -> list[Any]:
+    """``[run(0), ..., run(n - 1)]``, each in a thread of its own, all at once; the first error is raised here."""
+    import threading
+
+    out: list[Any] = [None] * n
     errors: list[BaseException] = []
 
-    def run(k: int) -> None:
+    def one(k: int) -> None:
         try:
-            with adbc.connect(uri) as con, con.cursor() as cur:
-                cur.execute(queries[k])
-                tables[k] = cur.fetch_arrow_table()
+            out[k] = run(k)
         except BaseException as err:  # re-raised in the caller's thread
             errors.append(err)
 
-    threads = [threading.Thread(target=run, args=(k,)) for k in range(len(queries))]
+    threads = [threading.Thread(target=one, args=(k,)) for k in range(n)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     if errors:
         raise errors[0]
-    return tables
+    return out
 
 
 def pa_concat(tables: list[Any]) -> Any:
