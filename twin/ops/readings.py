@@ -102,6 +102,7 @@ from twin.ops import flags as _flags
 from twin.ops import pgcopy
 from twin.ops.errors import IngestError
 from twin.ops.formats import FORMATS, Context, Format, Formats, Parsed, Source
+from twin.ops.formats.source import no_rejects
 from twin.ops.parameters import _UNITS, PARAMETERS, physical_limits
 from twin.ops.store import BUSY_TIMEOUT_MS, batches, datastreams, rejected, stations
 from twin.settings import Settings
@@ -1212,7 +1213,7 @@ class Readings:
             df = df.assign(tz_offset_min=0)
         if "line_no" not in df.columns:
             df = df.assign(line_no=np.arange(1, len(df) + 1))
-        return store_rows(self.engine, df, pd.DataFrame(columns=["line_no", "raw", "reason"]), source=source, fmt="table")
+        return store_rows(self.engine, df, no_rejects(), source=source, fmt="table")
 
     def to_xarray(
         self,
