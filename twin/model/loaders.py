@@ -12,9 +12,19 @@ Assumptions, named here so they can be checked:
   only when the file has none, and must agree with the file's when both exist.
 * Without a working CRS in the catalog, the twin uses the UTM zone (WGS 84) of
   the DEM's centre.
-* When a DEM is reprojected, its cell size is kept (a geographic cell is
-  converted to metres at the centre latitude and rounded to the metre) unless
-  ``parameters.resolution_m`` says otherwise.
+* When a DEM is reprojected, its working cell is the ground size of one of its
+  pixels at the DEM's centre, measured in the working CRS (:func:`ground_cell`),
+  unless ``parameters.resolution_m`` says otherwise. A pixel whose two sides
+  differ on the ground (a lon/lat pixel away from the equator, a projection that
+  stretches one way more than the other) gives its smaller side, so that the twin
+  is no coarser than the source in any direction: bilinear resampling onto a
+  coarser cell drops detail, onto a finer one loses none. (The geometric mean of
+  the sides would keep the number of cells; the smaller costs about 1/cos(lat)
+  times as many for a square lon/lat pixel, and products in degrees keep that low
+  by widening their longitude spacing at high latitudes.) The size is rounded to the
+  metre (two significant figures below 10 m), except that a projected pixel whose
+  ground size is within :data:`NEGLIGIBLE_DISTORTION` of its own size in metres
+  keeps that size (a 12.5 m UTM pixel stays 12.5 m in Lambert-93).
 """
 
 from __future__ import annotations
@@ -33,6 +43,7 @@ from affine import Affine
 from pyogrio.errors import CRSError as PyogrioCRSError
 from pyproj import CRS, Transformer
 from pyproj.exceptions import CRSError as PyprojCRSError
+from pyproj.exceptions import ProjError
 from rasterio.enums import Resampling
 from rasterio.errors import RasterioError, RasterioIOError
 from rasterio.vrt import WarpedVRT
@@ -127,12 +138,114 @@ def _open_raster(path: Path, what: str) -> rasterio.io.DatasetReader:
         ) from None
 
 
-def _metric_resolution(src: rasterio.io.DatasetReader, crs: CRS) -> float:
-    if crs.is_geographic:
-        lat = (src.bounds.top + src.bounds.bottom) / 2
-        deg = abs(src.transform.a)
-        return max(1.0, round(deg * 111_320.0 * math.cos(math.radians(lat))))
-    return abs(src.transform.a)
+#: A projected pixel whose ground size differs from its own size (in metres) by less than this
+#: fraction is taken as undistorted and keeps its size (UTM zones and national grids scale by
+#: at most a few parts in a thousand over the area they are made for).
+NEGLIGIBLE_DISTORTION = 0.01
+
+
+@dataclass(frozen=True)
+class GroundCell:
+    """A source pixel at the DEM's centre, measured in the working CRS.
+
+    Attributes
+    ----------
+    pixel:
+        The pixel's width and height in the source CRS's unit.
+    unit:
+        That unit (``metre``, ``degree``, ``US survey foot``...).
+    unit_m:
+        Metres in one such unit, or None for an angular unit.
+    east_m, north_m:
+        The pixel's east-west and north-south sides in the working CRS, in metres.
+    lon, lat:
+        Where it was measured: the centre of the DEM's bounds.
+    """
+
+    pixel: tuple[float, float]
+    unit: str
+    unit_m: float | None
+    east_m: float
+    north_m: float
+    lon: float
+    lat: float
+
+    @property
+    def resolution(self) -> float:
+        """The working cell size in metres: the smaller side, rounded (see the module docstring)."""
+        side = min(self.east_m, self.north_m)
+        if self.unit_m is not None:
+            own = min(self.pixel) * self.unit_m
+            if abs(side - own) <= NEGLIGIBLE_DISTORTION * own:
+                return own
+        return round_resolution(side)
+
+    def describe(self) -> str:
+        """Why :attr:`resolution` was chosen, for the log."""
+        if self.unit == "degree":
+            size = f"{self.pixel[0] * 3600:.4g} x {self.pixel[1] * 3600:.4g} arc-seconds"
+        else:
+            size = f"{self.pixel[0]:.6g} x {self.pixel[1]:.6g} {self.unit}"
+        return (
+            f"a source pixel of {size} is "
+            f"{self.east_m:.2f} m east-west by {self.north_m:.2f} m north-south at the DEM's centre "
+            f"(lon {self.lon:.4f}, lat {self.lat:.4f})"
+        )
+
+
+def round_resolution(size: float) -> float:
+    """``size`` (metres) rounded to the metre, or to two significant figures below 10 m."""
+    if not math.isfinite(size) or size <= 0:
+        raise ValueError(f"a cell size must be a positive number of metres; got {size!r}")
+    return float(round(size, max(0, 1 - math.floor(math.log10(size)))))
+
+
+def ground_cell(
+    transform: Affine, bounds: tuple[float, float, float, float], crs: CRS, target: CRS, what: str = "DEM"
+) -> GroundCell:
+    """Measure a pixel of a north-up grid at the centre of ``bounds`` in the working CRS ``target``.
+
+    The pixel is centred on the centre of ``bounds`` (in ``crs``); its sides are the
+    distances, in ``target``, between the midpoints of its opposite edges. That holds for
+    any source CRS: a Web Mercator pixel (EPSG:3857, stretched by about 1/cos(lat)) comes
+    out at its ground size, a lon/lat pixel as two different sides, a pixel in feet in metres.
+
+    Raises
+    ------
+    CRSError
+        The centre cannot be transformed to ``target`` (e.g. a DEM far outside its zone).
+    """
+    left, bottom, right, top = bounds
+    cx, cy = (left + right) / 2, (bottom + top) / 2
+    hx, hy = abs(transform.a) / 2, abs(transform.e) / 2
+    try:
+        xs, ys = Transformer.from_crs(crs, target, always_xy=True).transform(
+            [cx - hx, cx + hx, cx, cx], [cy, cy, cy - hy, cy + hy], errcheck=True
+        )
+        lon, lat = Transformer.from_crs(crs, "EPSG:4326", always_xy=True).transform(cx, cy, errcheck=True)
+    except ProjError as err:
+        raise CRSError(
+            f"{what}: its centre ({cx:.6g}, {cy:.6g} in {crs.to_string()}) cannot be placed in the working CRS "
+            f"{target.to_string()} ({err}); check the DEM's georeferencing, or set the catalog's crs to one that covers it"
+        ) from None
+    east = math.hypot(xs[1] - xs[0], ys[1] - ys[0])
+    north = math.hypot(xs[3] - xs[2], ys[3] - ys[2])
+    if not (math.isfinite(east) and math.isfinite(north) and east > 0 and north > 0):
+        raise CRSError(
+            f"{what}: its centre pixel has no size in the working CRS {target.to_string()}; "
+            "check the DEM's georeferencing, or set the catalog's crs to one that covers it"
+        )
+    axis = crs.axis_info[0]
+    angular = crs.is_geographic or axis.unit_name in ("degree", "radian", "grad")
+    return GroundCell(
+        pixel=(abs(transform.a), abs(transform.e)),
+        unit=axis.unit_name,
+        unit_m=None if angular else float(axis.unit_conversion_factor),
+        east_m=east,
+        north_m=north,
+        lon=float(lon),
+        lat=float(lat),
+    )
 
 
 def working_crs(bounds: tuple[float, float, float, float], crs: CRS, target_crs: str | None) -> CRS:

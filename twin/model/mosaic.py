@@ -27,11 +27,13 @@ What is accepted, and how:
   name: the union of the tiles must cover their bounding rectangle.
 * **Reprojection**, when the sources are not in the working CRS or a resolution
   is asked for: a GDAL warped VRT (``rasterio.vrt.WarpedVRT``) over the file or
-  mosaic, bilinear, onto the grid ``load_dem`` would make (UTM zone of the DEM's
-  centre unless the catalog names a CRS; the source cell size converted to metres
-  at the centre latitude unless ``resolution`` is given). For a mosaic, the
-  centre is the mosaic's, where ``load_dem`` takes its first file's: the two
-  differ only for a mosaic whose first tile lies in another UTM zone or latitude.
+  mosaic, bilinear, onto one grid: the UTM zone of the DEM's centre unless the
+  catalog names a CRS, and cells of ``resolution`` metres or else of the ground
+  size of a source pixel at the DEM's centre
+  (:func:`twin.model.loaders.ground_cell`: a 41 m Web Mercator pixel at 34° N
+  gives 34 m cells). For a mosaic, the centre is the whole mosaic's. The
+  in-memory build (``load_dem``, ``read_whole``) and the tiled build both open
+  the DEM here, so they pick the same grid.
 
 Values, against ``load_dem``. Without reprojection they are the same, bit for bit
 (the demo DEM is such a case). With reprojection, every cell is computed by GDAL's
@@ -77,11 +79,11 @@ from twin.errors import CRSError, SourceError, TwinError
 from twin.model.loaders import (
     Elevation,
     Grid,
-    _metric_resolution,
     _open_raster,
     _resolve_crs,
     check_north_up,
     check_square,
+    ground_cell,
     warp_grid,
     warped,
     working_crs,
@@ -293,7 +295,9 @@ def open_dem(
     target_crs:
         Working CRS, projected in metres; None: the UTM zone of the DEM's centre.
     resolution:
-        Cell size in metres; None keeps the source's (converted to metres if geographic).
+        Cell size in metres; None: the ground size of a source pixel at the DEM's centre
+        (:func:`twin.model.loaders.ground_cell`), or the source's own grid when it is in the
+        working CRS already.
     what:
         The DEM's name in messages.
     allow_gaps:
@@ -342,7 +346,7 @@ def open_dem(
                 grid = Grid((src.height, src.width), src.transform, CRS.from_user_input(target))
                 warp = None
             else:
-                res = resolution or _metric_resolution(src, crs)
+                res = _working_resolution(src, crs, target, resolution, f"{what} '{files[0]}'")
                 transform, width, height = warp_grid(src, crs, target, res)
                 grid = Grid((height, width), transform, CRS.from_user_input(target))
                 warp = _Warp(crs.to_wkt(), file_nodata if len(tiles) == 1 else math.nan)
@@ -351,13 +355,14 @@ def open_dem(
             f"{what} '{files[0]}' could not be read ({str(err).splitlines()[0]}); check the file"
         ) from None
     log.info(
-        "%s: %d file(s), %d x %d cells in %s%s",
+        "%s: %d file(s), %d x %d cells of %g m in %s%s",
         what,
         len(files),
         grid.shape[0],
         grid.shape[1],
+        abs(grid.transform.a),
         grid.crs.to_string(),
-        " (reprojected)" if warp else "",
+        " (reprojected)" if warp else " (as read, no resampling)",
     )
     return DemSource(
         grid=grid,
@@ -367,6 +372,24 @@ def open_dem(
         nodata=file_nodata if warp is None else None,
         warp=warp,
     )
+
+
+def _working_resolution(
+    src: rasterio.io.DatasetReaderBase, crs: CRS, target: CRS, resolution: float | None, what: str
+) -> float:
+    """The cell size of the warped grid: ``resolution``, or the ground size of a source pixel (logged with why)."""
+    if resolution is not None:
+        log.info("%s: working cells of %g m, as asked (parameters.resolution_m)", what, resolution)
+        return resolution
+    cell = ground_cell(src.transform, tuple(src.bounds), crs, target, what)
+    log.info(
+        "%s: working cells of %g m in %s: %s",
+        what,
+        cell.resolution,
+        target.to_string(),
+        cell.describe(),
+    )
+    return cell.resolution
 
 
 def _expand(paths: str | Path | Sequence[str | Path], what: str) -> list[Path]:
@@ -600,7 +623,8 @@ def load_dem(
     target_crs:
         Working CRS; must be projected (metres). ``None``: UTM zone of the DEM centre.
     resolution:
-        Cell size in metres after reprojection; ``None`` keeps the source's.
+        Cell size in metres after reprojection; ``None``: the ground size of a source pixel at
+        the DEM's centre (the source's own grid when it is in the working CRS already).
 
     Raises
     ------
